@@ -1,0 +1,407 @@
+package notifiers
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-alerts/vigil/model"
+)
+
+// Dispatcher routes, inhibits, groups and deduplicates alerts, and hands
+// groups to per-channel delivery queues. Process decides against the
+// caller's clock; only delivery (network I/O, backoff) runs on real time.
+type Dispatcher struct {
+	cfg      Config
+	log      *slog.Logger
+	metrics  *metrics
+	chans    []*channel
+	byName   map[string]int
+	routes   []route
+	defaults []int
+	inhibits []inhibitRule
+
+	mu        sync.Mutex
+	gen       uint64
+	groups    map[groupKey]*group
+	firing    map[string]model.Alert // last seen firing alerts, to notice vanished ones
+	inhibited map[string]InhibitedAlert
+	unknown   map[string]bool // unknown channel names already logged
+	stopped   bool
+
+	// delivery lifecycle: ctx is cancelled when Stop runs out of time.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	stopping chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+	done     chan struct{}
+}
+
+type route struct {
+	m        *matcher
+	channels []int
+}
+
+type inhibitRule struct {
+	source, target *matcher
+	equal          []string
+}
+
+type groupKey struct {
+	ch  int
+	key string
+}
+
+type member struct {
+	alert model.Alert
+	seen  uint64
+}
+
+// group is one message thread: one rule (and group_by values) on one
+// channel. sent holds the firing alerts the receiver last got, which is
+// what dedup compares against; it changes only after a delivery succeeds,
+// so a failed one is tried again at the next group interval.
+type group struct {
+	key       groupKey
+	ch        *channel
+	members   map[string]*member
+	sent      map[string]bool
+	nextFlush time.Time
+	lastSent  time.Time
+	inflight  bool
+	lastErr   string
+	failures  int
+}
+
+// InhibitedAlert is a firing alert that is held back, and by what.
+type InhibitedAlert struct {
+	Alert model.Alert
+	// By names the inhibiting alerts as "rule/fingerprint".
+	By []string
+}
+
+// GroupStatus describes one group for the API.
+type GroupStatus struct {
+	Channel   string
+	Key       string
+	Firing    int
+	Resolved  int
+	LastSent  time.Time // zero if nothing was delivered yet
+	NextFlush time.Time
+	InFlight  bool
+	// LastError is the reason of the last final failure, empty after a
+	// success; Failures counts final failures since the last success.
+	LastError string
+	Failures  int
+}
+
+func newDispatcher(cfg Config, o options, chans []*channel, byName map[string]int, routes []route, defaults []int, inhibits []inhibitRule) *Dispatcher {
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &Dispatcher{
+		cfg: cfg, log: o.logger, metrics: newMetrics(o.reg), chans: chans, byName: byName,
+		routes: routes, defaults: defaults, inhibits: inhibits,
+		groups: map[groupKey]*group{}, firing: map[string]model.Alert{},
+		inhibited: map[string]InhibitedAlert{}, unknown: map[string]bool{},
+		ctx: ctx, cancel: cancel, stopping: make(chan struct{}), done: make(chan struct{}),
+	}
+	for _, c := range chans {
+		c.signal = make(chan struct{}, c.workers)
+		d.metrics.queue.WithLabelValues(c.name).Set(0)
+		d.metrics.failed.WithLabelValues(c.name).Add(0)
+		d.metrics.sent.WithLabelValues(c.name).Add(0)
+	}
+	return d
+}
+
+// ChannelNames lists the configured channels, sorted, so the rule loader
+// can reject unknown `notify:` names with their file position.
+func (d *Dispatcher) ChannelNames() []string {
+	names := make([]string, 0, len(d.chans))
+	for _, c := range d.chans {
+		names = append(names, c.name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Process takes the engine's current alerts after an evaluation at now.
+// Pending alerts are ignored; a firing alert that is missing from alerts
+// is treated as resolved at now. It never blocks on delivery.
+func (d *Dispatcher) Process(now time.Time, alerts []model.Alert) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return
+	}
+	d.gen++
+	present := make(map[string]struct{}, len(d.firing))
+	var firing []*model.Alert
+	for i := range alerts {
+		a := &alerts[i]
+		if a.State == model.StateFiring {
+			firing = append(firing, a)
+			present[a.Fingerprint] = struct{}{}
+		}
+	}
+	d.computeInhibited(firing)
+
+	var chanBuf [8]int
+	apply := func(a *model.Alert) {
+		if _, held := d.inhibited[a.Fingerprint]; held {
+			return
+		}
+		for _, ci := range d.route(a, chanBuf[:0]) {
+			d.place(now, ci, a)
+		}
+	}
+	for i := range alerts {
+		a := &alerts[i]
+		switch a.State {
+		case model.StateFiring:
+			d.firing[a.Fingerprint] = *a
+			apply(a)
+		case model.StateResolved:
+			delete(d.firing, a.Fingerprint)
+			apply(a)
+		}
+	}
+	// Alerts that were firing and are gone (rule removed, engine restarted
+	// its state) resolve now rather than page forever.
+	for fp, a := range d.firing {
+		if _, ok := present[fp]; ok {
+			continue
+		}
+		delete(d.firing, fp)
+		a.State = model.StateResolved
+		a.ResolvedAt = now
+		apply(&a)
+	}
+	for k, g := range d.groups {
+		d.flushIfDue(now, k, g)
+	}
+}
+
+// route returns the channel indexes for a: its rule's notify list plus
+// every matching route, or the default channels when that is empty.
+func (d *Dispatcher) route(a *model.Alert, out []int) []int {
+	for _, name := range a.Notify {
+		i, ok := d.byName[name]
+		if !ok {
+			if !d.unknown[name] {
+				d.unknown[name] = true
+				d.log.Error("alert names an unknown channel", "rule", a.Rule, "channel", name)
+			}
+			d.metrics.unknownChannel.Inc()
+			continue
+		}
+		out = appendUnique(out, i)
+	}
+	for _, r := range d.routes {
+		if r.m.matches(a.Rule, a.Severity, a.Labels) {
+			for _, i := range r.channels {
+				out = appendUnique(out, i)
+			}
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, d.defaults...)
+	}
+	return out
+}
+
+func appendUnique(s []int, v int) []int {
+	for _, x := range s {
+		if x == v {
+			return s
+		}
+	}
+	return append(s, v)
+}
+
+// key is the grouping key within a channel: the rule, then the group_by
+// label values.
+func (d *Dispatcher) key(a *model.Alert) string {
+	if len(d.cfg.GroupBy) == 0 {
+		return a.Rule
+	}
+	var b strings.Builder
+	b.WriteString(a.Rule)
+	for _, l := range d.cfg.GroupBy {
+		b.WriteByte(0xff)
+		b.WriteString(a.Labels[l])
+	}
+	return b.String()
+}
+
+// place puts a into its group on channel ci. A resolved alert only updates
+// a group that already holds it: nobody was told it fired.
+func (d *Dispatcher) place(now time.Time, ci int, a *model.Alert) {
+	k := groupKey{ch: ci, key: d.key(a)}
+	g := d.groups[k]
+	if g == nil {
+		if a.State != model.StateFiring {
+			return
+		}
+		g = &group{key: k, ch: d.chans[ci], members: map[string]*member{}, sent: map[string]bool{},
+			nextFlush: now.Add(d.cfg.GroupWait)}
+		d.groups[k] = g
+	}
+	m := g.members[a.Fingerprint]
+	if m == nil {
+		if a.State != model.StateFiring {
+			return
+		}
+		m = &member{}
+		g.members[a.Fingerprint] = m
+	}
+	m.alert = *a
+	m.seen = d.gen
+}
+
+// flushIfDue drops members that went away, and enqueues a message when the
+// group's wait is over and the receiver would learn something new (or the
+// repeat interval has passed).
+func (d *Dispatcher) flushIfDue(now time.Time, k groupKey, g *group) {
+	sendResolved := g.ch.sendResolved
+	for fp, m := range g.members {
+		// A firing member not seen this round is inhibited now: drop it
+		// quietly; if it fires again un-inhibited it is news again.
+		if m.alert.State == model.StateFiring && m.seen != d.gen {
+			delete(g.members, fp)
+			delete(g.sent, fp)
+		}
+	}
+	if g.inflight {
+		return
+	}
+	newFiring, resolvedNews, nFiring := false, false, 0
+	for fp, m := range g.members {
+		if m.alert.State == model.StateFiring {
+			nFiring++
+			if !g.sent[fp] {
+				newFiring = true
+			}
+		} else if sendResolved && g.sent[fp] {
+			resolvedNews = true
+		}
+	}
+	due := !now.Before(g.nextFlush)
+	repeat := nFiring > 0 && !g.lastSent.IsZero() && !now.Before(g.lastSent.Add(d.cfg.RepeatInterval))
+	if !due || !(newFiring || resolvedNews || repeat) {
+		if due || nFiring == 0 {
+			d.dropSilentResolved(g)
+		}
+		if len(g.members) == 0 {
+			delete(d.groups, k)
+		}
+		return
+	}
+	j := &job{group: g, decidedAt: now}
+	for fp, m := range g.members {
+		switch {
+		case m.alert.State == model.StateFiring:
+			j.alerts = append(j.alerts, m.alert)
+			j.firing = append(j.firing, fp)
+		case sendResolved && g.sent[fp]:
+			j.alerts = append(j.alerts, m.alert)
+			j.resolved = append(j.resolved, fp)
+		}
+	}
+	d.dropSilentResolved(g)
+	sort.Slice(j.alerts, func(a, b int) bool { return j.alerts[a].Fingerprint < j.alerts[b].Fingerprint })
+	g.inflight = true
+	g.nextFlush = now.Add(d.cfg.GroupInterval)
+	g.ch.enqueue(j)
+	d.metrics.queue.WithLabelValues(g.ch.name).Set(float64(g.ch.len()))
+}
+
+// dropSilentResolved forgets resolved members no message will mention:
+// never sent as firing, or the channel does not send resolutions.
+func (d *Dispatcher) dropSilentResolved(g *group) {
+	for fp, m := range g.members {
+		if m.alert.State != model.StateFiring && (!g.ch.sendResolved || !g.sent[fp]) {
+			delete(g.members, fp)
+			delete(g.sent, fp)
+		}
+	}
+}
+
+// complete records a delivery's outcome; called by the channel worker.
+func (d *Dispatcher) complete(j *job, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	g := j.group
+	g.inflight = false
+	if err != nil {
+		g.lastErr = err.Error()
+		g.failures++
+		return
+	}
+	g.lastErr, g.failures = "", 0
+	g.lastSent = j.decidedAt
+	for _, fp := range j.firing {
+		// A member dropped while in flight (inhibited) must stay news.
+		if g.members[fp] != nil {
+			g.sent[fp] = true
+		}
+	}
+	for _, fp := range j.resolved {
+		delete(g.sent, fp)
+		if m := g.members[fp]; m != nil && m.alert.State != model.StateFiring {
+			delete(g.members, fp)
+		}
+	}
+	if len(g.members) == 0 && d.groups[g.key] == g {
+		delete(d.groups, g.key)
+	}
+}
+
+// Inhibited lists the firing alerts held back by inhibition at the last
+// Process, sorted by rule and fingerprint.
+func (d *Dispatcher) Inhibited() []InhibitedAlert {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]InhibitedAlert, 0, len(d.inhibited))
+	for _, ia := range d.inhibited {
+		out = append(out, ia)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Alert.Rule != out[j].Alert.Rule {
+			return out[i].Alert.Rule < out[j].Alert.Rule
+		}
+		return out[i].Alert.Fingerprint < out[j].Alert.Fingerprint
+	})
+	return out
+}
+
+// Status lists every group with its delivery state, so failed deliveries
+// are visible, not just logged.
+func (d *Dispatcher) Status() []GroupStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]GroupStatus, 0, len(d.groups))
+	for _, g := range d.groups {
+		s := GroupStatus{Channel: g.ch.name, Key: strings.ReplaceAll(g.key.key, "\xff", "/"),
+			LastSent: g.lastSent, NextFlush: g.nextFlush, InFlight: g.inflight,
+			LastError: g.lastErr, Failures: g.failures}
+		for _, m := range g.members {
+			if m.alert.State == model.StateFiring {
+				s.Firing++
+			} else {
+				s.Resolved++
+			}
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Channel != out[j].Channel {
+			return out[i].Channel < out[j].Channel
+		}
+		return out[i].Key < out[j].Key
+	})
+	return out
+}

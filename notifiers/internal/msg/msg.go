@@ -1,0 +1,300 @@
+// Package msg holds what every integration shares: the data a message is
+// rendered from, the default wording, the minimal fallback used when a
+// template fails, and how an HTTP answer maps to "retry or not".
+package msg
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/vigil-alerts/vigil/model"
+)
+
+// Data is what templates see: one group of alerts of one rule.
+type Data struct {
+	Status       string // "firing" if any alert fires, else "resolved"
+	Rule         string
+	Severity     string
+	Title        string // e.g. "[FIRING:2] EtcdMemberUnreachable"
+	Firing       []model.Alert
+	Resolved     []model.Alert
+	CommonLabels model.Labels
+	// Description and Runbook come from the first alert: alerts of one
+	// rule share them.
+	Description string
+	Summary     string
+	Runbook     string
+}
+
+// New builds Data; firing alerts first, each list in segment order so
+// messages are stable across evaluations.
+func New(alerts []model.Alert) Data {
+	d := Data{Status: "resolved"}
+	for _, a := range alerts {
+		if a.State == model.StateResolved {
+			d.Resolved = append(d.Resolved, a)
+		} else {
+			d.Firing = append(d.Firing, a)
+		}
+	}
+	bySegment := func(as []model.Alert) {
+		sort.SliceStable(as, func(i, j int) bool { return Segment(as[i]) < Segment(as[j]) })
+	}
+	bySegment(d.Firing)
+	bySegment(d.Resolved)
+	if len(d.Firing) > 0 {
+		d.Status = "firing"
+	}
+	first := firstOf(d)
+	d.Rule, d.Severity, d.Description = first.Rule, first.Severity, first.Description
+	d.Summary = first.Annotations["summary"]
+	d.Runbook = first.Annotations["runbook_url"]
+	d.CommonLabels = CommonLabels(alerts)
+	d.Title = Title(d)
+	return d
+}
+
+func firstOf(d Data) model.Alert {
+	if len(d.Firing) > 0 {
+		return d.Firing[0]
+	}
+	if len(d.Resolved) > 0 {
+		return d.Resolved[0]
+	}
+	return model.Alert{}
+}
+
+// Title is the subject line: "[FIRING:2] Rule" or "[RESOLVED] Rule".
+func Title(d Data) string {
+	if len(d.Firing) > 0 {
+		return fmt.Sprintf("[FIRING:%d] %s", len(d.Firing), d.Rule)
+	}
+	return fmt.Sprintf("[RESOLVED] %s", d.Rule)
+}
+
+// CommonLabels are the labels every alert shares with the same value.
+func CommonLabels(alerts []model.Alert) model.Labels {
+	if len(alerts) == 0 {
+		return model.Labels{}
+	}
+	common := alerts[0].Labels.Copy()
+	for _, a := range alerts[1:] {
+		for k, v := range common {
+			if a.Labels[k] != v {
+				delete(common, k)
+			}
+		}
+	}
+	return common
+}
+
+// Segment names which segment an alert is about, as people read it:
+// "member=etcd-1, cluster=prod"; "all segments (3)" for `across: every`.
+func Segment(a model.Alert) string {
+	if len(a.Segment) > 0 {
+		var b strings.Builder
+		for i, k := range a.Segment.Names() {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(k)
+			b.WriteByte('=')
+			b.WriteString(a.Segment[k])
+		}
+		return b.String()
+	}
+	if len(a.Segments) > 0 {
+		return fmt.Sprintf("all segments (%d)", len(a.Segments))
+	}
+	return "whole scope"
+}
+
+// Value formats a sample value compactly.
+func Value(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
+
+// Since is when the alert started firing (or became active), in UTC.
+func Since(a model.Alert) time.Time {
+	if !a.FiredAt.IsZero() {
+		return a.FiredAt.UTC()
+	}
+	return a.ActiveAt.UTC()
+}
+
+// FiredFor is how long a resolved alert fired, to the second.
+func FiredFor(a model.Alert) time.Duration {
+	if a.ResolvedAt.IsZero() {
+		return 0
+	}
+	return a.ResolvedAt.Sub(Since(a)).Round(time.Second)
+}
+
+// TimeFormat is how times appear in messages.
+const TimeFormat = "2006-01-02 15:04:05 MST"
+
+// Line is one alert as one readable line, shared by console and text mail.
+func Line(a model.Alert) string {
+	if a.State == model.StateResolved {
+		return fmt.Sprintf("%s value=%s resolved at %s after %s", Segment(a), Value(a.Value),
+			a.ResolvedAt.UTC().Format(TimeFormat), FiredFor(a))
+	}
+	return fmt.Sprintf("%s value=%s since %s", Segment(a), Value(a.Value), Since(a).Format(TimeFormat))
+}
+
+// Funcs are available in user templates.
+var Funcs = template.FuncMap{
+	"segment":  Segment,
+	"value":    Value,
+	"since":    func(a model.Alert) string { return Since(a).Format(TimeFormat) },
+	"firedFor": func(a model.Alert) string { return FiredFor(a).String() },
+	"line":     Line,
+	"join":     strings.Join,
+	"upper":    strings.ToUpper,
+}
+
+// Parse compiles a user template at load time, so syntax errors are config
+// errors rather than missed pages.
+func Parse(name, text string) (*template.Template, error) {
+	if text == "" {
+		return nil, nil
+	}
+	t, err := template.New(name).Option("missingkey=error").Funcs(Funcs).Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return t, nil
+}
+
+// Execute runs t on d; if t is nil it returns def. On error it returns the
+// minimal fallback together with the error, so the caller can log it and
+// still send something useful.
+func Execute(t *template.Template, d Data, def string) (string, error) {
+	if t == nil {
+		return def, nil
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, d); err != nil {
+		return Fallback(d), &TemplateError{Err: fmt.Errorf("template %s: %w", t.Name(), err)}
+	}
+	return b.String(), nil
+}
+
+// TemplateError reports that a template failed and the fallback message
+// was sent instead: the message reached its receiver, so the dispatcher
+// logs it but does not retry.
+type TemplateError struct{ Err error }
+
+func (e *TemplateError) Error() string { return e.Err.Error() }
+func (e *TemplateError) Unwrap() error { return e.Err }
+
+// Delivered tells the dispatcher (by method, no import needed) that a
+// message did go out.
+func (e *TemplateError) Delivered() bool { return true }
+
+// Fallback is the message sent when a template fails: it still says which
+// rule fired for which segments.
+func Fallback(d Data) string {
+	var segs []string
+	for _, a := range d.Firing {
+		segs = append(segs, Segment(a))
+	}
+	for _, a := range d.Resolved {
+		segs = append(segs, Segment(a)+" (resolved)")
+	}
+	return fmt.Sprintf("%s: %s", d.Title, strings.Join(segs, "; "))
+}
+
+// Colour is the severity's colour, used by Slack and the HTML mail.
+func Colour(d Data) string {
+	if d.Status == "resolved" {
+		return "#2eb886"
+	}
+	switch d.Severity {
+	case "critical":
+		return "#d00000"
+	case "high":
+		return "#e8590c"
+	case "medium":
+		return "#f2c744"
+	case "low":
+		return "#2f80ed"
+	default:
+		return "#9e9e9e"
+	}
+}
+
+// RetryAfterError asks the dispatcher to wait at least After before the
+// next attempt (HTTP 429 with Retry-After). The dispatcher finds it by the
+// RetryAfter method, so integrations need no shared import.
+type RetryAfterError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("rate limited, retry after %s: %v", e.After, e.Err)
+}
+func (e *RetryAfterError) Unwrap() error             { return e.Err }
+func (e *RetryAfterError) RetryAfter() time.Duration { return e.After }
+
+// StatusError is a non-2xx HTTP answer.
+type StatusError struct {
+	Code int
+	Body string // first bytes, to say why
+}
+
+func (e *StatusError) Error() string {
+	if e.Body == "" {
+		return fmt.Sprintf("unexpected status %d %s", e.Code, http.StatusText(e.Code))
+	}
+	return fmt.Sprintf("unexpected status %d %s: %s", e.Code, http.StatusText(e.Code), e.Body)
+}
+
+// CheckResponse maps an HTTP answer to (retry, err): 2xx is success, 5xx
+// and 429 are retried (429 after Retry-After), other 4xx are not.
+func CheckResponse(resp *http.Response, now time.Time) (bool, error) {
+	if resp.StatusCode/100 == 2 {
+		return false, nil
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+	serr := &StatusError{Code: resp.StatusCode, Body: strings.TrimSpace(string(body))}
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests:
+		if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), now); ok {
+			return true, &RetryAfterError{After: d, Err: serr}
+		}
+		return true, serr
+	case resp.StatusCode >= 500:
+		return true, serr
+	default:
+		return false, serr
+	}
+}
+
+// ParseRetryAfter reads seconds or an HTTP date.
+func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		d := t.Sub(now)
+		if d < 0 {
+			d = 0
+		}
+		return d, true
+	}
+	return 0, false
+}
+
+// ErrNoAlerts is returned by integrations asked to send nothing.
+var ErrNoAlerts = errors.New("no alerts to send")

@@ -1,0 +1,107 @@
+// Package secret loads tokens, passwords and URLs named by *_env / *_file
+// config fields and keeps them out of logs, errors and serialised output.
+package secret
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+)
+
+// Secret holds a sensitive string behind a pointer, so that even %+v of a
+// struct holding it prints an address, never the value.
+type Secret struct{ p *string }
+
+// Redacted is what a Secret prints as.
+const Redacted = "<redacted>"
+
+// New wraps v; an empty v gives the zero Secret.
+func New(v string) Secret {
+	if v == "" {
+		return Secret{}
+	}
+	return Secret{p: &v}
+}
+
+// Reveal returns the value for the one place that must send it.
+func (s Secret) Reveal() string {
+	if s.p == nil {
+		return ""
+	}
+	return *s.p
+}
+
+// IsZero reports whether no value is set.
+func (s Secret) IsZero() bool { return s.p == nil }
+
+func (s Secret) String() string               { return Redacted }
+func (s Secret) GoString() string             { return Redacted }
+func (s Secret) LogValue() slog.Value         { return slog.StringValue(Redacted) }
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + Redacted + `"`), nil }
+func (s Secret) MarshalText() ([]byte, error) { return []byte(Redacted), nil }
+func (s Secret) MarshalYAML() (any, error)    { return Redacted, nil }
+
+// LookupEnv is os.LookupEnv's shape, injectable for tests.
+type LookupEnv func(string) (string, bool)
+
+// ErrMissing says that a required secret was given neither by env nor file.
+var ErrMissing = errors.New("secret not configured")
+
+// Load reads the secret named by exactly one of env or file. The field
+// name (e.g. "token") appears in errors; the value never does.
+func Load(field, env, file string, lookup LookupEnv) (Secret, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	switch {
+	case env != "" && file != "":
+		return Secret{}, fmt.Errorf("%s_env and %s_file are mutually exclusive", field, field)
+	case env != "":
+		v, ok := lookup(env)
+		if !ok || strings.TrimSpace(v) == "" {
+			return Secret{}, fmt.Errorf("%s_env: environment variable %s is not set or empty", field, env)
+		}
+		return New(strings.TrimSpace(v)), nil
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			// The *PathError names only the path, which is config, not secret.
+			return Secret{}, fmt.Errorf("%s_file: %w", field, err)
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return Secret{}, fmt.Errorf("%s_file: %s is empty", field, file)
+		}
+		return New(v), nil
+	}
+	return Secret{}, fmt.Errorf("%s: %w (set %s_env or %s_file)", field, ErrMissing, field, field)
+}
+
+// Redact returns err with every secret value replaced, keeping nothing of
+// the original chain: libraries put request URLs (which may embed tokens)
+// into their errors. A nil err stays nil.
+func Redact(err error, secrets ...Secret) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	changed := false
+	for _, s := range secrets {
+		if v := s.Reveal(); v != "" && strings.Contains(msg, v) {
+			msg = strings.ReplaceAll(msg, v, Redacted)
+			changed = true
+		}
+	}
+	if !changed {
+		return err
+	}
+	return redacted(msg)
+}
+
+// redacted has no Unwrap on purpose: walking the chain and printing must
+// not reach the original text.
+type redacted string
+
+func (r redacted) Error() string { return string(r) }

@@ -1,0 +1,221 @@
+// Package notifiers is where an alert reaches a person: it routes the
+// engine's alerts to named channels, holds back inhibited ones, groups,
+// deduplicates and repeats them against the caller's clock, and delivers
+// each group through a per-channel queue with retries.
+//
+// One integration per sub-package (slack, email, webhook, console); Build
+// is the one place that builds them all from config.
+package notifiers
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-alerts/vigil/model"
+	"github.com/vigil-alerts/vigil/notifiers/console"
+	"github.com/vigil-alerts/vigil/notifiers/email"
+	"github.com/vigil-alerts/vigil/notifiers/internal/secret"
+	"github.com/vigil-alerts/vigil/notifiers/slack"
+	"github.com/vigil-alerts/vigil/notifiers/webhook"
+)
+
+// Notifier delivers one group of alerts. retry says whether a failure is
+// worth another attempt (network errors and 5xx yes, 4xx no). An error
+// with a `RetryAfter() time.Duration` method asks for that wait; one with
+// a `Delivered() bool` method reporting true means a message did go out
+// (e.g. with fallback text) and is logged, not retried.
+type Notifier interface {
+	Notify(ctx context.Context, alerts ...model.Alert) (retry bool, err error)
+}
+
+// Option adjusts Build with things that are not config.
+type Option func(*options)
+
+type options struct {
+	logger      *slog.Logger
+	reg         prometheus.Registerer
+	lookupEnv   secret.LookupEnv
+	httpClient  *http.Client
+	console     io.Writer
+	slackAPIURL string
+	externalURL string
+	emailTLS    *tls.Config
+	extra       []extraChannel
+}
+
+type extraChannel struct {
+	name         string
+	n            Notifier
+	sendResolved bool
+}
+
+// WithLogger sets the logger (default: slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithRegisterer registers self-metrics on r; without it metrics are kept
+// but not exported.
+func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { o.reg = r } }
+
+// WithLookupEnv replaces os.LookupEnv for *_env secrets.
+func WithLookupEnv(f func(string) (string, bool)) Option {
+	return func(o *options) { o.lookupEnv = f }
+}
+
+// WithHTTPClient is used by the slack and webhook channels.
+func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpClient = c } }
+
+// WithConsoleWriter sends console channels' output to w instead of stdout.
+func WithConsoleWriter(w io.Writer) Option { return func(o *options) { o.console = w } }
+
+// WithSlackAPIURL points bot-token Slack channels elsewhere (slacktest).
+func WithSlackAPIURL(u string) Option { return func(o *options) { o.slackAPIURL = u } }
+
+// WithExternalURL is Vigil's own address, used in Alertmanager payloads.
+func WithExternalURL(u string) Option { return func(o *options) { o.externalURL = u } }
+
+// WithEmailTLSConfig overrides TLS settings of email channels (private CA).
+func WithEmailTLSConfig(c *tls.Config) Option { return func(o *options) { o.emailTLS = c } }
+
+// WithNotifier adds a channel that is not in config, for embedding Vigil
+// with a custom integration.
+func WithNotifier(name string, n Notifier, sendResolved bool) Option {
+	return func(o *options) { o.extra = append(o.extra, extraChannel{name, n, sendResolved}) }
+}
+
+// Build makes every channel from cfg, checks routes and inhibit rules, and
+// starts the delivery workers. Every problem is reported at once, each
+// naming the channel or route it is about.
+func Build(cfg Config, opts ...Option) (*Dispatcher, error) {
+	o := options{}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	cfg = cfg.withDefaults()
+	var errs []error
+	var chans []*channel
+	byName := map[string]int{}
+	add := func(name string, n Notifier, sendResolved bool, conc int) {
+		if _, dup := byName[name]; dup {
+			errs = append(errs, fmt.Errorf("channel %q: defined twice", name))
+			return
+		}
+		if conc <= 0 {
+			conc = DefaultConcurrency
+		}
+		byName[name] = len(chans)
+		chans = append(chans, &channel{name: name, idx: len(chans), n: n, sendResolved: sendResolved, workers: conc})
+	}
+	for i, cc := range cfg.Channels {
+		where := fmt.Sprintf("channels[%d]", i)
+		if cc.Name == "" {
+			errs = append(errs, fmt.Errorf("%s: name is required", where))
+			continue
+		}
+		where = fmt.Sprintf("channel %q", cc.Name)
+		n, err := buildOne(cc, o)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", where, err))
+			continue
+		}
+		sendResolved := true
+		if cc.SendResolved != nil {
+			sendResolved = *cc.SendResolved
+		}
+		add(cc.Name, n, sendResolved, cc.Concurrency)
+	}
+	for _, e := range o.extra {
+		add(e.name, e.n, e.sendResolved, 0)
+	}
+	known := func(where string, names []string) []int {
+		var idx []int
+		for _, n := range names {
+			i, ok := byName[n]
+			if !ok {
+				// A channel that failed to build is reported above.
+				if !slices.ContainsFunc(cfg.Channels, func(c ChannelConfig) bool { return c.Name == n }) {
+					errs = append(errs, fmt.Errorf("%s: unknown channel %q", where, n))
+				}
+				continue
+			}
+			if !slices.Contains(idx, i) {
+				idx = append(idx, i)
+			}
+		}
+		return idx
+	}
+	var routes []route
+	for i, rc := range cfg.Routes {
+		where := fmt.Sprintf("routes[%d]", i)
+		m, err := compileMatch(where+".match", rc.Match)
+		errs = append(errs, err)
+		if len(rc.Channels) == 0 {
+			errs = append(errs, fmt.Errorf("%s: channels is empty", where))
+		}
+		routes = append(routes, route{m: m, channels: known(where, rc.Channels)})
+	}
+	defaults := known("default_channels", cfg.DefaultChannels)
+	var inhibits []inhibitRule
+	for i, ic := range cfg.Inhibit {
+		where := fmt.Sprintf("inhibit_rules[%d]", i)
+		src, err := compileMatch(where+".source", ic.Source)
+		errs = append(errs, err)
+		tgt, err2 := compileMatch(where+".target", ic.Target)
+		errs = append(errs, err2)
+		if err == nil && err2 == nil && (src.empty() || tgt.empty()) {
+			errs = append(errs, fmt.Errorf("%s: source and target must each match something", where))
+		}
+		inhibits = append(inhibits, inhibitRule{source: src, target: tgt, equal: ic.Equal})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	d := newDispatcher(cfg, o, chans, byName, routes, defaults, inhibits)
+	d.start()
+	return d, nil
+}
+
+// buildOne builds the single integration a channel names.
+func buildOne(cc ChannelConfig, o options) (Notifier, error) {
+	count := 0
+	for _, set := range []bool{cc.Slack != nil, cc.Email != nil, cc.Webhook != nil, cc.Console != nil} {
+		if set {
+			count++
+		}
+	}
+	if count != 1 {
+		return nil, errors.New("exactly one of slack, email, webhook, console is required")
+	}
+	switch {
+	case cc.Slack != nil:
+		n, err := slack.New(*cc.Slack, slack.Options{HTTPClient: o.httpClient, LookupEnv: o.lookupEnv, APIURL: o.slackAPIURL})
+		return wrap(n, err, "slack")
+	case cc.Email != nil:
+		n, err := email.New(*cc.Email, email.Options{LookupEnv: o.lookupEnv, TLSConfig: o.emailTLS})
+		return wrap(n, err, "email")
+	case cc.Webhook != nil:
+		n, err := webhook.New(*cc.Webhook, webhook.Options{Name: cc.Name, HTTPClient: o.httpClient, LookupEnv: o.lookupEnv, ExternalURL: o.externalURL})
+		return wrap(n, err, "webhook")
+	default:
+		n, err := console.New(*cc.Console, console.Options{Writer: o.console})
+		return wrap(n, err, "console")
+	}
+}
+
+// wrap avoids a typed-nil Notifier and prefixes the block name.
+func wrap[N Notifier](n N, err error, block string) (Notifier, error) {
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", block, err)
+	}
+	return n, nil
+}

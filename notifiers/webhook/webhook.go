@@ -1,0 +1,392 @@
+// Package webhook POSTs alerts as JSON: Vigil's versioned payload, or the
+// Alertmanager webhook payload so existing receivers work unchanged.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vigil-alerts/vigil/model"
+	"github.com/vigil-alerts/vigil/notifiers/internal/msg"
+	"github.com/vigil-alerts/vigil/notifiers/internal/secret"
+)
+
+// Payload formats.
+const (
+	FormatVigil        = "vigil"
+	FormatAlertmanager = "alertmanager"
+)
+
+// SignatureHeader carries "sha256=<hex HMAC-SHA256 of the body>" when a
+// secret is configured.
+const SignatureHeader = "X-Vigil-Signature"
+
+// Config is the `webhook:` block of a channel.
+type Config struct {
+	// URL is for endpoints whose address is not secret; URLEnv/URLFile
+	// for URLs that embed a token. Exactly one must be set.
+	URL     string `yaml:"url,omitempty" json:"url,omitempty"`
+	URLEnv  string `yaml:"url_env,omitempty" json:"url_env,omitempty"`
+	URLFile string `yaml:"url_file,omitempty" json:"url_file,omitempty"`
+	// Format is "vigil" (default, payload version 1) or "alertmanager".
+	Format string `yaml:"format,omitempty" json:"format,omitempty"`
+	// Headers are sent as is; HeadersEnv/HeadersFile name where secret
+	// header values (e.g. Authorization) are read from.
+	Headers     map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	HeadersEnv  map[string]string `yaml:"headers_env,omitempty" json:"headers_env,omitempty"`
+	HeadersFile map[string]string `yaml:"headers_file,omitempty" json:"headers_file,omitempty"`
+	// SecretEnv/SecretFile name the HMAC-SHA256 signing key.
+	SecretEnv  string `yaml:"secret_env,omitempty" json:"secret_env,omitempty"`
+	SecretFile string `yaml:"secret_file,omitempty" json:"secret_file,omitempty"`
+	// MaxAlerts caps the alerts in one payload (0: no cap); the number
+	// left out is reported in the payload.
+	MaxAlerts int `yaml:"max_alerts,omitempty" json:"max_alerts,omitempty"`
+	// Timeout bounds one attempt (default 10s).
+	Timeout time.Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+}
+
+// Options are what the caller, not the config file, decides.
+type Options struct {
+	Name       string // channel name, sent as "receiver"
+	HTTPClient *http.Client
+	LookupEnv  secret.LookupEnv
+	// ExternalURL is Vigil's own address, for Alertmanager's externalURL.
+	ExternalURL string
+}
+
+// Notifier is one configured webhook endpoint.
+type Notifier struct {
+	name, format, externalURL string
+	url                       secret.Secret
+	headers                   map[string]string
+	secretHeaders             map[string]secret.Secret
+	key                       secret.Secret
+	maxAlerts                 int
+	timeout                   time.Duration
+	client                    *http.Client
+}
+
+// New resolves secrets and checks cfg; every problem is reported at once.
+func New(cfg Config, opts Options) (*Notifier, error) {
+	n := &Notifier{
+		name: opts.Name, format: cfg.Format, externalURL: opts.ExternalURL,
+		headers: cfg.Headers, secretHeaders: map[string]secret.Secret{},
+		maxAlerts: cfg.MaxAlerts, timeout: cfg.Timeout, client: opts.HTTPClient,
+	}
+	if n.format == "" {
+		n.format = FormatVigil
+	}
+	if n.timeout <= 0 {
+		n.timeout = 10 * time.Second
+	}
+	if n.client == nil {
+		n.client = &http.Client{}
+	}
+	var errs []error
+	if n.format != FormatVigil && n.format != FormatAlertmanager {
+		errs = append(errs, fmt.Errorf("format: %q is neither %q nor %q", n.format, FormatVigil, FormatAlertmanager))
+	}
+	if cfg.URL != "" {
+		if cfg.URLEnv != "" || cfg.URLFile != "" {
+			errs = append(errs, errors.New("url: set only one of url, url_env, url_file"))
+		}
+		n.url = secret.New(cfg.URL)
+	} else {
+		u, err := secret.Load("url", cfg.URLEnv, cfg.URLFile, opts.LookupEnv)
+		errs = append(errs, err)
+		n.url = u
+	}
+	if !n.url.IsZero() {
+		// The message of url.Parse quotes the input: keep it out.
+		if u, err := url.Parse(n.url.Reveal()); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, errors.New("url: not an absolute http(s) URL"))
+		}
+	}
+	if cfg.SecretEnv != "" || cfg.SecretFile != "" {
+		k, err := secret.Load("secret", cfg.SecretEnv, cfg.SecretFile, opts.LookupEnv)
+		errs = append(errs, err)
+		n.key = k
+	}
+	for h, env := range cfg.HeadersEnv {
+		v, err := secret.Load("headers_env["+h+"]", env, "", opts.LookupEnv)
+		errs = append(errs, err)
+		n.secretHeaders[h] = v
+	}
+	for h, file := range cfg.HeadersFile {
+		if _, dup := n.secretHeaders[h]; dup {
+			errs = append(errs, fmt.Errorf("header %q set by both headers_env and headers_file", h))
+		}
+		v, err := secret.Load("headers_file["+h+"]", "", file, opts.LookupEnv)
+		errs = append(errs, err)
+		n.secretHeaders[h] = v
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// String never shows the URL or keys.
+func (n *Notifier) String() string { return fmt.Sprintf("webhook(%s, format=%s)", n.name, n.format) }
+
+func (n *Notifier) secrets() []secret.Secret {
+	s := []secret.Secret{n.url, n.key}
+	for _, v := range n.secretHeaders {
+		s = append(s, v)
+	}
+	return s
+}
+
+// Notify POSTs one payload for the group.
+func (n *Notifier) Notify(ctx context.Context, alerts ...model.Alert) (bool, error) {
+	if len(alerts) == 0 {
+		return false, msg.ErrNoAlerts
+	}
+	var body []byte
+	var err error
+	if n.format == FormatAlertmanager {
+		body, err = json.Marshal(n.alertmanagerPayload(alerts))
+	} else {
+		body, err = json.Marshal(n.vigilPayload(alerts))
+	}
+	if err != nil {
+		return false, fmt.Errorf("webhook: encode: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.url.Reveal(), bytes.NewReader(body))
+	if err != nil {
+		return false, secret.Redact(fmt.Errorf("webhook: request: %w", err), n.secrets()...)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "vigil")
+	for k, v := range n.headers {
+		req.Header.Set(k, v)
+	}
+	for k, v := range n.secretHeaders {
+		req.Header.Set(k, v.Reveal())
+	}
+	if !n.key.IsZero() {
+		req.Header.Set(SignatureHeader, Sign(n.key.Reveal(), body))
+	}
+	resp, err := n.client.Do(req)
+	if err != nil {
+		// *url.Error quotes the URL; report only the cause.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return true, secret.Redact(fmt.Errorf("webhook: post: %w", err), n.secrets()...)
+	}
+	defer resp.Body.Close()
+	retry, err := msg.CheckResponse(resp, time.Now())
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	if err != nil {
+		return retry, fmt.Errorf("webhook: %w", err)
+	}
+	return false, nil
+}
+
+// Sign is the signature header value for body under key.
+func Sign(key string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(key))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// Verify checks a signature header in constant time; receivers written in
+// Go can use it as is.
+func Verify(key string, body []byte, header string) bool {
+	return hmac.Equal([]byte(Sign(key, body)), []byte(header))
+}
+
+// PayloadVersion is the version of Payload; it changes only when a field
+// changes meaning or goes away (new fields do not bump it).
+const PayloadVersion = "1"
+
+// Payload is Vigil's webhook body, version 1 (see docs/notifiers.md).
+type Payload struct {
+	Version      string            `json:"version"`
+	Receiver     string            `json:"receiver"`
+	Status       string            `json:"status"`
+	GroupKey     string            `json:"group_key"`
+	Rule         string            `json:"rule"`
+	Severity     string            `json:"severity"`
+	Title        string            `json:"title"`
+	CommonLabels map[string]string `json:"common_labels"`
+	Alerts       []Alert           `json:"alerts"`
+	Truncated    int               `json:"truncated_alerts"`
+}
+
+// Alert is one alert in Payload.
+type Alert struct {
+	Fingerprint string            `json:"fingerprint"`
+	Rule        string            `json:"rule"`
+	Status      string            `json:"status"`
+	Severity    string            `json:"severity"`
+	Description string            `json:"description,omitempty"`
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Segment     map[string]string `json:"segment,omitempty"`
+	Segments    []Segment         `json:"segments,omitempty"`
+	Value       float64           `json:"value"`
+	ActiveAt    time.Time         `json:"active_at"`
+	FiredAt     *time.Time        `json:"fired_at,omitempty"`
+	ResolvedAt  *time.Time        `json:"resolved_at,omitempty"`
+}
+
+// Segment is one member of an `across: every` alert.
+type Segment struct {
+	Labels map[string]string `json:"labels"`
+	Value  float64           `json:"value"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+func groupKey(d msg.Data) string {
+	return d.Rule + d.CommonLabels.String()
+}
+
+func (n *Notifier) truncate(alerts []model.Alert) ([]model.Alert, int) {
+	if n.maxAlerts > 0 && len(alerts) > n.maxAlerts {
+		return alerts[:n.maxAlerts], len(alerts) - n.maxAlerts
+	}
+	return alerts, 0
+}
+
+func (n *Notifier) vigilPayload(alerts []model.Alert) Payload {
+	d := msg.New(alerts)
+	ordered, cut := n.truncate(append(append([]model.Alert{}, d.Firing...), d.Resolved...))
+	p := Payload{
+		Version: PayloadVersion, Receiver: n.name, Status: d.Status, GroupKey: groupKey(d),
+		Rule: d.Rule, Severity: d.Severity, Title: d.Title, CommonLabels: d.CommonLabels,
+		Alerts: make([]Alert, 0, len(ordered)), Truncated: cut,
+	}
+	for _, a := range ordered {
+		pa := Alert{
+			Fingerprint: a.Fingerprint, Rule: a.Rule, Status: a.State.String(), Severity: a.Severity,
+			Description: a.Description, Labels: nonNil(a.Labels), Annotations: a.Annotations,
+			Segment: a.Segment, Value: a.Value, ActiveAt: a.ActiveAt.UTC(),
+			FiredAt: timePtr(a.FiredAt), ResolvedAt: timePtr(a.ResolvedAt),
+		}
+		for _, s := range a.Segments {
+			pa.Segments = append(pa.Segments, Segment{Labels: nonNil(s.Labels), Value: s.Value})
+		}
+		p.Alerts = append(p.Alerts, pa)
+	}
+	return p
+}
+
+func nonNil(l model.Labels) map[string]string {
+	if l == nil {
+		return map[string]string{}
+	}
+	return l
+}
+
+// AlertmanagerPayload mirrors Alertmanager's webhook message, version 4.
+type AlertmanagerPayload struct {
+	Version           string              `json:"version"`
+	GroupKey          string              `json:"groupKey"`
+	TruncatedAlerts   int                 `json:"truncatedAlerts"`
+	Status            string              `json:"status"`
+	Receiver          string              `json:"receiver"`
+	GroupLabels       map[string]string   `json:"groupLabels"`
+	CommonLabels      map[string]string   `json:"commonLabels"`
+	CommonAnnotations map[string]string   `json:"commonAnnotations"`
+	ExternalURL       string              `json:"externalURL"`
+	Alerts            []AlertmanagerAlert `json:"alerts"`
+}
+
+// AlertmanagerAlert is one alert in AlertmanagerPayload.
+type AlertmanagerAlert struct {
+	Status       string            `json:"status"`
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL"`
+	Fingerprint  string            `json:"fingerprint"`
+}
+
+func (n *Notifier) alertmanagerPayload(alerts []model.Alert) AlertmanagerPayload {
+	d := msg.New(alerts)
+	ordered, cut := n.truncate(append(append([]model.Alert{}, d.Firing...), d.Resolved...))
+	p := AlertmanagerPayload{
+		Version: "4", GroupKey: groupKey(d), TruncatedAlerts: cut, Status: d.Status, Receiver: n.name,
+		GroupLabels: map[string]string{"alertname": d.Rule}, CommonLabels: d.CommonLabels,
+		CommonAnnotations: commonAnnotations(alerts), ExternalURL: n.externalURL,
+		Alerts: make([]AlertmanagerAlert, 0, len(ordered)),
+	}
+	for _, a := range ordered {
+		ann := map[string]string{}
+		for k, v := range a.Annotations {
+			ann[k] = v
+		}
+		if a.Description != "" {
+			if _, ok := ann["description"]; !ok {
+				ann["description"] = a.Description
+			}
+		}
+		labels := a.Labels.Copy()
+		if _, ok := labels["alertname"]; !ok {
+			labels["alertname"] = a.Rule
+		}
+		aa := AlertmanagerAlert{
+			Status: a.State.String(), Labels: labels, Annotations: ann,
+			StartsAt: msg.Since(a), Fingerprint: a.Fingerprint,
+		}
+		if a.State == model.StateResolved {
+			aa.EndsAt = a.ResolvedAt.UTC()
+		}
+		if n.externalURL != "" {
+			aa.GeneratorURL = strings.TrimRight(n.externalURL, "/") + "/rules/" + url.PathEscape(a.Rule)
+		}
+		p.Alerts = append(p.Alerts, aa)
+	}
+	return p
+}
+
+func commonAnnotations(alerts []model.Alert) map[string]string {
+	out := map[string]string{}
+	if len(alerts) == 0 {
+		return out
+	}
+	keys := make([]string, 0, len(alerts[0].Annotations))
+	for k := range alerts[0].Annotations {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := alerts[0].Annotations[k]
+		same := true
+		for _, a := range alerts[1:] {
+			if a.Annotations[k] != v {
+				same = false
+				break
+			}
+		}
+		if same {
+			out[k] = v
+		}
+	}
+	return out
+}
