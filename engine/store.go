@@ -1,0 +1,151 @@
+package engine
+
+import (
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-alerts/vigil/model"
+)
+
+// Store keeps the recent samples of every series, for as long as the
+// longest rule window needs and no longer, so memory is bounded by the
+// rules, not by uptime.
+type Store struct {
+	mu        sync.RWMutex
+	retention int64 // nanoseconds
+	byKey     map[string]*series
+	// list holds series in creation order; rule indexes scan only what was
+	// added since their last look. Removals bump epoch, which makes them
+	// rebuild.
+	list  []*series
+	epoch uint64
+}
+
+type series struct {
+	metric string
+	labels model.Labels
+	ts     []int64 // unix nanoseconds, ascending
+	vs     []float64
+}
+
+// NewStore returns a store keeping samples for retention.
+func NewStore(retention time.Duration) *Store {
+	return &Store{retention: int64(retention), byKey: map[string]*series{}}
+}
+
+// SetRetention changes how long samples are kept (the engine sets it from
+// the rules' longest window).
+func (s *Store) SetRetention(d time.Duration) {
+	s.mu.Lock()
+	s.retention = int64(d)
+	s.mu.Unlock()
+}
+
+// Retention returns how long samples are kept.
+func (s *Store) Retention() time.Duration {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return time.Duration(s.retention)
+}
+
+func seriesKey(metric string, ls model.Labels) string {
+	var b strings.Builder
+	b.WriteString(metric)
+	for _, k := range ls.Names() {
+		b.WriteByte(0xff)
+		b.WriteString(k)
+		b.WriteByte(0xfe)
+		b.WriteString(ls[k])
+	}
+	return b.String()
+}
+
+// Append adds samples. A sample at a time the series already has replaces
+// that value; samples older than the retention behind the series' newest
+// are dropped.
+func (s *Store) Append(samples ...model.Sample) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, smp := range samples {
+		key := seriesKey(smp.Metric, smp.Labels)
+		sr := s.byKey[key]
+		if sr == nil {
+			sr = &series{metric: smp.Metric, labels: smp.Labels.Copy()}
+			s.byKey[key] = sr
+			s.list = append(s.list, sr)
+		}
+		sr.add(smp.Time.UnixNano(), smp.Value)
+		sr.trim(sr.ts[len(sr.ts)-1] - s.retention)
+	}
+}
+
+func (sr *series) add(t int64, v float64) {
+	n := len(sr.ts)
+	if n == 0 || t > sr.ts[n-1] {
+		sr.ts = append(sr.ts, t)
+		sr.vs = append(sr.vs, v)
+		return
+	}
+	i := sort.Search(n, func(i int) bool { return sr.ts[i] >= t })
+	if sr.ts[i] == t {
+		sr.vs[i] = v
+		return
+	}
+	sr.ts = append(sr.ts, 0)
+	sr.vs = append(sr.vs, 0)
+	copy(sr.ts[i+1:], sr.ts[i:])
+	copy(sr.vs[i+1:], sr.vs[i:])
+	sr.ts[i], sr.vs[i] = t, v
+}
+
+// trim drops samples at or before cutoff.
+func (sr *series) trim(cutoff int64) {
+	i := 0
+	for i < len(sr.ts) && sr.ts[i] <= cutoff {
+		i++
+	}
+	if i == 0 {
+		return
+	}
+	// Copy down rather than reslice, so the backing array does not creep
+	// forward and grow forever.
+	n := copy(sr.ts, sr.ts[i:])
+	copy(sr.vs, sr.vs[i:])
+	sr.ts, sr.vs = sr.ts[:n], sr.vs[:n]
+}
+
+// GC drops samples older than the retention before now and series left
+// empty, so series that stopped reporting do not stay forever.
+func (s *Store) GC(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cutoff := now.UnixNano() - s.retention
+	kept := s.list[:0]
+	removed := false
+	for _, sr := range s.list {
+		sr.trim(cutoff)
+		if len(sr.ts) == 0 {
+			delete(s.byKey, seriesKey(sr.metric, sr.labels))
+			removed = true
+			continue
+		}
+		kept = append(kept, sr)
+	}
+	clear(s.list[len(kept):])
+	s.list = kept
+	if removed {
+		s.epoch++
+	}
+}
+
+// Stats reports the number of series and samples held.
+func (s *Store) Stats() (seriesCount, samples int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, sr := range s.list {
+		samples += len(sr.ts)
+	}
+	return len(s.list), samples
+}

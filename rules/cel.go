@@ -1,0 +1,389 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/checker"
+	"cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/ext"
+)
+
+// CostLimit bounds one evaluation of a scope or condition. Conditions are
+// small once aggregates are precomputed; the bound stops a pathological
+// expression over labels from stalling evaluation.
+const CostLimit = 10_000
+
+// maxAggregates bounds the aggregates one condition may use.
+const maxAggregates = 64
+
+var (
+	seriesReducers = map[Reducer]bool{Avg: true, Min: true, Max: true, Sum: true, Count: true,
+		Last: true, Rate: true, Increase: true, Stddev: true, Percentile: true}
+	acrossReducers = map[Reducer]bool{Avg: true, Min: true, Max: true, Sum: true, Count: true, Stddev: true}
+)
+
+// celError is a CEL problem at a position inside the expression text
+// (line and column from 1).
+type celError struct {
+	Line, Column int
+	Msg          string
+}
+
+type compiler struct {
+	scopeEnv *cel.Env
+	condEnv  *cel.Env
+}
+
+func newCompiler() (*compiler, error) {
+	labels := cel.Variable("labels", cel.MapType(cel.StringType, cel.StringType))
+	common := []cel.EnvOption{labels, ext.Strings(), cel.CrossTypeNumericComparisons(true)}
+	scopeEnv, err := cel.NewEnv(append(common, cel.Variable("metric", cel.StringType))...)
+	if err != nil {
+		return nil, err
+	}
+	condOpts := common
+	for i := range maxAggregates {
+		condOpts = append(condOpts, cel.Variable(aggVar(i), cel.DoubleType))
+	}
+	condEnv, err := cel.NewEnv(condOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return &compiler{scopeEnv: scopeEnv, condEnv: condEnv}, nil
+}
+
+func aggVar(i int) string { return fmt.Sprintf("_a%d", i) }
+
+func program(env *cel.Env, checked *cel.Ast) (cel.Program, error) {
+	return env.Program(checked, cel.CostLimit(CostLimit), cel.EvalOptions(cel.OptOptimize))
+}
+
+// compileScope compiles a boolean over `labels` and `metric`.
+func (c *compiler) compileScope(src string) (*Scope, []celError) {
+	checked, iss := c.scopeEnv.Compile(src)
+	if iss.Err() != nil {
+		return nil, issuesOf(iss)
+	}
+	if errs := c.checkBoolAndCost(c.scopeEnv, checked, "scope"); errs != nil {
+		return nil, errs
+	}
+	prg, err := program(c.scopeEnv, checked)
+	if err != nil {
+		return nil, []celError{{1, 1, err.Error()}}
+	}
+	return &Scope{Source: src, Program: prg}, nil
+}
+
+// compileCondition parses the condition, replaces every aggregate call by a
+// variable the engine binds, turns integer literals next to numbers into
+// doubles (so `max("x") == 0` and `avg("x") * 100 > 5` read as written),
+// then type-checks what is left.
+func (c *compiler) compileCondition(src string) (*Condition, []celError) {
+	parsed, iss := c.condEnv.Parse(src)
+	if iss.Err() != nil {
+		return nil, issuesOf(iss)
+	}
+	native := parsed.NativeRep()
+	rw := &rewriter{info: native.SourceInfo(), fac: ast.NewExprFactory(), index: map[string]int{}}
+	rw.walk(native.Expr())
+	if rw.errs != nil {
+		return nil, rw.errs
+	}
+	checked, iss := c.condEnv.Check(parsed)
+	if iss.Err() != nil {
+		return nil, issuesOf(iss)
+	}
+	if errs := c.checkBoolAndCost(c.condEnv, checked, "condition"); errs != nil {
+		return nil, errs
+	}
+	prg, err := program(c.condEnv, checked)
+	if err != nil {
+		return nil, []celError{{1, 1, err.Error()}}
+	}
+	cond := &Condition{Source: src, Program: prg, Aggregates: rw.aggs, UsesLabels: rw.usesLabels}
+	cond.Value = c.valueProgram(src, rw)
+	return cond, nil
+}
+
+var comparisons = map[string]bool{"_==_": true, "_!=_": true, "_<_": true, "_<=_": true, "_>_": true, "_>=_": true}
+
+// valueProgram compiles the left side of the condition's first comparison:
+// the number an SRE compares against a threshold, such as
+// last("in_use") / last("quota") in `last("in_use") / last("quota") > 0.8`.
+// It returns nil when there is no numeric left side.
+func (c *compiler) valueProgram(src string, prev *rewriter) cel.Program {
+	parsed, iss := c.condEnv.Parse(src)
+	if iss.Err() != nil {
+		return nil
+	}
+	root := parsed.NativeRep().Expr()
+	rw := &rewriter{info: parsed.NativeRep().SourceInfo(), fac: ast.NewExprFactory(), index: prev.index, aggs: prev.aggs}
+	rw.walk(root)
+	if rw.errs != nil || len(rw.aggs) != len(prev.aggs) {
+		return nil
+	}
+	var lhs ast.Expr
+	var find func(e ast.Expr)
+	find = func(e ast.Expr) {
+		if lhs != nil || e.Kind() != ast.CallKind {
+			return
+		}
+		call := e.AsCall()
+		if comparisons[call.FunctionName()] && len(call.Args()) == 2 {
+			lhs = call.Args()[0]
+			return
+		}
+		for _, a := range call.Args() {
+			find(a)
+		}
+	}
+	find(root)
+	if lhs == nil {
+		return nil
+	}
+	root.SetKindCase(lhs)
+	checked, iss := c.condEnv.Check(parsed)
+	if iss.Err() != nil || checked.OutputType() != cel.DoubleType {
+		return nil
+	}
+	prg, err := program(c.condEnv, checked)
+	if err != nil {
+		return nil
+	}
+	return prg
+}
+
+func (c *compiler) checkBoolAndCost(env *cel.Env, checked *cel.Ast, what string) []celError {
+	if checked.OutputType() != cel.BoolType {
+		return []celError{{1, 1, fmt.Sprintf("%s must be a boolean, but this is %s", what, checked.OutputType())}}
+	}
+	est, err := env.EstimateCost(checked, labelsEstimator{})
+	if err == nil && est.Max > CostLimit {
+		return []celError{{1, 1, fmt.Sprintf("%s may cost up to %d to evaluate; the limit is %d", what, est.Max, CostLimit)}}
+	}
+	return nil
+}
+
+// labelsEstimator bounds `labels` for static cost estimation: a series
+// seldom has more than a few dozen labels of modest length.
+type labelsEstimator struct{}
+
+func (labelsEstimator) EstimateSize(element checker.AstNode) *checker.SizeEstimate {
+	if len(element.Path()) == 1 && element.Path()[0] == "labels" {
+		return &checker.SizeEstimate{Min: 0, Max: 64}
+	}
+	return &checker.SizeEstimate{Min: 0, Max: 256}
+}
+
+func (labelsEstimator) EstimateCallCost(function, overloadID string, target *checker.AstNode, args []checker.AstNode) *checker.CallEstimate {
+	return nil
+}
+
+func issuesOf(iss *cel.Issues) []celError {
+	var out []celError
+	for _, e := range iss.Errors() {
+		out = append(out, celError{Line: e.Location.Line(), Column: e.Location.Column() + 1, Msg: e.Message})
+	}
+	return out
+}
+
+// rewriter replaces aggregate calls in a parsed condition.
+type rewriter struct {
+	info       *ast.SourceInfo
+	fac        ast.ExprFactory
+	aggs       []Aggregate
+	index      map[string]int // aggregate text -> slot, so repeats share one
+	errs       []celError
+	usesLabels bool
+}
+
+func (r *rewriter) errorf(e ast.Expr, format string, args ...any) {
+	loc := r.info.GetStartLocation(e.ID())
+	r.errs = append(r.errs, celError{Line: loc.Line(), Column: loc.Column() + 1, Msg: fmt.Sprintf(format, args...)})
+}
+
+// walk rewrites e in place and reports whether e is numeric because of an
+// aggregate or a double, which decides whether an integer literal beside it
+// becomes a double.
+func (r *rewriter) walk(e ast.Expr) (numeric bool) {
+	switch e.Kind() {
+	case ast.IdentKind:
+		if e.AsIdent() == "labels" {
+			r.usesLabels = true
+		}
+		if strings.HasPrefix(e.AsIdent(), "_a") {
+			r.errorf(e, "names starting with _a are reserved")
+		}
+	case ast.LiteralKind:
+		return e.AsLiteral().Type() == types.DoubleType
+	case ast.SelectKind:
+		r.walk(e.AsSelect().Operand())
+	case ast.ListKind:
+		for _, el := range e.AsList().Elements() {
+			r.walk(el)
+		}
+	case ast.MapKind:
+		for _, en := range e.AsMap().Entries() {
+			me := en.AsMapEntry()
+			r.walk(me.Key())
+			r.walk(me.Value())
+		}
+	case ast.ComprehensionKind:
+		c := e.AsComprehension()
+		r.walk(c.IterRange())
+		r.walk(c.AccuInit())
+		r.walk(c.LoopCondition())
+		r.walk(c.LoopStep())
+		r.walk(c.Result())
+	case ast.CallKind:
+		return r.walkCall(e)
+	}
+	return false
+}
+
+var numericOps = map[string]bool{
+	"_==_": false, "_!=_": false, "_<_": false, "_<=_": false, "_>_": false, "_>=_": false,
+	"_+_": true, "_-_": true, "_*_": true, "_/_": true,
+}
+
+func (r *rewriter) walkCall(e ast.Expr) bool {
+	call := e.AsCall()
+	name := call.FunctionName()
+	if !call.IsMemberFunction() && (seriesReducers[Reducer(name)] || acrossReducers[Reducer(name)]) {
+		r.aggregate(e)
+		return true
+	}
+	if call.IsMemberFunction() {
+		r.walk(call.Target())
+	}
+	args := call.Args()
+	arith, isOp := numericOps[name]
+	if !isOp {
+		for _, a := range args {
+			r.walk(a)
+		}
+		return name == "double"
+	}
+	num := make([]bool, len(args))
+	any := false
+	for i, a := range args {
+		num[i] = r.walk(a)
+		any = any || num[i]
+	}
+	if any {
+		for _, a := range args {
+			if a.Kind() == ast.LiteralKind && a.AsLiteral().Type() == types.IntType {
+				a.SetKindCase(r.fac.NewLiteral(a.ID(), types.Double(a.AsLiteral().(types.Int))))
+			}
+		}
+	}
+	return arith && any
+}
+
+// aggregate turns f("metric"), f(g("metric")) or percentile("metric", q)
+// into a variable.
+func (r *rewriter) aggregate(e ast.Expr) {
+	call := e.AsCall()
+	outer := Reducer(call.FunctionName())
+	agg := Aggregate{}
+	inner, args := e, call.Args()
+	if len(args) >= 1 && args[0].Kind() == ast.CallKind && !args[0].AsCall().IsMemberFunction() &&
+		seriesReducers[Reducer(args[0].AsCall().FunctionName())] {
+		// Two levels: across(series("metric")).
+		if !acrossReducers[outer] || len(args) != 1 {
+			r.errorf(e, "%s() cannot combine per-series values; use one of avg, min, max, sum, count, stddev", outer)
+			return
+		}
+		agg.Across = outer
+		inner = args[0]
+		args = inner.AsCall().Args()
+		outer = Reducer(inner.AsCall().FunctionName())
+	}
+	agg.Series = outer
+	if !seriesReducers[outer] {
+		r.errorf(e, "%s() needs a per-series aggregate inside, like %s(rate(\"etcd.txn.total\"))", outer, outer)
+		return
+	}
+	want := 1
+	if outer == Percentile {
+		want = 2
+	}
+	if len(args) != want {
+		if want == 2 {
+			r.errorf(inner, `percentile() takes a metric name and a rank, like percentile("etcd.leader.latency", 0.99)`)
+		} else {
+			r.errorf(inner, `%s() takes one metric name in quotes, like %s("etcd.can_connect")`, outer, outer)
+		}
+		return
+	}
+	if args[0].Kind() != ast.LiteralKind || args[0].AsLiteral().Type() != types.StringType {
+		r.errorf(args[0], `%s() takes a metric name in quotes, like %s("etcd.can_connect")`, outer, outer)
+		return
+	}
+	agg.Metric = string(args[0].AsLiteral().(types.String))
+	if agg.Metric == "" {
+		r.errorf(args[0], "metric name is empty")
+		return
+	}
+	if outer == Percentile {
+		q, ok := numberLiteral(args[1])
+		if ok && q > 1 && q <= 100 {
+			q /= 100 // percentile("x", 99) means the 99th
+		}
+		if !ok || q < 0 || q > 1 {
+			r.errorf(args[1], "percentile rank must be a number between 0 and 1 (or 0 and 100)")
+			return
+		}
+		agg.Q = q
+	}
+	if agg.Across == "" {
+		// Shorthand: rates add up across series (the segment's total rate);
+		// everything else pools the samples of all series.
+		agg.Across = Pool
+		if agg.Series == Rate || agg.Series == Increase {
+			agg.Across = Sum
+		}
+	}
+	agg.Text = aggText(agg)
+	slot, ok := r.index[agg.Text]
+	if !ok {
+		if len(r.aggs) == maxAggregates {
+			r.errorf(e, "a condition may use at most %d aggregates", maxAggregates)
+			return
+		}
+		slot = len(r.aggs)
+		agg.Var = aggVar(slot)
+		r.aggs = append(r.aggs, agg)
+		r.index[agg.Text] = slot
+	}
+	e.SetKindCase(r.fac.NewIdent(e.ID(), aggVar(slot)))
+}
+
+func numberLiteral(e ast.Expr) (float64, bool) {
+	if e.Kind() != ast.LiteralKind {
+		return 0, false
+	}
+	switch v := e.AsLiteral().(type) {
+	case types.Double:
+		return float64(v), true
+	case types.Int:
+		return float64(v), true
+	case types.Uint:
+		return float64(v), true
+	}
+	return 0, false
+}
+
+func aggText(a Aggregate) string {
+	inner := fmt.Sprintf("%s(%q)", a.Series, a.Metric)
+	if a.Series == Percentile {
+		inner = fmt.Sprintf("%s(%q, %g)", a.Series, a.Metric, a.Q)
+	}
+	if a.Across == Pool || (a.Across == Sum && (a.Series == Rate || a.Series == Increase)) {
+		return inner
+	}
+	return fmt.Sprintf("%s(%s)", a.Across, inner)
+}

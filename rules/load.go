@@ -1,0 +1,432 @@
+package rules
+
+import (
+	"bytes"
+
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	yamlast "github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+	pmodel "github.com/prometheus/common/model"
+
+	"github.com/vigil-alerts/vigil/model"
+)
+
+// Defaults applied when a rule or group leaves a field out.
+const (
+	DefaultInterval = time.Minute
+	DefaultWindow   = time.Minute
+)
+
+var (
+	namePattern    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.:-]*$`)
+	labelPattern   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.:/-]*$`)
+	channelPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+)
+
+// IsRuleFile says whether a file under a rule directory holds rules: YAML,
+// not a rule test (*_test.yaml), not hidden (Kubernetes' ..data entries).
+func IsRuleFile(path string) bool {
+	base := filepath.Base(path)
+	if strings.HasPrefix(base, ".") {
+		return false
+	}
+	ext := filepath.Ext(base)
+	if ext != ".yaml" && ext != ".yml" {
+		return false
+	}
+	return !strings.HasSuffix(strings.TrimSuffix(base, ext), "_test")
+}
+
+// Files lists the rule files named by paths: files as given, directories
+// walked recursively (following symlinked files, as in ConfigMap mounts).
+func Files(paths ...string) ([]string, error) {
+	var files []string
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				if path != p && strings.HasPrefix(d.Name(), ".") {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if !IsRuleFile(path) {
+				return nil
+			}
+			if d.Type()&fs.ModeSymlink != 0 {
+				if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
+					return nil
+				}
+			}
+			files = append(files, path)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	sort.Strings(files)
+	return slices.Compact(files), nil
+}
+
+// Load reads, validates and compiles every rule file under paths. It
+// returns the whole set, or Errors listing every mistake found.
+func Load(paths ...string) (*RuleSet, error) {
+	files, err := Files(paths...)
+	if err != nil {
+		return nil, err
+	}
+	contents := make(map[string][]byte, len(files))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		contents[f] = b
+	}
+	return Parse(files, contents)
+}
+
+// Parse compiles rule files already read into memory, in the given order.
+func Parse(files []string, contents map[string][]byte) (*RuleSet, error) {
+	c, err := newCompiler()
+	if err != nil {
+		return nil, err
+	}
+	rs := &RuleSet{Files: files}
+	var errs Errors
+	for _, f := range files {
+		groups, ferrs := c.parseFile(f, contents[f])
+		errs = append(errs, ferrs...)
+		rs.Groups = append(rs.Groups, groups...)
+	}
+	errs = append(errs, validateSet(rs)...)
+	if len(errs) > 0 {
+		sort.SliceStable(errs, func(i, j int) bool {
+			a, b := errs[i], errs[j]
+			if a.File != b.File {
+				return slices.Index(files, a.File) < slices.Index(files, b.File)
+			}
+			if a.Pos.Line != b.Pos.Line {
+				return a.Pos.Line < b.Pos.Line
+			}
+			return a.Pos.Column < b.Pos.Column
+		})
+		return nil, errs
+	}
+	for _, r := range rs.Rules() {
+		rs.MaxWindow = max(rs.MaxWindow, r.Window)
+	}
+	return rs, nil
+}
+
+// validateSet checks what only the whole set can tell: unique names and
+// inhibit targets that exist.
+func validateSet(rs *RuleSet) Errors {
+	var errs Errors
+	seen := map[string]*Rule{}
+	for _, r := range rs.Rules() {
+		if prev, ok := seen[r.Name]; ok {
+			errs = append(errs, &Error{File: r.File, Pos: r.Pos, Rule: r.Name,
+				Msg: fmt.Sprintf("duplicate rule name, first defined at %s:%d:%d", prev.File, prev.Pos.Line, prev.Pos.Column)})
+			continue
+		}
+		seen[r.Name] = r
+	}
+	for _, r := range rs.Rules() {
+		if r.Inhibit == nil {
+			continue
+		}
+		for _, target := range r.Inhibit.Rules {
+			if _, ok := seen[target]; !ok {
+				errs = append(errs, &Error{File: r.File, Pos: r.Pos, Rule: r.Name,
+					Msg: fmt.Sprintf("inhibits: no rule named %q", target)})
+			}
+		}
+	}
+	return errs
+}
+
+func (c *compiler) parseFile(file string, data []byte) ([]*Group, Errors) {
+	doc, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, Errors{yamlError(file, "", err)}
+	}
+	if len(doc.Docs) != 1 || doc.Docs[0].Body == nil {
+		return nil, Errors{{File: file, Msg: "expected one YAML document with a groups: list"}}
+	}
+	var fn fileNode
+	if err := yaml.NodeToValue(doc.Docs[0].Body, &fn, yaml.Strict()); err != nil {
+		return nil, Errors{yamlError(file, "", err)}
+	}
+	if len(fn.Groups) == 0 {
+		return nil, Errors{{File: file, Msg: "no groups: a rule file holds groups, each with rules"}}
+	}
+	lines := bytes.Split(data, []byte("\n"))
+	var (
+		errs       Errors
+		groups     []*Group
+		groupNames = map[string]bool{}
+	)
+	for _, gn := range fn.Groups {
+		g := &Group{Name: gn.Name.Value, File: file, Interval: DefaultInterval}
+		gerr := func(s str, format string, args ...any) {
+			errs = append(errs, &Error{File: file, Pos: s.Pos, Msg: fmt.Sprintf("group %q: ", g.Name) + fmt.Sprintf(format, args...)})
+		}
+		switch {
+		case !gn.Name.Set || gn.Name.Value == "":
+			gerr(gn.Name, "a group needs a name")
+		case groupNames[g.Name]:
+			gerr(gn.Name, "duplicate group name in this file")
+		}
+		groupNames[g.Name] = true
+		if gn.Interval.Set {
+			d, err := parseDuration(gn.Interval.Value)
+			if err != nil || d <= 0 {
+				gerr(gn.Interval, "interval %q: want a positive duration like 30s or 1m", gn.Interval.Value)
+			} else {
+				g.Interval = d
+			}
+		}
+		for _, node := range gn.Rules {
+			r, rerrs := c.compileRule(file, lines, g, node)
+			errs = append(errs, rerrs...)
+			if r != nil {
+				g.Rules = append(g.Rules, r)
+			}
+		}
+		groups = append(groups, g)
+	}
+	return groups, errs
+}
+
+// compileRule validates and compiles one rule node; it returns every error
+// it finds rather than the first.
+func (c *compiler) compileRule(file string, lines [][]byte, g *Group, node yamlast.Node) (*Rule, Errors) {
+	var rn ruleNode
+	if err := yaml.NodeToValue(node, &rn, yaml.Strict()); err != nil {
+		return nil, Errors{yamlError(file, ruleNameOf(node), err)}
+	}
+	r := &Rule{
+		Name: rn.Name.Value, Group: g.Name, File: file, Pos: rn.Name.Pos,
+		Description: rn.Description.Value,
+		Severity:    Severity(rn.Severity.Value),
+		Across:      AcrossAny, Window: DefaultWindow, Trigger: TriggerSustained, NoData: NoDataOK,
+	}
+	if !rn.Name.Set {
+		tk := node.GetToken()
+		r.Pos = Pos{tk.Position.Line, tk.Position.Column}
+	}
+	var errs Errors
+	fail := func(at Pos, format string, args ...any) {
+		errs = append(errs, &Error{File: file, Pos: at, Rule: r.Name, Msg: fmt.Sprintf(format, args...)})
+	}
+	switch {
+	case r.Name == "":
+		fail(r.Pos, "a rule needs a name")
+	case !namePattern.MatchString(r.Name):
+		fail(rn.Name.Pos, "name %q: use letters, digits, _, ., : or -, starting with a letter", r.Name)
+	}
+	if !rn.Severity.Set {
+		fail(r.Pos, "severity is required: one of %s", severityList())
+	} else if !slices.Contains(Severities, r.Severity) {
+		fail(rn.Severity.Pos, "unknown severity %q: want one of %s", rn.Severity.Value, severityList())
+	}
+	enum := func(s str, dst *string, allowed ...string) {
+		if !s.Set {
+			return
+		}
+		if !slices.Contains(allowed, s.Value) {
+			fail(s.Pos, "unknown value %q: want one of %s", s.Value, strings.Join(allowed, ", "))
+			return
+		}
+		*dst = s.Value
+	}
+	enum(rn.Across, (*string)(&r.Across), string(AcrossAny), string(AcrossEvery))
+	enum(rn.Trigger, (*string)(&r.Trigger), string(TriggerSustained), string(TriggerAtLeastOnce))
+	enum(rn.NoData, (*string)(&r.NoData), string(NoDataOK), string(NoDataAlerting), string(NoDataKeepState))
+
+	duration := func(s str, field string, dst *time.Duration, positive bool) {
+		if !s.Set {
+			return
+		}
+		d, err := parseDuration(s.Value)
+		if err != nil || d < 0 || (positive && d == 0) {
+			fail(s.Pos, "%s %q: want a duration like 30s, 5m or 1h", field, s.Value)
+			return
+		}
+		*dst = d
+	}
+	duration(rn.Window, "window", &r.Window, true)
+	duration(rn.For, "for", &r.For, false)
+	duration(rn.KeepFiringFor, "keep_firing_for", &r.KeepFiringFor, false)
+	if r.Trigger == TriggerAtLeastOnce && r.For == 0 && rn.Trigger.Set {
+		fail(rn.Trigger.Pos, "trigger at_least_once needs a for: duration to look back over")
+	}
+
+	for _, s := range rn.SegmentBy {
+		if !labelPattern.MatchString(s.Value) {
+			fail(s.Pos, "segment_by: %q is not a label name", s.Value)
+		}
+		if slices.Contains(r.SegmentBy, s.Value) {
+			fail(s.Pos, "segment_by: %q listed twice", s.Value)
+		}
+		r.SegmentBy = append(r.SegmentBy, s.Value)
+	}
+	if len(rn.Labels) > 0 {
+		r.Labels = model.Labels{}
+		for k, v := range rn.Labels {
+			if !labelPattern.MatchString(k) {
+				fail(v.Pos, "labels: %q is not a label name", k)
+			}
+			r.Labels[k] = v.Value
+		}
+	}
+	for _, n := range rn.Notify {
+		if !channelPattern.MatchString(n.Value) {
+			fail(n.Pos, "notify: %q is not a channel name (letters, digits, _, . and -)", n.Value)
+		}
+		r.Notify = append(r.Notify, n.Value)
+	}
+	if rn.Inhibits != nil {
+		r.Inhibit = &model.Inhibit{}
+		for _, s := range rn.Inhibits.Rules {
+			r.Inhibit.Rules = append(r.Inhibit.Rules, s.Value)
+		}
+		for _, s := range rn.Inhibits.Equal {
+			r.Inhibit.Equal = append(r.Inhibit.Equal, s.Value)
+		}
+		if len(r.Inhibit.Rules) == 0 {
+			fail(r.Pos, "inhibits: list the rules this one suppresses under rules:")
+		}
+	}
+
+	if rn.Scope.Set && strings.TrimSpace(rn.Scope.Value) != "" {
+		scope, cerrs := c.compileScope(rn.Scope.Value)
+		for _, ce := range cerrs {
+			fail(celPos(lines, rn.Scope, ce), "scope: %s", ce.Msg)
+		}
+		r.Scope = scope
+	}
+	if !rn.Condition.Set || strings.TrimSpace(rn.Condition.Value) == "" {
+		fail(r.Pos, `condition is required, e.g. condition: max("etcd.can_connect") == 0`)
+	} else {
+		cond, cerrs := c.compileCondition(rn.Condition.Value)
+		for _, ce := range cerrs {
+			fail(celPos(lines, rn.Condition, ce), "condition: %s", ce.Msg)
+		}
+		if cond != nil && len(cond.Aggregates) == 0 {
+			fail(rn.Condition.Pos, `condition uses no metric: compare an aggregate such as avg("etcd.leader.latency")`)
+		}
+		r.Condition = cond
+	}
+
+	if len(rn.Annotations) > 0 {
+		r.Annotations = map[string]*template.Template{}
+		for k, v := range rn.Annotations {
+			t, err := parseTemplate(k, v.Value)
+			if err != nil {
+				fail(v.Pos, "annotation %q: %v", k, err)
+				continue
+			}
+			r.Annotations[k] = t
+		}
+	}
+	if len(errs) == 0 {
+		r.StateKey = stateKey(r, g)
+	}
+	// A rule with errors is still returned, so set-wide checks (duplicate
+	// names) see it; Parse drops the whole set anyway.
+	return r, errs
+}
+
+// stateKey hashes what decides a rule's alerts.
+func stateKey(r *Rule, g *Group) uint64 {
+	h := fnv.New64a()
+	scope := ""
+	if r.Scope != nil {
+		scope = r.Scope.Source
+	}
+	fmt.Fprintf(h, "%s\x00%s\x00%q\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s",
+		r.Name, scope, r.SegmentBy, r.Across, r.Window, r.Condition.Source, r.For, r.Trigger, r.KeepFiringFor, r.NoData, g.Interval)
+	return h.Sum64()
+}
+
+func severityList() string {
+	s := make([]string, len(Severities))
+	for i, v := range Severities {
+		s[i] = string(v)
+	}
+	return strings.Join(s, ", ")
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	d, err := pmodel.ParseDuration(s)
+	return time.Duration(d), err
+}
+
+// ruleNameOf finds a rule's name in a node that failed to decode, so the
+// error can still say which rule it is.
+func ruleNameOf(node yamlast.Node) string {
+	m, ok := node.(*yamlast.MappingNode)
+	if !ok {
+		return ""
+	}
+	for _, v := range m.Values {
+		if v.Key.String() == "name" {
+			if s, ok := v.Value.(*yamlast.StringNode); ok {
+				return s.Value
+			}
+		}
+	}
+	return ""
+}
+
+// celPos maps a position inside a CEL expression to the rule file.
+func celPos(lines [][]byte, s str, ce celError) Pos {
+	switch {
+	case s.Block:
+		// The text starts on the line after the indicator, at its indent.
+		first := s.Pos.Line // 1-based line of the indicator == 0-based index of the next line
+		indent := 0
+		for i := first; i < len(lines); i++ {
+			l := lines[i]
+			if len(bytes.TrimSpace(l)) == 0 {
+				continue
+			}
+			indent = len(l) - len(bytes.TrimLeft(l, " \t"))
+			break
+		}
+		return Pos{Line: s.Pos.Line + ce.Line, Column: indent + ce.Column}
+	case ce.Line > 1:
+		return Pos{Line: s.Pos.Line + ce.Line - 1, Column: ce.Column}
+	default:
+		col := s.Pos.Column + ce.Column - 1
+		if s.Quoted {
+			col++
+		}
+		return Pos{Line: s.Pos.Line, Column: col}
+	}
+}

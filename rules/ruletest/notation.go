@@ -1,0 +1,73 @@
+package ruletest
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// ParseValues expands the compact series notation into one value per step;
+// NaN marks a step with no sample.
+//
+//	1 2 3     three values
+//	_         no sample at this step
+//	0x10      0 ten times
+//	_x3       three steps without samples
+//	1+2x4     four values from 1, adding 2 each step: 1 3 5 7
+//	100-10x3  100 90 80
+func ParseValues(s string) ([]float64, error) {
+	var out []float64
+	for _, tok := range strings.Fields(s) {
+		vals, err := parseToken(tok)
+		if err != nil {
+			return nil, fmt.Errorf("values %q: %w", tok, err)
+		}
+		out = append(out, vals...)
+	}
+	return out, nil
+}
+
+func parseToken(tok string) ([]float64, error) {
+	body, count := tok, 1
+	if i := strings.LastIndexByte(tok, 'x'); i > 0 {
+		n, err := strconv.Atoi(tok[i+1:])
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("the count after x must be a positive whole number")
+		}
+		body, count = tok[:i], n
+	}
+	start, step := 0.0, 0.0
+	switch {
+	case body == "_":
+		start = math.NaN()
+	default:
+		op := -1
+		for i := 1; i < len(body); i++ {
+			if (body[i] == '+' || body[i] == '-') && body[i-1] != 'e' && body[i-1] != 'E' {
+				op = i
+				break
+			}
+		}
+		var err error
+		if op < 0 {
+			start, err = strconv.ParseFloat(body, 64)
+		} else {
+			if count == 1 && !strings.Contains(tok, "x") {
+				return nil, fmt.Errorf("a step (+ or -) needs a count, like 1+2x4")
+			}
+			start, err = strconv.ParseFloat(body[:op], 64)
+			if err == nil {
+				step, err = strconv.ParseFloat(body[op:], 64)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("not a number, _ or a repeat like 0x10")
+		}
+	}
+	vals := make([]float64, count)
+	for k := range vals {
+		vals[k] = start + float64(k)*step
+	}
+	return vals, nil
+}

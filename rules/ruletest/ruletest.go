@@ -1,0 +1,321 @@
+// Package ruletest runs rule unit tests (`vigil test`): input series in a
+// compact notation, evaluation times, and the alerts expected at each.
+package ruletest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+
+	"github.com/vigil-alerts/vigil/engine"
+	"github.com/vigil-alerts/vigil/model"
+	"github.com/vigil-alerts/vigil/rules"
+)
+
+// File is one test file.
+type File struct {
+	RuleFiles          []string `yaml:"rule_files"`
+	EvaluationInterval duration `yaml:"evaluation_interval"`
+	Tests              []Test   `yaml:"tests"`
+}
+
+// Test is one scenario: a timeline of series and what to expect on it.
+type Test struct {
+	Name        string        `yaml:"name"`
+	Interval    duration      `yaml:"interval"` // between input samples
+	InputSeries []InputSeries `yaml:"input_series"`
+	Expect      []Expectation `yaml:"expect"`
+}
+
+// InputSeries is one series written in the compact notation.
+type InputSeries struct {
+	Metric string            `yaml:"metric"`
+	Labels map[string]string `yaml:"labels"`
+	Values string            `yaml:"values"`
+}
+
+// Expectation lists the alerts one rule has at one evaluation time.
+type Expectation struct {
+	At     duration        `yaml:"at"`
+	Rule   string          `yaml:"rule"`
+	Alerts []ExpectedAlert `yaml:"alerts"`
+}
+
+// ExpectedAlert matches an alert whose state is State and whose labels and
+// annotations include the ones given.
+type ExpectedAlert struct {
+	State       string            `yaml:"state"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
+	// Segments, for `across: every` rules, is how many segments the alert lists.
+	Segments *int `yaml:"segments"`
+}
+
+type duration time.Duration
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = duration(v)
+	return nil
+}
+
+// Result counts tests.
+type Result struct {
+	Passed, Failed int
+}
+
+// Run runs every test file, writing failures and a summary to w. The error
+// is for files that cannot be run at all.
+func Run(w io.Writer, paths ...string) (Result, error) {
+	var res Result
+	for _, p := range paths {
+		r, err := runFile(w, p)
+		res.Passed += r.Passed
+		res.Failed += r.Failed
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	return res, nil
+}
+
+func runFile(w io.Writer, path string) (Result, error) {
+	var res Result
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return res, err
+	}
+	var f File
+	if err := yaml.UnmarshalWithOptions(data, &f, yaml.Strict()); err != nil {
+		return res, fmt.Errorf("%s", yaml.FormatError(err, false, true))
+	}
+	if len(f.RuleFiles) == 0 {
+		return res, fmt.Errorf("rule_files: name the rule files under test")
+	}
+	var ruleFiles []string
+	for _, rf := range f.RuleFiles {
+		if !filepath.IsAbs(rf) {
+			rf = filepath.Join(filepath.Dir(path), rf)
+		}
+		ruleFiles = append(ruleFiles, rf)
+	}
+	set, err := rules.Load(ruleFiles...)
+	if err != nil {
+		return res, err
+	}
+	every := time.Duration(f.EvaluationInterval)
+	if every == 0 {
+		every = time.Minute
+	}
+	for i := range f.Tests {
+		t := &f.Tests[i]
+		if t.Name == "" {
+			t.Name = fmt.Sprintf("test %d", i+1)
+		}
+		problems, err := runTest(set, t, every)
+		if err != nil {
+			return res, fmt.Errorf("test %q: %w", t.Name, err)
+		}
+		if len(problems) == 0 {
+			res.Passed++
+			continue
+		}
+		res.Failed++
+		fmt.Fprintf(w, "FAIL %s: %s\n", path, t.Name)
+		for _, p := range problems {
+			fmt.Fprintf(w, "%s\n", indent(p, "    "))
+		}
+	}
+	return res, nil
+}
+
+// epoch is the start of every test's timeline; `at: 5m` is epoch+5m.
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func runTest(set *rules.RuleSet, t *Test, every time.Duration) ([]string, error) {
+	step := time.Duration(t.Interval)
+	if step == 0 {
+		step = every
+	}
+	ruleNames := map[string]bool{}
+	for _, r := range set.Rules() {
+		ruleNames[r.Name] = true
+	}
+	var samples []model.Sample
+	for _, in := range t.InputSeries {
+		vals, err := ParseValues(in.Values)
+		if err != nil {
+			return nil, fmt.Errorf("series %s: %w", in.Metric, err)
+		}
+		for k, v := range vals {
+			if math.IsNaN(v) {
+				continue
+			}
+			samples = append(samples, model.Sample{Metric: in.Metric, Labels: in.Labels, Value: v, Time: epoch.Add(time.Duration(k) * step)})
+		}
+	}
+	sort.SliceStable(samples, func(i, j int) bool { return samples[i].Time.Before(samples[j].Time) })
+	var end time.Duration
+	for _, ex := range t.Expect {
+		if !ruleNames[ex.Rule] {
+			return nil, fmt.Errorf("expect: no rule named %q in the rule files", ex.Rule)
+		}
+		if time.Duration(ex.At)%every != 0 {
+			return nil, fmt.Errorf("expect at %s: not a multiple of evaluation_interval %s", time.Duration(ex.At), every)
+		}
+		end = max(end, time.Duration(ex.At))
+	}
+
+	store := engine.NewStore(set.MaxWindow)
+	eng := engine.New(store)
+	eng.SetRules(set)
+	var problems []string
+	next := 0
+	for at := time.Duration(0); at <= end; at += every {
+		now := epoch.Add(at)
+		// Feed what has been collected by now, as collectors would.
+		k := next
+		for k < len(samples) && !samples[k].Time.After(now) {
+			k++
+		}
+		store.Append(samples[next:k]...)
+		next = k
+		eng.Eval(context.Background(), now)
+		alerts := eng.Alerts()
+		for _, ex := range t.Expect {
+			if time.Duration(ex.At) != at {
+				continue
+			}
+			if p := compare(ex, alerts, now); p != "" {
+				problems = append(problems, p)
+			}
+		}
+	}
+	return problems, nil
+}
+
+// compare checks one expectation; it returns a readable diff or "".
+func compare(ex Expectation, alerts []model.Alert, now time.Time) string {
+	var got []model.Alert
+	for _, a := range alerts {
+		if a.Rule != ex.Rule {
+			continue
+		}
+		if a.State == model.StateResolved && !a.ResolvedAt.Equal(now) {
+			continue // resolved earlier: no longer an alert at this time
+		}
+		got = append(got, a)
+	}
+	used := make([]bool, len(got))
+	var missing []ExpectedAlert
+	for _, want := range ex.Alerts {
+		found := false
+		for i, a := range got {
+			if !used[i] && matches(want, a) {
+				used[i], found = true, true
+				break
+			}
+		}
+		if !found {
+			missing = append(missing, want)
+		}
+	}
+	var extra []model.Alert
+	for i, a := range got {
+		if !used[i] {
+			extra = append(extra, a)
+		}
+	}
+	if len(missing) == 0 && len(extra) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "at %s, rule %s:\n", time.Duration(ex.At), ex.Rule)
+	fmt.Fprintf(&b, "  expected %d alert(s):\n", len(ex.Alerts))
+	for _, want := range ex.Alerts {
+		mark := "  "
+		if slices.ContainsFunc(missing, func(m ExpectedAlert) bool { return fmt.Sprint(m) == fmt.Sprint(want) }) {
+			mark = "- "
+		}
+		fmt.Fprintf(&b, "  %s%s\n", mark, describeWant(want))
+	}
+	fmt.Fprintf(&b, "  got %d alert(s):\n", len(got))
+	for i, a := range got {
+		mark := "  "
+		if !used[i] {
+			mark = "+ "
+		}
+		fmt.Fprintf(&b, "  %s%s\n", mark, describe(a))
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+func matches(want ExpectedAlert, a model.Alert) bool {
+	state := want.State
+	if state == "" {
+		state = "firing"
+	}
+	if a.State.String() != state {
+		return false
+	}
+	for k, v := range want.Labels {
+		if a.Labels[k] != v {
+			return false
+		}
+	}
+	for k, v := range want.Annotations {
+		if a.Annotations[k] != v {
+			return false
+		}
+	}
+	if want.Segments != nil && len(a.Segments) != *want.Segments {
+		return false
+	}
+	return true
+}
+
+func describeWant(w ExpectedAlert) string {
+	state := w.State
+	if state == "" {
+		state = "firing"
+	}
+	s := state + " " + model.Labels(w.Labels).String()
+	if len(w.Annotations) > 0 {
+		s += " annotations " + model.Labels(w.Annotations).String()
+	}
+	if w.Segments != nil {
+		s += fmt.Sprintf(" segments=%d", *w.Segments)
+	}
+	return s
+}
+
+func describe(a model.Alert) string {
+	s := a.State.String() + " " + a.Labels.String()
+	if len(a.Annotations) > 0 {
+		s += " annotations " + model.Labels(a.Annotations).String()
+	}
+	if len(a.Segments) > 0 {
+		s += fmt.Sprintf(" segments=%d", len(a.Segments))
+	}
+	return s + fmt.Sprintf(" value=%g", a.Value)
+}
+
+func indent(s, prefix string) string {
+	lines := strings.Split(s, "\n")
+	for i := range lines {
+		lines[i] = prefix + lines[i]
+	}
+	return strings.Join(lines, "\n")
+}
