@@ -1,0 +1,39 @@
+// Package collectors turns external sources (etcd members, /metrics pages,
+// TCP and HTTP probes, operator commands) into model.Samples for the rule
+// engine. Each source lives in its own sub-package and knows how to scrape
+// one target; this package owns what they share: configuration, building,
+// running targets concurrently under a timeout, static tags, and the
+// self-metrics that let rules alert on broken collection.
+package collectors
+
+import (
+	"context"
+	"time"
+
+	"github.com/vigil-alerts/vigil/model"
+)
+
+// Collector gathers samples from one source. Collect returns when ctx is
+// done and never blocks past its own timeout.
+type Collector interface {
+	Name() string
+	Collect(ctx context.Context, now time.Time) ([]model.Sample, error)
+}
+
+// Self-metric names, emitted once per target on every Collect.
+const (
+	// MetricUp is 1 when everything asked of the target was gathered, else 0.
+	MetricUp = "vigil.collector.up"
+	// MetricErrors counts the target's failed collections since start.
+	MetricErrors = "vigil.collector.errors"
+	// MetricDuration is how long the target's collection took, in seconds.
+	MetricDuration = "vigil.collector.duration"
+	// MetricSamples is how many samples the target yielded.
+	MetricSamples = "vigil.collector.samples"
+)
+
+// Labels every sample of a collector carries, besides the target's tags.
+const (
+	LabelCollector = "collector"
+	LabelTarget    = "target"
+)

@@ -1,0 +1,288 @@
+// Package etcd collects the health of etcd v3 members: Status and
+// MemberList over each member's own long-lived gRPC client, and the
+// member's /metrics page for peer round-trip times, traffic, proposals and
+// disk latencies. docs/metrics.md lists every metric and its source.
+package etcd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/vigil-alerts/vigil/model"
+)
+
+// Member is one etcd member to watch.
+type Member struct {
+	// Endpoint is the member's client URL, e.g. https://10.0.0.1:2379.
+	Endpoint string
+	// MetricsURL is the member's /metrics page; empty means Endpoint +
+	// "/metrics", which every member serves on its client port.
+	MetricsURL string
+}
+
+// Config configures a Scraper.
+type Config struct {
+	Members []Member
+	// Timeout bounds connecting and, with Username, authenticating.
+	Timeout time.Duration
+	// TLS is used for both gRPC and /metrics when set.
+	TLS      *tls.Config
+	Username string
+	Password string
+	// SkipMetricsPage turns off reading /metrics, for members whose
+	// metrics port is not reachable from Vigil.
+	SkipMetricsPage bool
+}
+
+// Scraper collects one member per target index. It keeps one gRPC client
+// per member for its whole life: dialling per poll costs ~10x the request.
+type Scraper struct {
+	cfg     Config
+	http    *http.Client
+	members []*member
+}
+
+type member struct {
+	Member
+	mu       sync.Mutex
+	cli      *clientv3.Client
+	closed   bool
+	prev     *page // last /metrics page, for rates
+	prevTime time.Time
+}
+
+// New validates cfg and prepares a scraper. It connects lazily, so a member
+// that is down at start is reported by Collect rather than failing Vigil.
+func New(cfg Config) (*Scraper, error) {
+	if len(cfg.Members) == 0 {
+		return nil, errors.New("no members")
+	}
+	if cfg.Timeout <= 0 {
+		return nil, errors.New("timeout must be positive")
+	}
+	if (cfg.Username == "") != (cfg.Password == "") {
+		return nil, errors.New("username and password go together")
+	}
+	s := &Scraper{cfg: cfg}
+	var errs []error
+	for i, m := range cfg.Members {
+		if !strings.HasPrefix(m.Endpoint, "http://") && !strings.HasPrefix(m.Endpoint, "https://") {
+			errs = append(errs, fmt.Errorf("member %d: endpoint %q must start with http:// or https://", i, m.Endpoint))
+		}
+		if m.MetricsURL == "" {
+			m.MetricsURL = strings.TrimSuffix(m.Endpoint, "/") + "/metrics"
+		}
+		s.members = append(s.members, &member{Member: m})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = cfg.TLS
+	tr.MaxIdleConnsPerHost = 2
+	s.http = &http.Client{Transport: tr}
+	return s, nil
+}
+
+// Close closes every member's client. Collect after Close fails.
+func (s *Scraper) Close() error {
+	var errs []error
+	for _, m := range s.members {
+		m.mu.Lock()
+		if m.cli != nil {
+			errs = append(errs, m.cli.Close())
+			m.cli = nil
+		}
+		m.closed = true
+		m.mu.Unlock()
+	}
+	s.http.CloseIdleConnections()
+	return errors.Join(errs...)
+}
+
+// Scrape collects member i. A member that does not answer Status within
+// ctx yields etcd.can_connect 0 and an error.
+func (s *Scraper) Scrape(ctx context.Context, i int, now time.Time) ([]model.Sample, error) {
+	m := s.members[i]
+	var (
+		wg              sync.WaitGroup
+		pageSamples     []model.Sample
+		pageErr         error
+		quota           float64
+		statusSamples   []model.Sample
+		statusErr       error
+		statusQuota     float64
+		statusDBSize    float64
+		statusConnected bool
+	)
+	if !s.cfg.SkipMetricsPage {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pageSamples, quota, pageErr = s.scrapePage(ctx, m, now)
+		}()
+	}
+	statusSamples, statusQuota, statusDBSize, statusErr = s.status(ctx, m)
+	statusConnected = statusErr == nil
+	wg.Wait()
+
+	out := statusSamples
+	if statusConnected {
+		if statusQuota == 0 {
+			statusQuota = quota // etcd before 3.6 does not report it in Status
+		}
+		if statusQuota > 0 {
+			out = append(out,
+				model.Sample{Metric: "etcd.db.quota", Value: statusQuota},
+				model.Sample{Metric: "etcd.db.quota_used_ratio", Value: statusDBSize / statusQuota})
+		}
+	}
+	out = append(out, pageSamples...)
+	for j := range out {
+		out[j].Time = now
+	}
+	var errs []error
+	if statusErr != nil {
+		errs = append(errs, fmt.Errorf("status %s: %w", m.Endpoint, statusErr))
+	}
+	if pageErr != nil {
+		errs = append(errs, fmt.Errorf("metrics %s: %w", m.MetricsURL, pageErr))
+	}
+	return out, errors.Join(errs...)
+}
+
+// client returns the member's client, creating it on first use. Creation
+// happens outside the lock: with a username it authenticates, which can
+// take up to the timeout when the member is down.
+func (s *Scraper) client(m *member) (*clientv3.Client, error) {
+	m.mu.Lock()
+	cli, closed := m.cli, m.closed
+	m.mu.Unlock()
+	if closed {
+		return nil, errors.New("collector closed")
+	}
+	if cli != nil {
+		return cli, nil
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:            []string{m.Endpoint},
+		DialTimeout:          s.cfg.Timeout,
+		DialKeepAliveTime:    30 * time.Second,
+		DialKeepAliveTimeout: s.cfg.Timeout,
+		TLS:                  s.cfg.TLS,
+		Username:             s.cfg.Username,
+		Password:             s.cfg.Password,
+		Logger:               zap.NewNop(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed || m.cli != nil {
+		// Closed meanwhile, or a concurrent Collect won the race.
+		cli.Close()
+		if m.closed {
+			return nil, errors.New("collector closed")
+		}
+		return m.cli, nil
+	}
+	m.cli = cli
+	return cli, nil
+}
+
+func (s *Scraper) status(ctx context.Context, m *member) (out []model.Sample, quota, dbSize float64, err error) {
+	down := []model.Sample{{Metric: "etcd.can_connect", Value: 0}}
+	cli, err := s.client(m)
+	if err != nil {
+		return down, 0, 0, err
+	}
+	// Status straight on the client's own connection: the client's
+	// Maintenance.Status dials a new connection for every call.
+	start := time.Now()
+	st, err := pb.NewMaintenanceClient(cli.ActiveConnection()).Status(ctx, &pb.StatusRequest{})
+	latency := time.Since(start)
+	if err != nil {
+		return down, 0, 0, err
+	}
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	self := st.GetHeader().GetMemberId()
+	out = []model.Sample{
+		{Metric: "etcd.can_connect", Value: 1},
+		{Metric: "etcd.latency", Value: latency.Seconds()},
+		{Metric: "etcd.is_leader", Value: b(st.Leader != 0 && st.Leader == self)},
+		{Metric: "etcd.leader.id", Value: float64(st.Leader), Labels: model.Labels{"leader": formatID(st.Leader)}},
+		{Metric: "etcd.member.id", Value: float64(self), Labels: model.Labels{"member": formatID(self)}},
+		{Metric: "etcd.is_learner", Value: b(st.IsLearner)},
+		{Metric: "etcd.raft.term", Value: float64(st.RaftTerm)},
+		{Metric: "etcd.raft.index", Value: float64(st.RaftIndex)},
+		{Metric: "etcd.raft.applied_index", Value: float64(st.RaftAppliedIndex)},
+		{Metric: "etcd.db.size", Value: float64(st.DbSize)},
+		{Metric: "etcd.db.size_in_use", Value: float64(st.DbSizeInUse)},
+		{Metric: "etcd.alarms", Value: float64(len(st.Errors))},
+	}
+	// Serializable: a member cut off from quorum still says what it knows.
+	ml, err := cli.MemberList(ctx, clientv3.WithSerializable())
+	if err != nil {
+		return out, float64(st.DbSizeQuota), float64(st.DbSize), fmt.Errorf("member list: %w", err)
+	}
+	learners := 0
+	for _, mm := range ml.Members {
+		if mm.IsLearner {
+			learners++
+		}
+	}
+	out = append(out,
+		model.Sample{Metric: "etcd.members", Value: float64(len(ml.Members))},
+		model.Sample{Metric: "etcd.learners", Value: float64(learners)})
+	return out, float64(st.DbSizeQuota), float64(st.DbSize), nil
+}
+
+func (s *Scraper) scrapePage(ctx context.Context, m *member, now time.Time) ([]model.Sample, float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.MetricsURL, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, 0, fmt.Errorf("HTTP status %s", resp.Status)
+	}
+	p, err := parsePage(resp.Body)
+	if err != nil {
+		return nil, 0, err
+	}
+	m.mu.Lock()
+	prev, prevTime := m.prev, m.prevTime
+	if now.After(m.prevTime) {
+		m.prev, m.prevTime = p, now
+	}
+	m.mu.Unlock()
+	dt := 0.0
+	if prev != nil {
+		dt = now.Sub(prevTime).Seconds()
+	}
+	if dt <= 0 {
+		prev = nil
+	}
+	return derive(p, prev, dt), p.values[quotaFamily], nil
+}

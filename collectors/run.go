@@ -1,0 +1,212 @@
+package collectors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigil-alerts/vigil/model"
+)
+
+// Scraper is what a source sub-package provides: the samples of one of its
+// targets, identified by index. It should honour ctx; TargetCollector stops
+// waiting for it when ctx is done either way.
+type Scraper interface {
+	Scrape(ctx context.Context, target int, now time.Time) ([]model.Sample, error)
+}
+
+// TargetInfo names a target and carries the static tags every one of its
+// samples gets.
+type TargetInfo struct {
+	Name string
+	Tags map[string]string
+}
+
+// Settings are the parts of a collector's behaviour shared by every source.
+type Settings struct {
+	Name     string
+	Interval time.Duration // how often the engine should call Collect
+	Timeout  time.Duration // bounds a whole Collect, so every target in it
+	// MaxConcurrency bounds the targets scraped at once; 0 means all.
+	MaxConcurrency int
+}
+
+// Stats are a collector's running totals, for Vigil's own /metrics.
+type Stats struct {
+	Collections uint64            // calls to Collect
+	Errors      uint64            // failed target collections, all targets
+	TargetErrs  map[string]uint64 // failed target collections by target name
+}
+
+// TargetCollector is the Collector every source is wrapped in: it scrapes
+// all targets concurrently under one deadline, adds tags and the collector
+// and target labels, emits the self-metrics, and counts and logs errors.
+type TargetCollector struct {
+	settings Settings
+	targets  []TargetInfo
+	scraper  Scraper
+	logger   *slog.Logger
+
+	collections atomic.Uint64
+	errs        []atomic.Uint64 // by target index
+}
+
+// NewTargetCollector wraps a scraper whose targets are described, in index
+// order, by targets.
+func NewTargetCollector(s Settings, targets []TargetInfo, scraper Scraper, logger *slog.Logger) *TargetCollector {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &TargetCollector{
+		settings: s,
+		targets:  targets,
+		scraper:  scraper,
+		logger:   logger.With("collector", s.Name),
+		errs:     make([]atomic.Uint64, len(targets)),
+	}
+}
+
+// Name returns the collector's configured name.
+func (c *TargetCollector) Name() string { return c.settings.Name }
+
+// Interval returns how often the collector asks to be run.
+func (c *TargetCollector) Interval() time.Duration { return c.settings.Interval }
+
+// Timeout returns the bound on one Collect.
+func (c *TargetCollector) Timeout() time.Duration { return c.settings.Timeout }
+
+// Stats returns the collector's running totals.
+func (c *TargetCollector) Stats() Stats {
+	st := Stats{Collections: c.collections.Load(), TargetErrs: make(map[string]uint64, len(c.targets))}
+	for i, t := range c.targets {
+		n := c.errs[i].Load()
+		st.Errors += n
+		st.TargetErrs[t.Name] += n
+	}
+	return st
+}
+
+// Close releases the scraper's connections, if it holds any.
+func (c *TargetCollector) Close() error {
+	if cl, ok := c.scraper.(io.Closer); ok {
+		return cl.Close()
+	}
+	return nil
+}
+
+type result struct {
+	samples []model.Sample
+	err     error
+}
+
+// Collect scrapes every target and returns their samples plus, per target,
+// the self-metrics. The returned error joins the targets' errors; samples
+// are returned even then, since a failed target is itself information.
+func (c *TargetCollector) Collect(ctx context.Context, now time.Time) ([]model.Sample, error) {
+	c.collections.Add(1)
+	ctx, cancel := context.WithTimeout(ctx, c.settings.Timeout)
+	defer cancel()
+
+	limit := c.settings.MaxConcurrency
+	if limit <= 0 || limit > len(c.targets) {
+		limit = len(c.targets)
+	}
+	sem := make(chan struct{}, limit)
+	results := make([]result, len(c.targets))
+	durations := make([]time.Duration, len(c.targets))
+	var wg sync.WaitGroup
+	for i := range c.targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-ctx.Done():
+				results[i].err = fmt.Errorf("waiting for a free slot: %w", ctx.Err())
+				return
+			}
+			start := time.Now()
+			results[i] = c.scrapeOne(ctx, i, now)
+			durations[i] = time.Since(start)
+		}()
+	}
+	wg.Wait()
+
+	var out []model.Sample
+	var errs []error
+	for i, t := range c.targets {
+		r := results[i]
+		up := 1.0
+		if r.err != nil {
+			up = 0
+			n := c.errs[i].Add(1)
+			c.logger.Warn("target collection failed", "target", t.Name, "errors", n, "err", r.err)
+			errs = append(errs, fmt.Errorf("target %q: %w", t.Name, r.err))
+		}
+		for _, s := range r.samples {
+			s.Labels = c.label(s.Labels, t)
+			if s.Time.IsZero() {
+				s.Time = now
+			}
+			out = append(out, s)
+		}
+		self := func(metric string, v float64) {
+			out = append(out, model.Sample{Metric: metric, Labels: c.label(nil, t), Value: v, Time: now})
+		}
+		self(MetricUp, up)
+		self(MetricErrors, float64(c.errs[i].Load()))
+		self(MetricDuration, durations[i].Seconds())
+		self(MetricSamples, float64(len(r.samples)))
+	}
+	return out, errors.Join(errs...)
+}
+
+// scrapeOne runs one target's scrape, giving up on it when ctx is done even
+// if the scraper does not, so one hung target cannot hold up the others.
+// A panicking scraper becomes an error.
+func (c *TargetCollector) scrapeOne(ctx context.Context, i int, now time.Time) result {
+	done := make(chan result, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- result{err: fmt.Errorf("scraper panic: %v", p)}
+			}
+		}()
+		s, err := c.scraper.Scrape(ctx, i, now)
+		done <- result{s, err}
+	}()
+	select {
+	case r := <-done:
+		return r
+	case <-ctx.Done():
+		return result{err: fmt.Errorf("no answer within %v: %w", c.settings.Timeout, ctx.Err())}
+	}
+}
+
+// label adds the collector and target labels and the target's tags. A
+// scraped label of the same name is kept as "exported_<name>", as
+// Prometheus does, so the operator's tags always mean what they say.
+func (c *TargetCollector) label(ls model.Labels, t TargetInfo) model.Labels {
+	out := make(model.Labels, len(ls)+len(t.Tags)+2)
+	for k, v := range ls {
+		out[k] = v
+	}
+	set := func(k, v string) {
+		if old, ok := out[k]; ok && old != v {
+			out["exported_"+k] = old
+		}
+		out[k] = v
+	}
+	for k, v := range t.Tags {
+		set(k, v)
+	}
+	set(LabelCollector, c.settings.Name)
+	set(LabelTarget, t.Name)
+	return out
+}
