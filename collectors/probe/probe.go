@@ -21,8 +21,8 @@ import (
 
 // Metric and label names; docs/metrics.md describes them.
 const (
-	MetricCanConnect = "probe.can_connect"  // 1 connected (HTTP: got a response), 0 not
-	MetricLatency    = "probe.latency"      // seconds to connect (TCP) or to the response headers (HTTP)
+	MetricCanConnect = "probe.can_connect" // 1 connected (HTTP: got a response), 0 not
+	MetricLatency    = "probe.latency"     // seconds to connect (TCP) or to the response headers (HTTP)
 	MetricStatusCode = "probe.http.status_code"
 	LabelProtocol    = "probe.protocol" // "tcp" or "http"
 )
