@@ -1,0 +1,204 @@
+package slack_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goslack "github.com/slack-go/slack"
+	"github.com/slack-go/slack/slacktest"
+
+	"github.com/vigil-alerts/vigil/model"
+	"github.com/vigil-alerts/vigil/notifiers/slack"
+)
+
+func env(kv ...string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		for i := 0; i < len(kv); i += 2 {
+			if kv[i] == k {
+				return kv[i+1], true
+			}
+		}
+		return "", false
+	}
+}
+
+func alerts(state model.AlertState) []model.Alert {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var out []model.Alert
+	for _, m := range []string{"etcd-1", "etcd-2"} {
+		seg := model.Labels{"member": m}
+		a := model.Alert{Fingerprint: model.Fingerprint("EtcdMemberUnreachable", seg), Rule: "EtcdMemberUnreachable",
+			Severity: "critical", Description: "member down", State: state, Labels: seg, Segment: seg,
+			Value: 0, FiredAt: t0, Annotations: map[string]string{"runbook_url": "https://runbooks.example/etcd"}}
+		if state == model.StateResolved {
+			a.ResolvedAt = t0.Add(7 * time.Minute)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// TestBotTokenPostsBlockKit goes through slack-go's slacktest server with
+// our own chat.postMessage handler, since slacktest records nothing.
+func TestBotTokenPostsBlockKit(t *testing.T) {
+	var mu sync.Mutex
+	var posts []url.Values
+	var auth []string
+	srv := slacktest.NewTestServer(func(c slacktest.Customize) {
+		c.Handle("/chat.postMessage", func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			v, _ := url.ParseQuery(string(body))
+			mu.Lock()
+			posts = append(posts, v)
+			auth = append(auth, r.Header.Get("Authorization")+v.Get("token"))
+			mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"ok":true,"channel":"C1","ts":"1.2"}`))
+		})
+	})
+	srv.Start()
+	t.Cleanup(srv.Stop)
+	n, err := slack.New(slack.Config{TokenEnv: "TOK", Channel: "#oncall"},
+		slack.Options{LookupEnv: env("TOK", "xoxb-secret-token"), APIURL: srv.GetAPIURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Notify(context.Background(), alerts(model.StateFiring)...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Notify(context.Background(), alerts(model.StateResolved)...); err != nil {
+		t.Fatal(err)
+	}
+	if len(posts) != 2 {
+		t.Fatalf("%d posts", len(posts))
+	}
+	if !strings.Contains(auth[0], "xoxb-secret-token") {
+		t.Errorf("token not sent: %q", auth[0])
+	}
+	p := posts[0]
+	if p.Get("channel") != "#oncall" || p.Get("text") != "🔥 [FIRING:2] EtcdMemberUnreachable" {
+		t.Errorf("channel=%q text=%q", p.Get("channel"), p.Get("text"))
+	}
+	var atts []goslack.Attachment
+	if err := json.Unmarshal([]byte(p.Get("attachments")), &atts); err != nil {
+		t.Fatalf("attachments: %v", err)
+	}
+	if len(atts) != 1 || atts[0].Color != "#d00000" {
+		t.Fatalf("want one attachment coloured critical, got %+v", atts)
+	}
+	raw := p.Get("attachments")
+	for _, want := range []string{`"type":"header"`, `"type":"section"`, "member=etcd-1", "member=etcd-2", "Runbook", "member down"} {
+		if !strings.Contains(raw, want) {
+			t.Errorf("blocks lack %q: %s", want, raw)
+		}
+	}
+	res := posts[1].Get("attachments")
+	if !strings.Contains(res, "#2eb886") || !strings.Contains(res, "resolved after 7m0s") || posts[1].Get("text") != "✅ [RESOLVED] EtcdMemberUnreachable" {
+		t.Errorf("resolved message: %s / %s", posts[1].Get("text"), res)
+	}
+}
+
+func TestSlackAPIErrorIsPermanent(t *testing.T) {
+	srv := slacktest.NewTestServer(func(c slacktest.Customize) {
+		c.Handle("/chat.postMessage", func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(`{"ok":false,"error":"channel_not_found"}`))
+		})
+	})
+	srv.Start()
+	t.Cleanup(srv.Stop)
+	n, err := slack.New(slack.Config{TokenFile: writeFile(t, "xoxb-file-token\n"), Channel: "#gone"},
+		slack.Options{APIURL: srv.GetAPIURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry, err := n.Notify(context.Background(), alerts(model.StateFiring)...)
+	if err == nil || retry || !strings.Contains(err.Error(), "channel_not_found") {
+		t.Errorf("retry=%v err=%v", retry, err)
+	}
+}
+
+func writeFile(t *testing.T, s string) string {
+	p := t.TempDir() + "/secret"
+	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestIncomingWebhook(t *testing.T) {
+	var codes = []int{429, 500, 400, 200}
+	var got []goslack.WebhookMessage
+	var i int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		code := codes[i]
+		i++
+		if code == 429 {
+			w.Header().Set("Retry-After", "3")
+		}
+		if code == 200 {
+			var m goslack.WebhookMessage
+			_ = json.NewDecoder(r.Body).Decode(&m)
+			got = append(got, m)
+		}
+		w.WriteHeader(code)
+	}))
+	t.Cleanup(srv.Close)
+	hookURL := srv.URL + "/services/T0/B0/very-secret-path"
+	n, err := slack.New(slack.Config{WebhookURLEnv: "HOOK"}, slack.Options{LookupEnv: env("HOOK", hookURL)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// 429 with Retry-After: retried after the given wait.
+	retry, err := n.Notify(ctx, alerts(model.StateFiring)...)
+	var ra interface{ RetryAfter() time.Duration }
+	if !retry || !errors.As(err, &ra) || ra.RetryAfter() != 3*time.Second {
+		t.Errorf("429: retry=%v err=%v", retry, err)
+	}
+	if retry, err := n.Notify(ctx, alerts(model.StateFiring)...); !retry || err == nil {
+		t.Errorf("500: retry=%v err=%v", retry, err)
+	}
+	if retry, err := n.Notify(ctx, alerts(model.StateFiring)...); retry || err == nil {
+		t.Errorf("400: retry=%v err=%v", retry, err)
+	}
+	if _, err := n.Notify(ctx, alerts(model.StateFiring)...); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || len(got[0].Attachments) != 1 || got[0].Attachments[0].Color != "#d00000" {
+		t.Fatalf("webhook message: %+v", got)
+	}
+	// A dead webhook: the error must not reveal the URL.
+	srv.Close()
+	retry, err = n.Notify(ctx, alerts(model.StateFiring)...)
+	if !retry || err == nil || strings.Contains(err.Error(), "very-secret-path") {
+		t.Errorf("dead: retry=%v err=%v", retry, err)
+	}
+	if s := n.String(); strings.Contains(s, "secret") {
+		t.Errorf("String() = %s", s)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	_, err := slack.New(slack.Config{TokenEnv: "T"}, slack.Options{LookupEnv: env("T", "x")})
+	if err == nil || !strings.Contains(err.Error(), "channel: required") {
+		t.Errorf("err = %v", err)
+	}
+	_, err = slack.New(slack.Config{WebhookURLEnv: "H"}, slack.Options{LookupEnv: env("H", "not a url with secret")})
+	if err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("err = %v", err)
+	}
+	_, err = slack.New(slack.Config{TokenEnv: "T", Channel: "#c", Title: "{{ .Broken"}, slack.Options{LookupEnv: env("T", "x")})
+	if err == nil || !strings.Contains(err.Error(), "title") {
+		t.Errorf("err = %v", err)
+	}
+}
