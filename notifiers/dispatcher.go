@@ -154,8 +154,13 @@ func (d *Dispatcher) Process(now time.Time, alerts []model.Alert) {
 		if _, held := d.inhibited[a.Fingerprint]; held {
 			return
 		}
-		for _, ci := range d.route(a, chanBuf[:0]) {
-			d.place(now, ci, a)
+		chans := d.route(a, chanBuf[:0])
+		if len(chans) == 0 {
+			return
+		}
+		key := d.key(a) // once per alert, not per channel
+		for _, ci := range chans {
+			d.place(now, groupKey{ch: ci, key: key}, a)
 		}
 	}
 	for i := range alerts {
@@ -237,16 +242,15 @@ func (d *Dispatcher) key(a *model.Alert) string {
 	return b.String()
 }
 
-// place puts a into its group on channel ci. A resolved alert only updates
+// place puts a into group k. A resolved alert only updates
 // a group that already holds it: nobody was told it fired.
-func (d *Dispatcher) place(now time.Time, ci int, a *model.Alert) {
-	k := groupKey{ch: ci, key: d.key(a)}
+func (d *Dispatcher) place(now time.Time, k groupKey, a *model.Alert) {
 	g := d.groups[k]
 	if g == nil {
 		if a.State != model.StateFiring {
 			return
 		}
-		g = &group{key: k, ch: d.chans[ci], members: map[string]*member{}, sent: map[string]bool{},
+		g = &group{key: k, ch: d.chans[k.ch], members: map[string]*member{}, sent: map[string]bool{},
 			nextFlush: now.Add(d.cfg.GroupWait)}
 		d.groups[k] = g
 	}
