@@ -40,6 +40,36 @@ func (a *acc) add(t int64, v float64, keep bool) {
 	}
 }
 
+// addPoints folds a window into the accumulator, doing only the work
+// reducer r needs: this loop is the engine's hottest.
+func (a *acc) addPoints(r rules.Reducer, w []point) {
+	switch r {
+	case rules.Max:
+		for _, p := range w {
+			a.max = max(a.max, p.v)
+		}
+	case rules.Min:
+		for _, p := range w {
+			a.min = min(a.min, p.v)
+		}
+	case rules.Sum, rules.Avg:
+		for _, p := range w {
+			a.sum += p.v
+		}
+	case rules.Count:
+	case rules.Last:
+		if p := w[len(w)-1]; p.t >= a.lastT {
+			a.lastT, a.last = p.t, p.v
+		}
+	default:
+		for _, p := range w {
+			a.add(p.t, p.v, r == rules.Percentile)
+		}
+		return
+	}
+	a.n += len(w)
+}
+
 // result reduces what was added with r; ok is false when there is nothing
 // to reduce (count is 0, never missing).
 func (a *acc) result(r rules.Reducer, q float64) (float64, bool) {
@@ -83,28 +113,28 @@ func percentile(vals []float64, q float64) float64 {
 	return vals[lo] + frac*(vals[lo+1]-vals[lo])
 }
 
-// window returns the index range [i, j) of samples in (start, end].
-func window(ts []int64, start, end int64) (int, int) {
-	j := len(ts)
-	for j > 0 && ts[j-1] > end {
+// window returns the samples in (start, end].
+func window(pts []point, start, end int64) []point {
+	j := len(pts)
+	for j > 0 && pts[j-1].t > end {
 		j--
 	}
 	i := j
-	for i > 0 && ts[i-1] > start {
+	for i > 0 && pts[i-1].t > start {
 		i--
 	}
-	return i, j
+	return pts[i:j]
 }
 
 // counterIncrease sums the increases of a counter, treating a drop as a
 // reset to zero (the new value is all increase since the reset).
-func counterIncrease(vs []float64) float64 {
+func counterIncrease(pts []point) float64 {
 	inc := 0.0
-	for k := 1; k < len(vs); k++ {
-		if d := vs[k] - vs[k-1]; d >= 0 {
+	for k := 1; k < len(pts); k++ {
+		if d := pts[k].v - pts[k-1].v; d >= 0 {
 			inc += d
 		} else {
-			inc += vs[k]
+			inc += pts[k].v
 		}
 	}
 	return inc
@@ -118,13 +148,11 @@ type aggregator struct {
 // compute returns the aggregate over series in (start, end] and whether any
 // sample was seen at all.
 func (g *aggregator) compute(a *rules.Aggregate, ss []*series, start, end int64) (v float64, ok, seen bool) {
-	pct := a.Series == rules.Percentile
 	if a.Across == rules.Pool {
 		g.across.reset()
 		for _, sr := range ss {
-			i, j := window(sr.ts, start, end)
-			for k := i; k < j; k++ {
-				g.across.add(sr.ts[k], sr.vs[k], pct)
+			if w := window(sr.pts, start, end); len(w) > 0 {
+				g.across.addPoints(a.Series, w)
 			}
 		}
 		v, ok = g.across.result(a.Series, a.Q)
@@ -132,29 +160,27 @@ func (g *aggregator) compute(a *rules.Aggregate, ss []*series, start, end int64)
 	}
 	g.across.reset()
 	for _, sr := range ss {
-		i, j := window(sr.ts, start, end)
-		if i == j {
+		w := window(sr.pts, start, end)
+		if len(w) == 0 {
 			continue
 		}
 		seen = true
 		var sv float64
 		switch a.Series {
 		case rules.Rate, rules.Increase:
-			if j-i < 2 {
+			if len(w) < 2 {
 				continue
 			}
-			sv = counterIncrease(sr.vs[i:j])
+			sv = counterIncrease(w)
 			if a.Series == rules.Rate {
-				sv /= float64(sr.ts[j-1]-sr.ts[i]) / 1e9
+				sv /= float64(w[len(w)-1].t-w[0].t) / 1e9
 			}
 		default:
 			g.perSeries.reset()
-			for k := i; k < j; k++ {
-				g.perSeries.add(sr.ts[k], sr.vs[k], pct)
-			}
+			g.perSeries.addPoints(a.Series, w)
 			sv, _ = g.perSeries.result(a.Series, a.Q)
 		}
-		g.across.add(sr.ts[j-1], sv, a.Across == rules.Percentile)
+		g.across.add(w[len(w)-1].t, sv, a.Across == rules.Percentile)
 	}
 	v, ok = g.across.result(a.Across, a.Q)
 	return v, ok, seen

@@ -47,7 +47,8 @@ type ruleState struct {
 	vals  []float64
 	// noData[i] is bound when aggregate i has no samples: an error value,
 	// so `a || b` still works when only b has data.
-	noData []ref.Val
+	noData    []ref.Val
+	lastBoxed []ref.Val
 	// every is the single alert of an `across: every` rule.
 	every *alertState
 	// resolved alerts waiting to be forgotten, by fingerprint.
@@ -107,7 +108,7 @@ func newRuleState(r *rules.Rule) *ruleState {
 	st := &ruleState{
 		rule: r, index: newIndex(r),
 		aggs: make([]aggregator, n), vals: make([]float64, n),
-		noData:   make([]ref.Val, n),
+		noData: make([]ref.Val, n), lastBoxed: make([]ref.Val, n),
 		resolved: map[string]*alertState{},
 		health:   Health{OK: true},
 	}
@@ -253,16 +254,24 @@ func (st *ruleState) evalSegment(ctx context.Context, seg *segment, start, end i
 			continue
 		}
 		st.vals[i] = v
-		st.act.vals[i] = types.Double(v)
+		if r.Condition.Compare == nil {
+			st.act.vals[i] = st.boxed(i, v)
+		}
 	}
 	if !seen {
 		return st.noDataOutcome(), nil
+	}
+	if c := r.Condition.Compare; c != nil && !missing {
+		if c.Holds(st.vals[c.Agg]) {
+			return holds, nil
+		}
+		return fails, nil
 	}
 	st.act.labels = nil
 	if r.Condition.UsesLabels {
 		st.act.labels = seg.labelsVal
 	}
-	out, _, err := r.Condition.Program.ContextEval(ctx, &st.act)
+	out, _, err := r.Condition.Program.Eval(&st.act)
 	if err != nil {
 		return unknown, fmt.Errorf("segment %s: %w", seg.labels, err)
 	}
@@ -282,6 +291,9 @@ func (st *ruleState) evalSegment(ctx context.Context, seg *segment, start, end i
 // value is the alert value of the segment just evaluated: the left side of
 // the condition's comparison, else its first aggregate.
 func (st *ruleState) value() float64 {
+	if st.rule.Condition.Compare != nil {
+		return st.vals[st.rule.Condition.Compare.Agg]
+	}
 	if p := st.rule.Condition.Value; p != nil {
 		if out, _, err := p.Eval(&st.act); err == nil {
 			if d, ok := out.(types.Double); ok {
@@ -290,6 +302,18 @@ func (st *ruleState) value() float64 {
 		}
 	}
 	return st.vals[0]
+}
+
+// boxed returns v as a CEL value, reusing the last one of slot i when the
+// value repeats (0 and 1 of a health check, a steady gauge), because
+// boxing a float allocates.
+func (st *ruleState) boxed(i int, v float64) ref.Val {
+	if d, ok := st.lastBoxed[i].(types.Double); ok && float64(d) == v {
+		return st.lastBoxed[i]
+	}
+	b := ref.Val(types.Double(v))
+	st.lastBoxed[i] = b
+	return b
 }
 
 func (st *ruleState) noDataOutcome() outcome {
@@ -324,12 +348,17 @@ func (st *ruleState) stepSegment(seg *segment, o outcome, now time.Time) {
 		}
 	}
 	if o == holds || changed {
-		a.value = st.value()
-		a.values = slices.Clone(st.vals)
-		if changed && a.state != model.StateInactive {
-			a.labels = st.alertLabels(seg.commonLabels())
+		// Re-render only when something shown changed: templates are the
+		// costliest step for a firing alert.
+		v := st.value()
+		if changed || v != a.value || !slices.Equal(a.values, st.vals) {
+			a.value = v
+			a.values = slices.Clone(st.vals)
+			if changed && a.state != model.StateInactive {
+				a.labels = st.alertLabels(seg.commonLabels())
+			}
+			st.render(a)
 		}
-		st.render(a)
 	}
 }
 

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -26,8 +27,12 @@ type Store struct {
 type series struct {
 	metric string
 	labels model.Labels
-	ts     []int64 // unix nanoseconds, ascending
-	vs     []float64
+	pts    []point // ascending time; one slice keeps a window in one cache line or two
+}
+
+type point struct {
+	t int64 // unix nanoseconds
+	v float64
 }
 
 // NewStore returns a store keeping samples for retention.
@@ -77,33 +82,28 @@ func (s *Store) Append(samples ...model.Sample) {
 			s.list = append(s.list, sr)
 		}
 		sr.add(smp.Time.UnixNano(), smp.Value)
-		sr.trim(sr.ts[len(sr.ts)-1] - s.retention)
+		sr.trim(sr.pts[len(sr.pts)-1].t - s.retention)
 	}
 }
 
 func (sr *series) add(t int64, v float64) {
-	n := len(sr.ts)
-	if n == 0 || t > sr.ts[n-1] {
-		sr.ts = append(sr.ts, t)
-		sr.vs = append(sr.vs, v)
+	n := len(sr.pts)
+	if n == 0 || t > sr.pts[n-1].t {
+		sr.pts = append(sr.pts, point{t, v})
 		return
 	}
-	i := sort.Search(n, func(i int) bool { return sr.ts[i] >= t })
-	if sr.ts[i] == t {
-		sr.vs[i] = v
+	i := sort.Search(n, func(i int) bool { return sr.pts[i].t >= t })
+	if sr.pts[i].t == t {
+		sr.pts[i].v = v
 		return
 	}
-	sr.ts = append(sr.ts, 0)
-	sr.vs = append(sr.vs, 0)
-	copy(sr.ts[i+1:], sr.ts[i:])
-	copy(sr.vs[i+1:], sr.vs[i:])
-	sr.ts[i], sr.vs[i] = t, v
+	sr.pts = slices.Insert(sr.pts, i, point{t, v})
 }
 
 // trim drops samples at or before cutoff.
 func (sr *series) trim(cutoff int64) {
 	i := 0
-	for i < len(sr.ts) && sr.ts[i] <= cutoff {
+	for i < len(sr.pts) && sr.pts[i].t <= cutoff {
 		i++
 	}
 	if i == 0 {
@@ -111,9 +111,8 @@ func (sr *series) trim(cutoff int64) {
 	}
 	// Copy down rather than reslice, so the backing array does not creep
 	// forward and grow forever.
-	n := copy(sr.ts, sr.ts[i:])
-	copy(sr.vs, sr.vs[i:])
-	sr.ts, sr.vs = sr.ts[:n], sr.vs[:n]
+	n := copy(sr.pts, sr.pts[i:])
+	sr.pts = sr.pts[:n]
 }
 
 // GC drops samples older than the retention before now and series left
@@ -126,7 +125,7 @@ func (s *Store) GC(now time.Time) {
 	removed := false
 	for _, sr := range s.list {
 		sr.trim(cutoff)
-		if len(sr.ts) == 0 {
+		if len(sr.pts) == 0 {
 			delete(s.byKey, seriesKey(sr.metric, sr.labels))
 			removed = true
 			continue
@@ -145,7 +144,7 @@ func (s *Store) Stats() (seriesCount, samples int) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, sr := range s.list {
-		samples += len(sr.ts)
+		samples += len(sr.pts)
 	}
 	return len(s.list), samples
 }

@@ -57,8 +57,25 @@ func newCompiler() (*compiler, error) {
 
 func aggVar(i int) string { return fmt.Sprintf("_a%d", i) }
 
+// program builds a CEL program. Expressions that read `labels` get a
+// runtime cost limit, since their cost depends on label sizes; the others
+// only see numbers, so their cost is fixed and was bounded at load by
+// checkBoolAndCost, and they skip the per-evaluation cost tracker.
 func program(env *cel.Env, checked *cel.Ast) (cel.Program, error) {
-	return env.Program(checked, cel.CostLimit(CostLimit), cel.EvalOptions(cel.OptOptimize))
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	if readsLabels(checked) {
+		opts = append(opts, cel.CostLimit(CostLimit))
+	}
+	return env.Program(checked, opts...)
+}
+
+func readsLabels(checked *cel.Ast) bool {
+	for _, e := range ast.MatchDescendants(ast.NavigateAST(checked.NativeRep()), ast.KindMatcher(ast.IdentKind)) {
+		if e.AsIdent() == "labels" || e.AsIdent() == "metric" {
+			return true
+		}
+	}
+	return false
 }
 
 // compileScope compiles a boolean over `labels` and `metric`.
@@ -105,7 +122,41 @@ func (c *compiler) compileCondition(src string) (*Condition, []celError) {
 	}
 	cond := &Condition{Source: src, Program: prg, Aggregates: rw.aggs, UsesLabels: rw.usesLabels}
 	cond.Value = c.valueProgram(src, rw)
+	cond.Compare = simpleComparison(checked, rw)
 	return cond, nil
+}
+
+var flipped = map[string]string{"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+// simpleComparison recognises `aggregate OP number` and `number OP
+// aggregate` after rewriting.
+func simpleComparison(checked *cel.Ast, rw *rewriter) *Comparison {
+	root := checked.NativeRep().Expr()
+	if root.Kind() != ast.CallKind {
+		return nil
+	}
+	call := root.AsCall()
+	if !comparisons[call.FunctionName()] || len(call.Args()) != 2 {
+		return nil
+	}
+	op := strings.Trim(call.FunctionName(), "_")
+	l, r := call.Args()[0], call.Args()[1]
+	if l.Kind() == ast.LiteralKind {
+		l, r, op = r, l, flipped[op]
+	}
+	if l.Kind() != ast.IdentKind || r.Kind() != ast.LiteralKind {
+		return nil
+	}
+	th, ok := numberLiteral(r)
+	if !ok {
+		return nil
+	}
+	for i, a := range rw.aggs {
+		if a.Var == l.AsIdent() {
+			return &Comparison{Agg: i, Op: op, Threshold: th}
+		}
+	}
+	return nil
 }
 
 var comparisons = map[string]bool{"_==_": true, "_!=_": true, "_<_": true, "_<=_": true, "_>_": true, "_>=_": true}

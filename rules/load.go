@@ -409,17 +409,58 @@ func celPos(lines [][]byte, s str, ce celError) Pos {
 	switch {
 	case s.Block:
 		// The text starts on the line after the indicator, at its indent.
-		first := s.Pos.Line // 1-based line of the indicator == 0-based index of the next line
-		indent := 0
-		for i := first; i < len(lines); i++ {
+		var content []int // 0-based indexes of the block's lines
+		indent := -1
+		for i := s.Pos.Line; i < len(lines); i++ {
 			l := lines[i]
 			if len(bytes.TrimSpace(l)) == 0 {
+				if indent >= 0 {
+					content = append(content, i)
+				}
 				continue
 			}
-			indent = len(l) - len(bytes.TrimLeft(l, " \t"))
-			break
+			ind := len(l) - len(bytes.TrimLeft(l, " \t"))
+			if indent < 0 {
+				indent = ind
+			} else if ind < indent {
+				break
+			}
+			content = append(content, i)
 		}
-		return Pos{Line: s.Pos.Line + ce.Line, Column: indent + ce.Column}
+		if indent < 0 {
+			return s.Pos
+		}
+		if !s.Folded {
+			return Pos{Line: s.Pos.Line + ce.Line, Column: indent + ce.Column}
+		}
+		// Folded: lines were joined by spaces, except around empty and
+		// more-indented lines, which keep their line breaks. Replay that.
+		line, col := 1, 1
+		prevPlain := false
+		for n, i := range content {
+			text := bytes.TrimRight(lines[i], " \t\r")
+			if len(text) > indent {
+				text = text[indent:]
+			} else {
+				text = nil
+			}
+			plain := len(text) > 0 && text[0] != ' ' && text[0] != '\t'
+			if n > 0 {
+				if plain && prevPlain {
+					col++ // the space that replaced the line break
+				} else {
+					line, col = line+1, 1
+				}
+			}
+			for k := range text {
+				if line == ce.Line && col == ce.Column {
+					return Pos{Line: i + 1, Column: indent + k + 1}
+				}
+				col++
+			}
+			prevPlain = plain
+		}
+		return Pos{Line: s.Pos.Line + 1, Column: indent + 1}
 	case ce.Line > 1:
 		return Pos{Line: s.Pos.Line + ce.Line - 1, Column: ce.Column}
 	default:

@@ -96,6 +96,11 @@ type Condition struct {
 	// Value, when not nil, computes the left side of the first comparison:
 	// the alert's value, shown in templates and notifications.
 	Value cel.Program
+	// Compare, when not nil, is the whole condition in the most common
+	// shape, one aggregate against a number (max("x") == 0, avg("x") > 0.1),
+	// which the engine runs natively; the result is the same as Program's
+	// whenever the aggregate has data.
+	Compare *Comparison
 	// UsesLabels is true when the condition reads `labels`, so the engine
 	// binds them only when needed.
 	UsesLabels bool
@@ -156,4 +161,29 @@ func (rs *RuleSet) Rules() []*Rule {
 		out = append(out, g.Rules...)
 	}
 	return out
+}
+
+// Comparison is `Aggregates[Agg] Op Threshold`.
+type Comparison struct {
+	Agg       int
+	Op        string // one of == != < <= > >=
+	Threshold float64
+}
+
+// Holds applies the comparison to an aggregate value.
+func (c *Comparison) Holds(v float64) bool {
+	switch c.Op {
+	case "==":
+		return v == c.Threshold
+	case "!=":
+		return v != c.Threshold
+	case "<":
+		return v < c.Threshold
+	case "<=":
+		return v <= c.Threshold
+	case ">":
+		return v > c.Threshold
+	default:
+		return v >= c.Threshold
+	}
 }

@@ -62,6 +62,8 @@ type str struct {
 	Set   bool
 	// Block is true for | and > scalars: the text starts on the next line.
 	Block bool
+	// Folded is true for > scalars, whose lines are joined by spaces.
+	Folded bool
 	// Quoted is true for '...' and "..." scalars: the text starts one
 	// column after Pos.
 	Quoted bool
@@ -84,6 +86,7 @@ func (s *str) UnmarshalYAML(n ast.Node) error {
 	case *ast.LiteralNode:
 		s.Value = v.Value.Value
 		s.Block = true
+		s.Folded = v.Start != nil && strings.HasPrefix(v.Start.Value, ">")
 	case ast.ScalarNode:
 		s.Value = fmt.Sprint(v.GetValue())
 	default:
