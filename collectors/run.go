@@ -111,6 +111,11 @@ func (c *TargetCollector) Collect(ctx context.Context, now time.Time) ([]model.S
 	c.collections.Add(1)
 	ctx, cancel := context.WithTimeout(ctx, c.settings.Timeout)
 	defer cancel()
+	// Scrapers get a slightly earlier deadline so that one honouring it can
+	// still hand back its "can_connect 0" before the runner gives up on it.
+	grace := min(c.settings.Timeout/10, 100*time.Millisecond)
+	scrapeCtx, cancelScrape := context.WithTimeout(ctx, c.settings.Timeout-grace)
+	defer cancelScrape()
 
 	limit := c.settings.MaxConcurrency
 	if limit <= 0 || limit > len(c.targets) {
@@ -127,12 +132,12 @@ func (c *TargetCollector) Collect(ctx context.Context, now time.Time) ([]model.S
 			select {
 			case sem <- struct{}{}:
 				defer func() { <-sem }()
-			case <-ctx.Done():
-				results[i].err = fmt.Errorf("waiting for a free slot: %w", ctx.Err())
+			case <-scrapeCtx.Done():
+				results[i].err = fmt.Errorf("waiting for a free slot: %w", scrapeCtx.Err())
 				return
 			}
 			start := time.Now()
-			results[i] = c.scrapeOne(ctx, i, now)
+			results[i] = c.scrapeOne(ctx, scrapeCtx, i, now)
 			durations[i] = time.Since(start)
 		}()
 	}
@@ -170,7 +175,7 @@ func (c *TargetCollector) Collect(ctx context.Context, now time.Time) ([]model.S
 // scrapeOne runs one target's scrape, giving up on it when ctx is done even
 // if the scraper does not, so one hung target cannot hold up the others.
 // A panicking scraper becomes an error.
-func (c *TargetCollector) scrapeOne(ctx context.Context, i int, now time.Time) result {
+func (c *TargetCollector) scrapeOne(ctx, scrapeCtx context.Context, i int, now time.Time) result {
 	done := make(chan result, 1)
 	go func() {
 		defer func() {
@@ -178,7 +183,7 @@ func (c *TargetCollector) scrapeOne(ctx context.Context, i int, now time.Time) r
 				done <- result{err: fmt.Errorf("scraper panic: %v", p)}
 			}
 		}()
-		s, err := c.scraper.Scrape(ctx, i, now)
+		s, err := c.scraper.Scrape(scrapeCtx, i, now)
 		done <- result{s, err}
 	}()
 	select {
