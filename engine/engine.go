@@ -56,7 +56,6 @@ type ruleState struct {
 
 	health   Health
 	lastEval time.Time
-	duration time.Duration
 }
 
 // Health of one rule after its last evaluation.

@@ -5,8 +5,8 @@ import (
 	"strings"
 
 	"cel.dev/cel-go/cel"
-	"cel.dev/cel-go/checker"
 	"cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/cost"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/ext"
 )
@@ -222,14 +222,14 @@ func (c *compiler) checkBoolAndCost(env *cel.Env, checked *cel.Ast, what string)
 // seldom has more than a few dozen labels of modest length.
 type labelsEstimator struct{}
 
-func (labelsEstimator) EstimateSize(element checker.AstNode) *checker.SizeEstimate {
+func (labelsEstimator) EstimateSize(element cost.AstNode) *cost.SizeEstimate {
 	if len(element.Path()) == 1 && element.Path()[0] == "labels" {
-		return &checker.SizeEstimate{Min: 0, Max: 64}
+		return &cost.SizeEstimate{Min: 0, Max: 64}
 	}
-	return &checker.SizeEstimate{Min: 0, Max: 256}
+	return &cost.SizeEstimate{Min: 0, Max: 256}
 }
 
-func (labelsEstimator) EstimateCallCost(function, overloadID string, target *checker.AstNode, args []checker.AstNode) *checker.CallEstimate {
+func (labelsEstimator) EstimateCallCost(function, overloadID string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
 	return nil
 }
 

@@ -309,6 +309,7 @@ func (c *compiler) compileRule(file string, lines [][]byte, g *Group, node yamla
 			fail(n.Pos, "notify: %q is not a channel name (letters, digits, _, . and -)", n.Value)
 		}
 		r.Notify = append(r.Notify, n.Value)
+		r.NotifyPos = append(r.NotifyPos, n.Pos)
 	}
 	if rn.Inhibits != nil {
 		r.Inhibit = &model.Inhibit{}

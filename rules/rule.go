@@ -4,6 +4,8 @@
 package rules
 
 import (
+	"fmt"
+	"strings"
 	"text/template"
 	"time"
 
@@ -72,6 +74,7 @@ type Rule struct {
 
 	Annotations map[string]*template.Template
 	Notify      []string
+	NotifyPos   []Pos // where each Notify entry is written
 	Inhibit     *model.Inhibit
 
 	// StateKey changes only when the rule's meaning changes (scope,
@@ -186,4 +189,26 @@ func (c *Comparison) Holds(v float64) bool {
 	default:
 		return v >= c.Threshold
 	}
+}
+
+// CheckChannels reports every `notify:` entry naming a channel not in
+// known, with its file:line:col.
+func (rs *RuleSet) CheckChannels(known []string) error {
+	ok := make(map[string]bool, len(known))
+	for _, k := range known {
+		ok[k] = true
+	}
+	var errs Errors
+	for _, r := range rs.Rules() {
+		for i, n := range r.Notify {
+			if !ok[n] {
+				errs = append(errs, &Error{File: r.File, Pos: r.NotifyPos[i], Rule: r.Name,
+					Msg: fmt.Sprintf("notify: no channel named %q (configured: %s)", n, strings.Join(known, ", "))})
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
 }
