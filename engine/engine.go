@@ -49,6 +49,10 @@ type ruleState struct {
 	// so `a || b` still works when only b has data.
 	noData    []ref.Val
 	lastBoxed []ref.Val
+	// results[k*n+i] is aggregate i of segment k (NaN: no data); seen[k]
+	// says whether segment k had any sample in the window.
+	results []float64
+	seen    []bool
 	// every is the single alert of an `across: every` rule.
 	every *alertState
 	// resolved alerts waiting to be forgotten, by fingerprint.
@@ -187,11 +191,13 @@ func (e *Engine) evalRule(ctx context.Context, st *ruleState, now time.Time) (er
 		}
 	}()
 	scopeErr := st.index.update(r, e.store)
+	st.index.flatten()
 	end := now.UnixNano()
 	start := end - int64(r.Window)
+	st.aggregate(start, end)
 	var firstErr error
 	allHold := len(st.index.segments) > 0
-	for _, seg := range st.index.segments {
+	for k, seg := range st.index.segments {
 		if seg.orphan {
 			// Gone for longer than any window: whatever no_data says, the
 			// alert cannot go on forever.
@@ -201,7 +207,7 @@ func (e *Engine) evalRule(ctx context.Context, st *ruleState, now time.Time) (er
 			}
 			continue
 		}
-		o, evalErr := st.evalSegment(ctx, seg, start, end)
+		o, evalErr := st.evalSegment(seg, k)
 		if evalErr != nil && firstErr == nil {
 			firstErr = evalErr
 		}
@@ -239,21 +245,44 @@ func (e *Engine) evalRule(ctx context.Context, st *ruleState, now time.Time) (er
 }
 
 // evalSegment computes the segment's aggregates and runs the condition.
-func (st *ruleState) evalSegment(ctx context.Context, seg *segment, start, end int64) (outcome, error) {
+// aggregate computes every aggregate of every segment, one aggregate at a
+// time over the flat series lists: phase one of an evaluation.
+func (st *ruleState) aggregate(start, end int64) {
+	n, segs := len(st.rule.Condition.Aggregates), len(st.index.segments)
+	st.results = slices.Grow(st.results[:0], n*segs)[:n*segs]
+	st.seen = slices.Grow(st.seen[:0], segs)[:segs]
+	clear(st.seen)
+	for i := range st.rule.Condition.Aggregates {
+		a := &st.rule.Condition.Aggregates[i]
+		m := st.index.aggOf[i]
+		flat, bounds := st.index.flat[m], st.index.bounds[m]
+		g := &st.aggs[i]
+		for k := range segs {
+			v, ok, s := g.compute(a, flat[bounds[k]:bounds[k+1]], start, end)
+			if !ok {
+				v = math.NaN()
+			}
+			st.results[k*n+i] = v
+			st.seen[k] = st.seen[k] || s
+		}
+	}
+}
+
+// evalSegment decides the condition for segment k from its aggregates:
+// phase two of an evaluation.
+func (st *ruleState) evalSegment(seg *segment, k int) (outcome, error) {
 	r := st.rule
-	seen, missing := false, false
-	for i := range r.Condition.Aggregates {
-		a := &r.Condition.Aggregates[i]
-		v, ok, s := st.aggs[i].compute(a, seg.series[st.index.aggOf[i]], start, end)
-		seen = seen || s
-		if !ok {
+	n := len(r.Condition.Aggregates)
+	seen, missing := st.seen[k], false
+	for i, v := range st.results[k*n : k*n+n] {
+		if math.IsNaN(v) {
 			missing = true
 			st.vals[i] = math.NaN()
 			st.act.vals[i] = st.noData[i]
 			continue
 		}
 		st.vals[i] = v
-		if r.Condition.Compare == nil {
+		if r.Condition.Compare == nil && seen {
 			st.act.vals[i] = st.boxed(i, v)
 		}
 	}

@@ -39,6 +39,14 @@ type index struct {
 	byKey    map[string]*segment
 	scanned  int    // store.list entries already looked at
 	epoch    uint64 // store.epoch the index was built for
+
+	// flat[m] lists the series of metric m segment after segment: segment
+	// k's are flat[m][bounds[m][k]:bounds[m][k+1]]. Aggregating from one
+	// contiguous list lets the CPU fetch many series at once; following
+	// each segment's own lists was bound by memory latency.
+	flat   [][]*series
+	bounds [][]int32
+	dirty  bool
 }
 
 func newIndex(r *rules.Rule) *index {
@@ -62,6 +70,7 @@ func (ix *index) update(r *rules.Rule, s *Store) error {
 		// Series were removed: rebuild, keeping the segments' alerts.
 		old := ix.byKey
 		ix.segments, ix.byKey, ix.scanned, ix.epoch = nil, map[string]*segment{}, 0, s.epoch
+		ix.dirty = true
 		defer func() {
 			for k, seg := range old {
 				if seg.alert == nil {
@@ -115,9 +124,29 @@ func (ix *index) update(r *rules.Rule, s *Store) error {
 			ix.segments = append(ix.segments, seg)
 		}
 		seg.series[m] = append(seg.series[m], sr)
+		ix.dirty = true
 	}
 	ix.scanned = len(s.list)
 	return scopeErr
+}
+
+// flatten rebuilds flat and bounds after series were added.
+func (ix *index) flatten() {
+	if !ix.dirty && len(ix.bounds) == len(ix.metrics) && (len(ix.bounds) == 0 || len(ix.bounds[0]) == len(ix.segments)+1) {
+		return
+	}
+	ix.dirty = false
+	ix.flat = make([][]*series, len(ix.metrics))
+	ix.bounds = make([][]int32, len(ix.metrics))
+	for m := range ix.metrics {
+		b := make([]int32, 0, len(ix.segments)+1)
+		var fl []*series
+		for _, seg := range ix.segments {
+			b = append(b, int32(len(fl)))
+			fl = append(fl, seg.series[m]...)
+		}
+		ix.flat[m], ix.bounds[m] = fl, append(b, int32(len(fl)))
+	}
 }
 
 // segmentOf returns the segment key and labels of a series, or false if the

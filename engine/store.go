@@ -17,11 +17,38 @@ type Store struct {
 	mu        sync.RWMutex
 	retention int64 // nanoseconds
 	byKey     map[string]*series
+	// labelSets shares one copy of each distinct label set: the metrics of
+	// a host carry the same labels, and a copy per series scattered the
+	// series across memory.
+	labelSets map[string]model.Labels
 	// list holds series in creation order; rule indexes scan only what was
 	// added since their last look. Removals bump epoch, which makes them
 	// rebuild.
 	list  []*series
 	epoch uint64
+	// New series and their first points are carved from slabs so that
+	// series created together (a host's metrics, a fleet's hosts) sit
+	// together in memory, the order evaluation reads them in.
+	seriesSlab []series
+	pointSlab  []point
+}
+
+const (
+	slabSeries  = 256
+	firstPoints = 8
+)
+
+func (s *Store) newSeries(metric string, ls model.Labels) *series {
+	if len(s.seriesSlab) == 0 {
+		s.seriesSlab = make([]series, slabSeries)
+		s.pointSlab = make([]point, slabSeries*firstPoints)
+	}
+	sr := &s.seriesSlab[0]
+	s.seriesSlab = s.seriesSlab[1:]
+	sr.metric, sr.labels = metric, s.internLabels(ls)
+	sr.pts = s.pointSlab[:0:firstPoints]
+	s.pointSlab = s.pointSlab[firstPoints:]
+	return sr
 }
 
 type series struct {
@@ -37,7 +64,7 @@ type point struct {
 
 // NewStore returns a store keeping samples for retention.
 func NewStore(retention time.Duration) *Store {
-	return &Store{retention: int64(retention), byKey: map[string]*series{}}
+	return &Store{retention: int64(retention), byKey: map[string]*series{}, labelSets: map[string]model.Labels{}}
 }
 
 // SetRetention changes how long samples are kept (the engine sets it from
@@ -58,13 +85,29 @@ func (s *Store) Retention() time.Duration {
 func seriesKey(metric string, ls model.Labels) string {
 	var b strings.Builder
 	b.WriteString(metric)
+	writeLabels(&b, ls)
+	return b.String()
+}
+
+func writeLabels(b *strings.Builder, ls model.Labels) {
 	for _, k := range ls.Names() {
 		b.WriteByte(0xff)
 		b.WriteString(k)
 		b.WriteByte(0xfe)
 		b.WriteString(ls[k])
 	}
-	return b.String()
+}
+
+// internLabels returns the shared copy of ls; the caller holds s.mu.
+func (s *Store) internLabels(ls model.Labels) model.Labels {
+	var b strings.Builder
+	writeLabels(&b, ls)
+	if shared, ok := s.labelSets[b.String()]; ok {
+		return shared
+	}
+	c := ls.Copy()
+	s.labelSets[b.String()] = c
+	return c
 }
 
 // Append adds samples. A sample at a time the series already has replaces
@@ -77,7 +120,7 @@ func (s *Store) Append(samples ...model.Sample) {
 		key := seriesKey(smp.Metric, smp.Labels)
 		sr := s.byKey[key]
 		if sr == nil {
-			sr = &series{metric: smp.Metric, labels: smp.Labels.Copy()}
+			sr = s.newSeries(smp.Metric, smp.Labels)
 			s.byKey[key] = sr
 			s.list = append(s.list, sr)
 		}
@@ -136,6 +179,18 @@ func (s *Store) GC(now time.Time) {
 	s.list = kept
 	if removed {
 		s.epoch++
+		// Forget label sets no series uses any more.
+		live := map[string]bool{}
+		for _, sr := range kept {
+			var b strings.Builder
+			writeLabels(&b, sr.labels)
+			live[b.String()] = true
+		}
+		for k := range s.labelSets {
+			if !live[k] {
+				delete(s.labelSets, k)
+			}
+		}
 	}
 }
 
