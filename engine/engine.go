@@ -57,6 +57,8 @@ type ruleState struct {
 	every *alertState
 	// resolved alerts waiting to be forgotten, by fingerprint.
 	resolved map[string]*alertState
+	// restored alerts (Import) whose segment has no series yet, by key.
+	restored map[string]*alertState
 
 	health   Health
 	lastEval time.Time
@@ -113,6 +115,7 @@ func newRuleState(r *rules.Rule) *ruleState {
 		aggs: make([]aggregator, n), vals: make([]float64, n),
 		noData: make([]ref.Val, n), lastBoxed: make([]ref.Val, n),
 		resolved: map[string]*alertState{},
+		restored: map[string]*alertState{},
 		health:   Health{OK: true},
 	}
 	st.act.vals = make([]ref.Val, n)
@@ -198,6 +201,9 @@ func (e *Engine) evalRule(ctx context.Context, st *ruleState, now time.Time) (er
 	var firstErr error
 	allHold := len(st.index.segments) > 0
 	for k, seg := range st.index.segments {
+		if len(st.restored) > 0 {
+			st.attachRestored(seg)
+		}
 		if seg.orphan {
 			// Gone for longer than any window: whatever no_data says, the
 			// alert cannot go on forever.
@@ -236,6 +242,9 @@ func (e *Engine) evalRule(ctx context.Context, st *ruleState, now time.Time) (er
 			o = unknown // never resolve because of an error
 		}
 		st.stepEvery(o, now)
+	}
+	if len(st.restored) > 0 {
+		st.expireRestored(now)
 	}
 	st.forgetResolved(now)
 	if firstErr != nil {

@@ -1,0 +1,100 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/vigil-alerts/vigil/model"
+	"github.com/vigil-alerts/vigil/rules"
+)
+
+func loadRules(t *testing.T, src string) *rules.RuleSet {
+	t.Helper()
+	set, err := rules.Parse([]string{"r.yaml"}, map[string][]byte{"r.yaml": []byte(src)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+const restartRules = `groups:
+  - name: g
+    interval: 1m
+    rules:
+      - name: Down
+        severity: high
+        segment_by: [host]
+        condition: max("up") == 0
+        for: 10m
+`
+
+// A restart in the middle of a 10-minute `for` neither resets it nor loses
+// a firing alert: the saved state, through JSON, carries on.
+func TestExportImportKeepsTimersAcrossRestart(t *testing.T) {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	feed := func(e *Engine, at time.Duration, host string, v float64) {
+		e.Store().Append(model.Sample{Metric: "up", Labels: model.Labels{"host": host}, Value: v, Time: base.Add(at)})
+	}
+	set := loadRules(t, restartRules)
+	e1 := New(NewStore(time.Hour))
+	e1.SetRules(set)
+	for i := range 12 {
+		at := time.Duration(i) * time.Minute
+		feed(e1, at, "a", 0) // down from the start: fires at 10m
+		if i >= 6 {
+			feed(e1, at, "b", 0) // down from 6m: pending at restart
+		} else {
+			feed(e1, at, "b", 1)
+		}
+		e1.Eval(context.Background(), base.Add(at))
+	}
+	saved, err := json.Marshal(e1.Export())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var recs []AlertRecord
+	if err := json.Unmarshal(saved, &recs); err != nil {
+		t.Fatal(err)
+	}
+	e2 := New(NewStore(time.Hour))
+	e2.SetRules(loadRules(t, restartRules))
+	if restored, dropped := e2.Import(recs); restored != 2 || dropped != 0 {
+		t.Fatalf("Import: restored %d, dropped %d; want 2, 0", restored, dropped)
+	}
+	state := func(host string) (model.AlertState, time.Time) {
+		for _, a := range e2.Alerts() {
+			if a.Segment["host"] == host {
+				return a.State, a.FiredAt
+			}
+		}
+		return model.StateInactive, time.Time{}
+	}
+	for i := 12; i <= 16; i++ {
+		at := time.Duration(i) * time.Minute
+		feed(e2, at, "a", 0)
+		feed(e2, at, "b", 0)
+		e2.Eval(context.Background(), base.Add(at))
+		sa, firedA := state("a")
+		if sa != model.StateFiring || !firedA.Equal(base.Add(10*time.Minute)) {
+			t.Fatalf("at %s: host a is %s fired at %s; want firing since 10m", at, sa, firedA.Sub(base))
+		}
+		sb, firedB := state("b")
+		want := model.StatePending
+		if at >= 16*time.Minute { // pending since 6m: fires at 16m, as before the restart
+			want = model.StateFiring
+		}
+		if sb != want {
+			t.Fatalf("at %s: host b is %s, want %s (fired at %s)", at, sb, want, firedB.Sub(base))
+		}
+	}
+
+	// A changed condition means the old state no longer applies.
+	e3 := New(NewStore(time.Hour))
+	e3.SetRules(loadRules(t, restartRules[:len(restartRules)-len("for: 10m\n")]+"for: 5m\n"))
+	if restored, dropped := e3.Import(recs); restored != 0 || dropped != 2 {
+		t.Fatalf("Import into a changed rule: restored %d, dropped %d; want 0, 2", restored, dropped)
+	}
+}
