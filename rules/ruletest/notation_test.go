@@ -1,0 +1,85 @@
+package ruletest
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+func TestParseValues(t *testing.T) {
+	n := math.NaN()
+	tests := []struct {
+		in      string
+		want    []float64
+		wantErr string // part of the error; "" for none
+	}{
+		{in: "", want: nil},
+		{in: "   ", want: nil},
+		{in: "1 2 3", want: []float64{1, 2, 3}},
+		{in: "  1\t 2  ", want: []float64{1, 2}},
+		{in: "_", want: []float64{n}},
+		{in: "1 _ 1", want: []float64{1, n, 1}},
+		{in: "0x3", want: []float64{0, 0, 0}},
+		{in: "0x10", want: []float64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+		{in: "_x3", want: []float64{n, n, n}},
+		{in: "1 1 0x2 _ 1", want: []float64{1, 1, 0, 0, n, 1}},
+		{in: "1+2x4", want: []float64{1, 3, 5, 7}},
+		{in: "100-10x3", want: []float64{100, 90, 80}},
+		{in: "-1", want: []float64{-1}},
+		{in: "-1+1x3", want: []float64{-1, 0, 1}},
+		{in: "1-1x3", want: []float64{1, 0, -1}},
+		{in: "0.5+0.25x3", want: []float64{0.5, 0.75, 1}},
+		{in: "1e3", want: []float64{1000}},
+		{in: "1e-3", want: []float64{0.001}},
+		{in: "1.5e+2x2", want: []float64{150, 150}},
+		{in: "6e9+1e9x2", want: []float64{6e9, 7e9}},
+		{in: "1x1", want: []float64{1}},
+
+		{in: "1x0", wantErr: `values "1x0": the count after x must be a positive whole number`},
+		{in: "1x-2", wantErr: `values "1x-2": the count`},
+		{in: "1xa", wantErr: `values "1xa": the count`},
+		{in: "1x", wantErr: `values "1x": the count`},
+		{in: "1 2 abc", wantErr: `values "abc": not a number`},
+		{in: "x3", wantErr: `values "x3": not a number`},
+		{in: "1+2", wantErr: `values "1+2": a step (+ or -) needs a count, like 1+2x4`},
+		{in: "_+1x3", wantErr: `values "_+1x3": not a number`},
+		{in: "1+ax3", wantErr: `values "1+ax3": not a number`},
+		{in: "1,2", wantErr: `values "1,2"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParseValues(tc.in)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("ParseValues(%q) error = %v, want %q", tc.in, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseValues(%q): %v", tc.in, err)
+			}
+			if !sameValues(got, tc.want) {
+				t.Errorf("ParseValues(%q) = %v, want %v", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+// sameValues compares with NaN (no sample) equal to NaN, and a little
+// tolerance for stepped decimals.
+func sameValues(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		switch {
+		case math.IsNaN(a[i]) || math.IsNaN(b[i]):
+			if math.IsNaN(a[i]) != math.IsNaN(b[i]) {
+				return false
+			}
+		case math.Abs(a[i]-b[i]) > 1e-9*math.Max(1, math.Abs(b[i])):
+			return false
+		}
+	}
+	return true
+}
