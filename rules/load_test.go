@@ -360,47 +360,6 @@ func evals(pairs ...any) []struct {
 	return out
 }
 
-// TestConditionValue checks the alert value: the left side of the first
-// comparison.
-func TestConditionValue(t *testing.T) {
-	tests := []struct {
-		cond string
-		vals vals
-		want float64
-		none bool
-	}{
-		{cond: `last("a") / last("b") > 0.8`, vals: vals{`last("a")`: 9, `last("b")`: 10}, want: 0.9},
-		{cond: `avg("x") * 100 > 5`, vals: vals{`avg("x")`: 0.07}, want: 7},
-		{cond: `max("x") == 0`, vals: vals{`max("x")`: 3}, want: 3},
-		{cond: `labels["a"] == "b" && max("x") > 1`, vals: vals{`max("x")`: 3}, none: true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.cond, func(t *testing.T) {
-			r := parseOne(t, "name: R\nseverity: high\ncondition: '"+tc.cond+"'")
-			if tc.none {
-				if r.Condition.Value != nil {
-					t.Errorf("Value program for a condition whose first comparison is not numeric")
-				}
-				return
-			}
-			if r.Condition.Value == nil {
-				t.Fatal("no Value program")
-			}
-			act := map[string]any{}
-			for _, a := range r.Condition.Aggregates {
-				act[a.Var] = tc.vals[a.Text]
-			}
-			out, _, err := r.Condition.Value.Eval(act)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := out.Value().(float64); got < tc.want-1e-9 || got > tc.want+1e-9 {
-				t.Errorf("value = %v, want %v", got, tc.want)
-			}
-		})
-	}
-}
-
 // TestStateKey: only what decides alerts changes the key.
 func TestStateKey(t *testing.T) {
 	base := "name: R\nseverity: high\ncondition: max(\"x\") == 0\nfor: 5m\n"
