@@ -291,18 +291,21 @@ func (st *ruleState) evalSegment(seg *segment, k int) (outcome, error) {
 			continue
 		}
 		st.vals[i] = v
-		if r.Condition.Compare == nil && seen {
+		if r.Condition.Native == nil && seen {
 			st.act.vals[i] = st.boxed(i, v)
 		}
 	}
 	if !seen {
 		return st.noDataOutcome(), nil
 	}
-	if c := r.Condition.Compare; c != nil && !missing {
-		if c.Holds(st.vals[c.Agg]) {
-			return holds, nil
+	if nat := r.Condition.Native; nat != nil && !missing {
+		if v, exact := nat.Eval(st.vals); exact {
+			if v {
+				return holds, nil
+			}
+			return fails, nil
 		}
-		return fails, nil
+		st.boxAll()
 	}
 	st.act.labels = nil
 	if r.Condition.UsesLabels {
@@ -328,11 +331,12 @@ func (st *ruleState) evalSegment(seg *segment, k int) (outcome, error) {
 // value is the alert value of the segment just evaluated: the left side of
 // the condition's comparison, else its first aggregate.
 func (st *ruleState) value() float64 {
-	if st.rule.Condition.Compare != nil {
-		return st.vals[st.rule.Condition.Compare.Agg]
-	}
 	if p := st.rule.Condition.Value; p != nil {
-		if out, _, err := p.Eval(&st.act); err == nil {
+		if p.Native != nil && !slices.ContainsFunc(st.vals, math.IsNaN) {
+			return p.Native.Value(st.vals)
+		}
+		st.boxAll()
+		if out, _, err := p.Program.Eval(&st.act); err == nil {
 			if d, ok := out.(types.Double); ok {
 				return float64(d)
 			}
@@ -351,6 +355,16 @@ func (st *ruleState) boxed(i int, v float64) ref.Val {
 	b := ref.Val(types.Double(v))
 	st.lastBoxed[i] = b
 	return b
+}
+
+// boxAll binds every present aggregate for the CEL program, when the
+// native path skipped it.
+func (st *ruleState) boxAll() {
+	for i, v := range st.vals {
+		if !math.IsNaN(v) {
+			st.act.vals[i] = st.boxed(i, v)
+		}
+	}
 }
 
 func (st *ruleState) noDataOutcome() outcome {

@@ -122,41 +122,8 @@ func (c *compiler) compileCondition(src string) (*Condition, []celError) {
 	}
 	cond := &Condition{Source: src, Program: prg, Aggregates: rw.aggs, UsesLabels: rw.usesLabels}
 	cond.Value = c.valueProgram(src, rw)
-	cond.Compare = simpleComparison(checked, rw)
+	cond.Native = compileNative(checked, rw.aggs)
 	return cond, nil
-}
-
-var flipped = map[string]string{"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
-
-// simpleComparison recognises `aggregate OP number` and `number OP
-// aggregate` after rewriting.
-func simpleComparison(checked *cel.Ast, rw *rewriter) *Comparison {
-	root := checked.NativeRep().Expr()
-	if root.Kind() != ast.CallKind {
-		return nil
-	}
-	call := root.AsCall()
-	if !comparisons[call.FunctionName()] || len(call.Args()) != 2 {
-		return nil
-	}
-	op := strings.Trim(call.FunctionName(), "_")
-	l, r := call.Args()[0], call.Args()[1]
-	if l.Kind() == ast.LiteralKind {
-		l, r, op = r, l, flipped[op]
-	}
-	if l.Kind() != ast.IdentKind || r.Kind() != ast.LiteralKind {
-		return nil
-	}
-	th, ok := numberLiteral(r)
-	if !ok {
-		return nil
-	}
-	for i, a := range rw.aggs {
-		if a.Var == l.AsIdent() {
-			return &Comparison{Agg: i, Op: op, Threshold: th}
-		}
-	}
-	return nil
 }
 
 var comparisons = map[string]bool{"_==_": true, "_!=_": true, "_<_": true, "_<=_": true, "_>_": true, "_>=_": true}
@@ -165,7 +132,7 @@ var comparisons = map[string]bool{"_==_": true, "_!=_": true, "_<_": true, "_<=_
 // the number an SRE compares against a threshold, such as
 // last("in_use") / last("quota") in `last("in_use") / last("quota") > 0.8`.
 // It returns nil when there is no numeric left side.
-func (c *compiler) valueProgram(src string, prev *rewriter) cel.Program {
+func (c *compiler) valueProgram(src string, prev *rewriter) *ValueProgram {
 	parsed, iss := c.condEnv.Parse(src)
 	if iss.Err() != nil {
 		return nil
@@ -204,7 +171,7 @@ func (c *compiler) valueProgram(src string, prev *rewriter) cel.Program {
 	if err != nil {
 		return nil
 	}
-	return prg
+	return &ValueProgram{Program: prg, Native: compileNative(checked, rw.aggs)}
 }
 
 func (c *compiler) checkBoolAndCost(env *cel.Env, checked *cel.Ast, what string) []celError {
@@ -311,6 +278,9 @@ func (r *rewriter) walkCall(e ast.Expr) bool {
 		r.walk(call.Target())
 	}
 	args := call.Args()
+	if name == "-_" && len(args) == 1 {
+		return r.walk(args[0])
+	}
 	arith, isOp := numericOps[name]
 	if !isOp {
 		for _, a := range args {

@@ -98,12 +98,10 @@ type Condition struct {
 	Aggregates []Aggregate
 	// Value, when not nil, computes the left side of the first comparison:
 	// the alert's value, shown in templates and notifications.
-	Value cel.Program
-	// Compare, when not nil, is the whole condition in the most common
-	// shape, one aggregate against a number (max("x") == 0, avg("x") > 0.1),
-	// which the engine runs natively; the result is the same as Program's
-	// whenever the aggregate has data.
-	Compare *Comparison
+	Value *ValueProgram
+	// Native, when not nil, decides the condition without the interpreter
+	// whenever every aggregate has data (see Native).
+	Native *Native
 	// UsesLabels is true when the condition reads `labels`, so the engine
 	// binds them only when needed.
 	UsesLabels bool
@@ -166,31 +164,6 @@ func (rs *RuleSet) Rules() []*Rule {
 	return out
 }
 
-// Comparison is `Aggregates[Agg] Op Threshold`.
-type Comparison struct {
-	Agg       int
-	Op        string // one of == != < <= > >=
-	Threshold float64
-}
-
-// Holds applies the comparison to an aggregate value.
-func (c *Comparison) Holds(v float64) bool {
-	switch c.Op {
-	case "==":
-		return v == c.Threshold
-	case "!=":
-		return v != c.Threshold
-	case "<":
-		return v < c.Threshold
-	case "<=":
-		return v <= c.Threshold
-	case ">":
-		return v > c.Threshold
-	default:
-		return v >= c.Threshold
-	}
-}
-
 // CheckChannels reports every `notify:` entry naming a channel not in
 // known, with its file:line:col.
 func (rs *RuleSet) CheckChannels(known []string) error {
@@ -211,4 +184,11 @@ func (rs *RuleSet) CheckChannels(known []string) error {
 		return errs
 	}
 	return nil
+}
+
+// ValueProgram computes an alert's value; Native, when not nil, gives the
+// same number without the interpreter.
+type ValueProgram struct {
+	Program cel.Program
+	Native  *Native
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
 
 	"github.com/vigil-alerts/vigil/engine"
 	"github.com/vigil-alerts/vigil/model"
@@ -40,7 +41,26 @@ type Test struct {
 type InputSeries struct {
 	Metric string            `yaml:"metric"`
 	Labels map[string]string `yaml:"labels"`
-	Values string            `yaml:"values"`
+	Values rawText           `yaml:"values"`
+}
+
+// rawText keeps a scalar exactly as written: unquoted `0x10` is a YAML
+// hex integer (16), but in series notation it means ten zeros.
+type rawText string
+
+func (r *rawText) UnmarshalYAML(n ast.Node) error {
+	switch v := n.(type) {
+	case *ast.StringNode:
+		*r = rawText(v.Value)
+		return nil
+	case *ast.LiteralNode:
+		*r = rawText(v.Value.Value)
+		return nil
+	case ast.ScalarNode:
+		*r = rawText(v.GetToken().Value)
+		return nil
+	}
+	return fmt.Errorf("values: want a string like \"1 1 0x10\"")
 }
 
 // Expectation lists the alerts one rule has at one evaluation time.
@@ -155,7 +175,7 @@ func runTest(set *rules.RuleSet, t *Test, every time.Duration) ([]string, error)
 	}
 	var samples []model.Sample
 	for _, in := range t.InputSeries {
-		vals, err := ParseValues(in.Values)
+		vals, err := ParseValues(string(in.Values))
 		if err != nil {
 			return nil, fmt.Errorf("series %s: %w", in.Metric, err)
 		}
