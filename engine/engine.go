@@ -32,10 +32,11 @@ type Engine struct {
 	store  *Store
 	logger *slog.Logger
 
-	mu     sync.Mutex
-	set    *rules.RuleSet
-	states map[string]*ruleState // by rule name; outlives reloads
-	lastGC time.Time
+	mu      sync.Mutex
+	set     *rules.RuleSet
+	states  map[string]*ruleState // by rule name; outlives reloads
+	indexes map[string]*index     // by scope and segment_by, shared by rules
+	lastGC  time.Time
 }
 
 // ruleState is what the engine knows about one rule between evaluations.
@@ -49,10 +50,12 @@ type ruleState struct {
 	// so `a || b` still works when only b has data.
 	noData    []ref.Val
 	lastBoxed []ref.Val
-	// results[k*n+i] is aggregate i of segment k (NaN: no data); seen[k]
-	// says whether segment k had any sample in the window.
-	results []float64
-	seen    []bool
+	// cols[i] holds aggregate i for every segment, this evaluation.
+	cols []*column
+	// segs[k] is this rule's state for index.segments[k], valid for
+	// index generation gen.
+	segs []segState
+	gen  uint64
 	// every is the single alert of an `across: every` rule.
 	every *alertState
 	// resolved alerts waiting to be forgotten, by fingerprint.
@@ -62,6 +65,16 @@ type ruleState struct {
 
 	health   Health
 	lastEval time.Time
+}
+
+// segState is a rule's state for one segment.
+type segState struct {
+	key   string
+	alert *alertState
+	// lastHolds remembers the last known outcome, for keep_state in
+	// `across: every`.
+	lastHolds bool
+	lastValue float64
 }
 
 // Health of one rule after its last evaluation.
@@ -78,7 +91,7 @@ func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.logger = l }
 
 // New returns an engine reading from store.
 func New(store *Store, opts ...Option) *Engine {
-	e := &Engine{store: store, logger: slog.New(slog.DiscardHandler), states: map[string]*ruleState{}}
+	e := &Engine{store: store, logger: slog.New(slog.DiscardHandler), states: map[string]*ruleState{}, indexes: map[string]*index{}}
 	for _, o := range opts {
 		o(e)
 	}
@@ -94,24 +107,53 @@ func (e *Engine) Store() *Store { return e.store }
 func (e *Engine) SetRules(rs *rules.RuleSet) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	// Rules with the same scope and segment_by share an index holding every
+	// metric they read; an index whose metrics did not change is kept, so
+	// it need not re-scan the store.
+	metrics := map[string][]string{}
+	for _, r := range rs.Rules() {
+		k := indexKey(r)
+		for _, a := range r.Condition.Aggregates {
+			if !slices.Contains(metrics[k], a.Metric) {
+				metrics[k] = append(metrics[k], a.Metric)
+			}
+		}
+	}
+	indexes := make(map[string]*index, len(metrics))
+	for _, r := range rs.Rules() {
+		k := indexKey(r)
+		if indexes[k] != nil {
+			continue
+		}
+		sort.Strings(metrics[k])
+		if old := e.indexes[k]; old != nil && slices.Equal(old.metrics, metrics[k]) {
+			indexes[k] = old
+		} else {
+			indexes[k] = newIndex(k, r, metrics[k])
+		}
+	}
 	states := make(map[string]*ruleState, len(rs.Rules()))
 	for _, r := range rs.Rules() {
+		ix := indexes[indexKey(r)]
 		if old, ok := e.states[r.Name]; ok && old.rule.StateKey == r.StateKey {
 			old.rule = r // labels, annotations, routes may have changed
+			if old.index != ix {
+				old.index, old.gen = ix, ix.gen-1 // realign by key
+			}
 			states[r.Name] = old
 			continue
 		}
-		states[r.Name] = newRuleState(r)
+		states[r.Name] = newRuleState(r, ix)
 	}
-	e.states = states
+	e.states, e.indexes = states, indexes
 	e.set = rs
 	e.store.SetRetention(rs.MaxWindow + retentionSlack)
 }
 
-func newRuleState(r *rules.Rule) *ruleState {
+func newRuleState(r *rules.Rule, ix *index) *ruleState {
 	n := len(r.Condition.Aggregates)
 	st := &ruleState{
-		rule: r, index: newIndex(r),
+		rule: r, index: ix, gen: ix.gen, cols: make([]*column, n),
 		aggs: make([]aggregator, n), vals: make([]float64, n),
 		noData: make([]ref.Val, n), lastBoxed: make([]ref.Val, n),
 		resolved: map[string]*alertState{},
@@ -193,25 +235,23 @@ func (e *Engine) evalRule(ctx context.Context, st *ruleState, now time.Time) (er
 			st.health.Err = err.Error()
 		}
 	}()
-	scopeErr := st.index.update(r, e.store)
+	scopeErr := st.index.update(e.store)
 	st.index.flatten()
+	st.align(now)
 	end := now.UnixNano()
 	start := end - int64(r.Window)
-	st.aggregate(start, end)
+	for i := range r.Condition.Aggregates {
+		st.cols[i] = st.index.column(&r.Condition.Aggregates[i], &st.aggs[i], start, end, e.store.version)
+	}
 	var firstErr error
 	allHold := len(st.index.segments) > 0
 	for k, seg := range st.index.segments {
-		if len(st.restored) > 0 {
-			st.attachRestored(seg)
-		}
-		if seg.orphan {
-			// Gone for longer than any window: whatever no_data says, the
-			// alert cannot go on forever.
-			seg.lastHolds = false
-			if r.Across != rules.AcrossEvery {
-				st.stepSegment(seg, fails, now)
+		ss := &st.segs[k]
+		if ss.alert == nil && len(st.restored) > 0 {
+			if a, ok := st.restored[seg.key]; ok {
+				ss.alert = a
+				delete(st.restored, seg.key)
 			}
-			continue
 		}
 		o, evalErr := st.evalSegment(seg, k)
 		if evalErr != nil && firstErr == nil {
@@ -220,18 +260,18 @@ func (e *Engine) evalRule(ctx context.Context, st *ruleState, now time.Time) (er
 		if r.Across == rules.AcrossEvery {
 			switch o {
 			case holds:
-				seg.lastHolds = true
+				ss.lastHolds = true
 			case fails:
-				seg.lastHolds = false
+				ss.lastHolds = false
 			}
-			seg.lastValue = st.vals[0]
+			ss.lastValue = st.vals[0]
 			if o == holds || st.every != nil {
-				seg.lastValue = st.value()
+				ss.lastValue = st.value()
 			}
-			allHold = allHold && seg.lastHolds
+			allHold = allHold && ss.lastHolds
 			continue
 		}
-		st.stepSegment(seg, o, now)
+		st.stepSegment(seg, ss, o, now)
 	}
 	if r.Across == rules.AcrossEvery {
 		o := fails
@@ -254,36 +294,14 @@ func (e *Engine) evalRule(ctx context.Context, st *ruleState, now time.Time) (er
 }
 
 // evalSegment computes the segment's aggregates and runs the condition.
-// aggregate computes every aggregate of every segment, one aggregate at a
-// time over the flat series lists: phase one of an evaluation.
-func (st *ruleState) aggregate(start, end int64) {
-	n, segs := len(st.rule.Condition.Aggregates), len(st.index.segments)
-	st.results = slices.Grow(st.results[:0], n*segs)[:n*segs]
-	st.seen = slices.Grow(st.seen[:0], segs)[:segs]
-	clear(st.seen)
-	for i := range st.rule.Condition.Aggregates {
-		a := &st.rule.Condition.Aggregates[i]
-		m := st.index.aggOf[i]
-		flat, bounds := st.index.flat[m], st.index.bounds[m]
-		g := &st.aggs[i]
-		for k := range segs {
-			v, ok, s := g.compute(a, flat[bounds[k]:bounds[k+1]], start, end)
-			if !ok {
-				v = math.NaN()
-			}
-			st.results[k*n+i] = v
-			st.seen[k] = st.seen[k] || s
-		}
-	}
-}
-
 // evalSegment decides the condition for segment k from its aggregates:
 // phase two of an evaluation.
 func (st *ruleState) evalSegment(seg *segment, k int) (outcome, error) {
 	r := st.rule
-	n := len(r.Condition.Aggregates)
-	seen, missing := st.seen[k], false
-	for i, v := range st.results[k*n : k*n+n] {
+	seen, missing := false, false
+	for i, c := range st.cols {
+		v := c.vals[k]
+		seen = seen || c.seen[k]
 		if math.IsNaN(v) {
 			missing = true
 			st.vals[i] = math.NaN()
@@ -378,8 +396,8 @@ func (st *ruleState) noDataOutcome() outcome {
 }
 
 // stepSegment runs the state machine of one `across: any` segment.
-func (st *ruleState) stepSegment(seg *segment, o outcome, now time.Time) {
-	a := seg.alert
+func (st *ruleState) stepSegment(seg *segment, ss *segState, o outcome, now time.Time) {
+	a := ss.alert
 	if a == nil {
 		if o != holds {
 			return // the common case: nothing is wrong, nothing to do
@@ -389,11 +407,11 @@ func (st *ruleState) stepSegment(seg *segment, o outcome, now time.Time) {
 			a = &alertState{fp: model.Fingerprint(st.rule.Name, seg.labels), segment: seg.labels}
 		}
 		delete(st.resolved, a.fp)
-		seg.alert = a
+		ss.alert = a
 	}
 	changed := step(a, st.rule, o, now)
 	if a.state == model.StateInactive || a.state == model.StateResolved {
-		seg.alert = nil
+		ss.alert = nil
 		if a.state == model.StateResolved {
 			st.resolved[a.fp] = a
 		}
@@ -405,7 +423,7 @@ func (st *ruleState) stepSegment(seg *segment, o outcome, now time.Time) {
 		if changed || v != a.value || !slices.Equal(a.values, st.vals) {
 			a.value = v
 			a.values = slices.Clone(st.vals)
-			if changed && a.state != model.StateInactive {
+			if changed && a.state != model.StateInactive && seg != nil {
 				a.labels = st.alertLabels(seg.commonLabels())
 			}
 			st.render(a)
@@ -427,8 +445,8 @@ func (st *ruleState) stepEvery(o outcome, now time.Time) {
 	if o == holds || changed {
 		a.segments = a.segments[:0]
 		var common model.Labels
-		for _, seg := range st.index.segments {
-			a.segments = append(a.segments, model.SegmentValue{Labels: seg.labels, Value: seg.lastValue})
+		for k, seg := range st.index.segments {
+			a.segments = append(a.segments, model.SegmentValue{Labels: seg.labels, Value: st.segs[k].lastValue})
 			if changed {
 				common = intersect(common, seg.commonLabels())
 			}
@@ -502,9 +520,9 @@ func (e *Engine) Alerts() []model.Alert {
 	defer e.mu.Unlock()
 	var out []model.Alert
 	for _, st := range e.states {
-		for _, seg := range st.index.segments {
-			if seg.alert != nil {
-				out = append(out, seg.alert.snapshot(st.rule))
+		for _, ss := range st.segs {
+			if ss.alert != nil {
+				out = append(out, ss.alert.snapshot(st.rule))
 			}
 		}
 		if st.every != nil {
@@ -544,4 +562,35 @@ func (e *Engine) RuleStatuses() []RuleStatus {
 		out = append(out, RuleStatus{Rule: r, Health: st.health, LastEval: st.lastEval, Segments: len(st.index.segments)})
 	}
 	return out
+}
+
+// align brings segs in line with the index: new segments get fresh state;
+// after a rebuild, state moves by segment key, and alerts whose segment is
+// gone (its series expired) end: firing ones resolve, pending ones drop.
+func (st *ruleState) align(now time.Time) {
+	ix := st.index
+	if st.gen == ix.gen {
+		for k := len(st.segs); k < len(ix.segments); k++ {
+			st.segs = append(st.segs, segState{key: ix.segments[k].key})
+		}
+		return
+	}
+	old := make(map[string]segState, len(st.segs))
+	for _, ss := range st.segs {
+		old[ss.key] = ss
+	}
+	st.segs = make([]segState, len(ix.segments))
+	for k, seg := range ix.segments {
+		st.segs[k] = segState{key: seg.key}
+		if prev, ok := old[seg.key]; ok {
+			st.segs[k] = prev
+			delete(old, seg.key)
+		}
+	}
+	for _, ss := range old {
+		if ss.alert != nil {
+			st.stepSegment(nil, &ss, fails, now)
+		}
+	}
+	st.gen = ix.gen
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math"
 	"strings"
 
 	"cel.dev/cel-go/common/types"
@@ -10,35 +11,35 @@ import (
 	"github.com/vigil-alerts/vigil/rules"
 )
 
-// segment is one alert entity of a rule: the series sharing its
-// segment_by values, grouped by the metrics the condition reads.
+// segment is one alert entity: the series in scope sharing segment_by
+// values, grouped by metric.
 type segment struct {
 	key    string
 	labels model.Labels // segment_by values
-	// series[m] are the segment's series of the rule's m-th metric.
+	// series[m] are the segment's series of the index's m-th metric.
 	series    [][]*series
 	labelsVal ref.Val // the segment labels as a CEL map, built once
-	alert     *alertState
-	// lastHolds remembers the last known outcome, for keep_state in
-	// `across: every`.
-	lastHolds bool
-	lastValue float64
-	// orphan: every series of the segment expired from the store.
-	orphan bool
 }
 
-// index is a rule's selection of the store: series in scope, grouped into
-// segments. It is built incrementally: only series added since the last
+// index is a selection of the store: series in a scope, grouped into
+// segments. Rules with the same scope and segment_by share one index, and
+// share aggregates too (rule variants with another `for` or severity are
+// common). It is built incrementally: only series added since the last
 // look are checked against the scope, once each.
 type index struct {
-	metrics  []string       // distinct metrics the condition reads
-	aggOf    []int          // aggregate i reads metrics[aggOf[i]]
+	key      string
+	scope    *rules.Scope
+	by       []string
+	metrics  []string       // every metric a rule of the index reads
 	metricIx map[string]int // metric -> position in metrics
 
 	segments []*segment
 	byKey    map[string]*segment
 	scanned  int    // store.list entries already looked at
 	epoch    uint64 // store.epoch the index was built for
+	// gen changes when segments are renumbered (a rebuild); rules holding
+	// per-segment state by position realign then.
+	gen uint64
 
 	// flat[m] lists the series of metric m segment after segment: segment
 	// k's are flat[m][bounds[m][k]:bounds[m][k+1]]. Aggregating from one
@@ -47,47 +48,56 @@ type index struct {
 	flat   [][]*series
 	bounds [][]int32
 	dirty  bool
+
+	// columns caches aggregates computed at one evaluation time, so rules
+	// asking for the same aggregate over the same window compute it once.
+	columns map[columnKey]*column
 }
 
-func newIndex(r *rules.Rule) *index {
-	ix := &index{metricIx: map[string]int{}, byKey: map[string]*segment{}}
-	for _, a := range r.Condition.Aggregates {
-		m, ok := ix.metricIx[a.Metric]
-		if !ok {
-			m = len(ix.metrics)
-			ix.metricIx[a.Metric] = m
-			ix.metrics = append(ix.metrics, a.Metric)
-		}
-		ix.aggOf = append(ix.aggOf, m)
+type columnKey struct {
+	text   string
+	window int64
+}
+
+// column is one aggregate over every segment of an index.
+type column struct {
+	end     int64  // evaluation time it was computed for
+	version uint64 // store version it was computed from
+	vals    []float64
+	seen    []bool
+}
+
+// nanValue marks an aggregate with no data in a column.
+var nanValue = math.NaN()
+
+func indexKey(r *rules.Rule) string {
+	scope := ""
+	if r.Scope != nil {
+		scope = r.Scope.Source
+	}
+	return scope + "\x00" + strings.Join(r.SegmentBy, "\x00")
+}
+
+func newIndex(key string, r *rules.Rule, metrics []string) *index {
+	ix := &index{key: key, scope: r.Scope, by: r.SegmentBy, metrics: metrics, metricIx: map[string]int{},
+		byKey: map[string]*segment{}, columns: map[columnKey]*column{}, dirty: true}
+	for m, name := range metrics {
+		ix.metricIx[name] = m
 	}
 	return ix
 }
 
 // update brings the index up to date with the store; the caller holds the
-// store's read lock. It returns the scope errors met, for the rule's health.
-func (ix *index) update(r *rules.Rule, s *Store) error {
+// store's read lock. It returns the scope errors met, for the rules' health.
+func (ix *index) update(s *Store) error {
 	if ix.epoch != s.epoch {
-		// Series were removed: rebuild, keeping the segments' alerts.
-		old := ix.byKey
+		// Series were removed: rebuild.
 		ix.segments, ix.byKey, ix.scanned, ix.epoch = nil, map[string]*segment{}, 0, s.epoch
 		ix.dirty = true
-		defer func() {
-			for k, seg := range old {
-				if seg.alert == nil {
-					continue
-				}
-				if ns, ok := ix.byKey[k]; ok {
-					ns.alert, ns.lastHolds = seg.alert, seg.lastHolds
-				} else {
-					// The segment's series are gone for longer than the
-					// retention: keep it until its alert resolves.
-					seg.series = make([][]*series, len(ix.metrics))
-					seg.orphan = true
-					ix.segments = append(ix.segments, seg)
-					ix.byKey[k] = seg
-				}
-			}
-		}()
+		ix.gen++
+	}
+	if ix.scanned == len(s.list) {
+		return nil
 	}
 	var scopeErr error
 	var act scopeActivation
@@ -96,10 +106,10 @@ func (ix *index) update(r *rules.Rule, s *Store) error {
 		if !ok {
 			continue
 		}
-		if r.Scope != nil {
+		if ix.scope != nil {
 			act.labels = types.DefaultTypeAdapter.NativeToValue(map[string]string(sr.labels))
 			act.metric = types.String(sr.metric)
-			out, _, err := r.Scope.Program.Eval(&act)
+			out, _, err := ix.scope.Program.Eval(&act)
 			if err != nil {
 				// A series lacking a label the scope reads is simply
 				// out of scope; only other errors are worth reporting.
@@ -112,7 +122,7 @@ func (ix *index) update(r *rules.Rule, s *Store) error {
 				continue
 			}
 		}
-		key, segLabels, ok := segmentOf(r.SegmentBy, sr.labels)
+		key, segLabels, ok := segmentOf(ix.by, sr.labels)
 		if !ok {
 			continue
 		}
@@ -132,10 +142,11 @@ func (ix *index) update(r *rules.Rule, s *Store) error {
 
 // flatten rebuilds flat and bounds after series were added.
 func (ix *index) flatten() {
-	if !ix.dirty && len(ix.bounds) == len(ix.metrics) && (len(ix.bounds) == 0 || len(ix.bounds[0]) == len(ix.segments)+1) {
+	if !ix.dirty {
 		return
 	}
 	ix.dirty = false
+	clear(ix.columns)
 	ix.flat = make([][]*series, len(ix.metrics))
 	ix.bounds = make([][]int32, len(ix.metrics))
 	for m := range ix.metrics {
@@ -147,6 +158,34 @@ func (ix *index) flatten() {
 		}
 		ix.flat[m], ix.bounds[m] = fl, append(b, int32(len(fl)))
 	}
+}
+
+// column returns aggregate a over window (start, end] for every segment,
+// computing it unless another rule already did from the same samples.
+func (ix *index) column(a *rules.Aggregate, g *aggregator, start, end int64, version uint64) *column {
+	key := columnKey{a.Text, end - start}
+	c := ix.columns[key]
+	if c == nil {
+		c = &column{end: -1}
+		ix.columns[key] = c
+	}
+	n := len(ix.segments)
+	if c.end == end && c.version == version && len(c.vals) == n {
+		return c
+	}
+	c.end, c.version = end, version
+	c.vals = append(c.vals[:0], make([]float64, n)...)
+	c.seen = append(c.seen[:0], make([]bool, n)...)
+	m := ix.metricIx[a.Metric]
+	flat, bounds := ix.flat[m], ix.bounds[m]
+	for k := range n {
+		v, ok, s := g.compute(a, flat[bounds[k]:bounds[k+1]], start, end)
+		if !ok {
+			v = nanValue
+		}
+		c.vals[k], c.seen[k] = v, s
+	}
+	return c
 }
 
 // segmentOf returns the segment key and labels of a series, or false if the

@@ -40,9 +40,9 @@ func (e *Engine) Export() []AlertRecord {
 	var out []AlertRecord
 	for name, st := range e.states {
 		key := st.rule.StateKey
-		for _, seg := range st.index.segments {
-			if seg.alert != nil {
-				out = append(out, seg.alert.record(name, key, false))
+		for _, ss := range st.segs {
+			if ss.alert != nil {
+				out = append(out, ss.alert.record(name, key, false))
 			}
 		}
 		for _, a := range st.restored {
@@ -90,23 +90,11 @@ func (e *Engine) Import(recs []AlertRecord) (restored, dropped int) {
 				dropped++
 				continue
 			}
-			if seg := st.index.byKey[key]; seg != nil {
-				seg.alert = a
-			} else {
-				st.restored[key] = a
-			}
+			st.restored[key] = a
 		}
 		restored++
 	}
 	return restored, dropped
-}
-
-// attachRestored gives a segment the alert restored for it, if any.
-func (st *ruleState) attachRestored(seg *segment) {
-	if a, ok := st.restored[seg.key]; ok && seg.alert == nil {
-		seg.alert = a
-		delete(st.restored, seg.key)
-	}
 }
 
 // expireRestored ends restored alerts whose segment has not come back

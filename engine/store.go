@@ -26,6 +26,9 @@ type Store struct {
 	// rebuild.
 	list  []*series
 	epoch uint64
+	// version changes with every Append, so cached aggregates know when
+	// samples arrived between two rules evaluated at the same time.
+	version uint64
 	// New series and their first points are carved from slabs so that
 	// series created together (a host's metrics, a fleet's hosts) sit
 	// together in memory, the order evaluation reads them in.
@@ -116,6 +119,7 @@ func (s *Store) internLabels(ls model.Labels) model.Labels {
 func (s *Store) Append(samples ...model.Sample) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.version++
 	for _, smp := range samples {
 		key := seriesKey(smp.Metric, smp.Labels)
 		sr := s.byKey[key]
