@@ -22,7 +22,10 @@ type alertState struct {
 	firedAt  time.Time
 	resolved time.Time
 	lastTrue time.Time
-	lastEval time.Time
+	// keepSince is the first evaluation the condition stopped holding
+	// while firing, from which keep_firing_for counts (as in Prometheus).
+	keepSince time.Time
+	lastEval  time.Time
 
 	value       float64
 	values      []float64
@@ -37,6 +40,7 @@ const (
 	holds   outcome = iota // the condition is true
 	fails                  // the condition is false
 	unknown                // keep_state with no data, or an error: change nothing
+	absent                 // no samples for the condition: no_data decides
 )
 
 // step moves a through the state machine and reports whether its state
@@ -48,7 +52,7 @@ func step(a *alertState, r *rules.Rule, o outcome, now time.Time) bool {
 	case unknown:
 		return false
 	case holds:
-		a.lastTrue = now
+		a.lastTrue, a.keepSince = now, time.Time{}
 		switch a.state {
 		case model.StateInactive, model.StateResolved:
 			a.state, a.activeAt, a.firedAt, a.resolved = model.StatePending, now, time.Time{}, time.Time{}
@@ -66,11 +70,15 @@ func step(a *alertState, r *rules.Rule, o outcome, now time.Time) bool {
 			// keep_firing_for never extends a pending alert.
 			a.state = model.StateInactive
 		case model.StateFiring:
-			hold := r.KeepFiringFor
-			if r.Trigger == rules.TriggerAtLeastOnce {
-				hold += r.For
+			// at_least_once: firing while the condition held within the
+			// last `for`; only then does keep_firing_for start.
+			if r.Trigger == rules.TriggerAtLeastOnce && now.Sub(a.lastTrue) < r.For {
+				return false
 			}
-			if now.Sub(a.lastTrue) >= hold {
+			if a.keepSince.IsZero() {
+				a.keepSince = now
+			}
+			if now.Sub(a.keepSince) >= r.KeepFiringFor {
 				a.state, a.resolved = model.StateResolved, now
 			}
 		}

@@ -75,6 +75,8 @@ type segState struct {
 	// `across: every`.
 	lastHolds bool
 	lastValue float64
+	// counted: the segment took part in the last `across: every` decision.
+	counted bool
 }
 
 // Health of one rule after its last evaluation.
@@ -244,7 +246,7 @@ func (e *Engine) evalRule(ctx context.Context, st *ruleState, now time.Time) (er
 		st.cols[i] = st.index.column(&r.Condition.Aggregates[i], &st.aggs[i], start, end, e.store.version)
 	}
 	var firstErr error
-	allHold := len(st.index.segments) > 0
+	allHold, counted := true, 0
 	for k, seg := range st.index.segments {
 		ss := &st.segs[k]
 		if ss.alert == nil && len(st.restored) > 0 {
@@ -258,12 +260,29 @@ func (e *Engine) evalRule(ctx context.Context, st *ruleState, now time.Time) (er
 			firstErr = evalErr
 		}
 		if r.Across == rules.AcrossEvery {
+			ss.counted = true
 			switch o {
 			case holds:
 				ss.lastHolds = true
 			case fails:
 				ss.lastHolds = false
+			case absent:
+				switch r.NoData {
+				case rules.NoDataAlerting:
+					ss.lastHolds = true
+				case rules.NoDataOK:
+					// A segment that stopped reporting blocks the alert
+					// for a window, then no longer counts: a member taken
+					// out of the cluster must not keep "every member is
+					// down" from firing.
+					ss.lastHolds = false
+					ss.counted = seg.lastSample() > end-int64(r.Window)-int64(retentionSlack)
+				}
 			}
+			if !ss.counted {
+				continue
+			}
+			counted++
 			ss.lastValue = st.vals[0]
 			if o == holds || st.every != nil {
 				ss.lastValue = st.value()
@@ -271,9 +290,13 @@ func (e *Engine) evalRule(ctx context.Context, st *ruleState, now time.Time) (er
 			allHold = allHold && ss.lastHolds
 			continue
 		}
+		if o == absent {
+			o = st.noDataOutcome()
+		}
 		st.stepSegment(seg, ss, o, now)
 	}
 	if r.Across == rules.AcrossEvery {
+		allHold = allHold && counted > 0
 		o := fails
 		if allHold {
 			o = holds
@@ -314,7 +337,7 @@ func (st *ruleState) evalSegment(seg *segment, k int) (outcome, error) {
 		}
 	}
 	if !seen {
-		return st.noDataOutcome(), nil
+		return absent, nil
 	}
 	if nat := r.Condition.Native; nat != nil && !missing {
 		if v, exact := nat.Eval(st.vals); exact {
@@ -331,6 +354,9 @@ func (st *ruleState) evalSegment(seg *segment, k int) (outcome, error) {
 	}
 	out, _, err := r.Condition.Program.Eval(&st.act)
 	if err != nil {
+		if missing {
+			return absent, nil // part of what the condition needs has no samples
+		}
 		return unknown, fmt.Errorf("segment %s: %w", seg.labels, err)
 	}
 	switch out {
@@ -340,8 +366,7 @@ func (st *ruleState) evalSegment(seg *segment, k int) (outcome, error) {
 		return fails, nil
 	}
 	if missing && types.IsError(out) {
-		// Part of what the condition needs has no samples.
-		return st.noDataOutcome(), nil
+		return absent, nil
 	}
 	return unknown, fmt.Errorf("segment %s: condition gave %v", seg.labels, out)
 }
@@ -446,6 +471,9 @@ func (st *ruleState) stepEvery(o outcome, now time.Time) {
 		a.segments = a.segments[:0]
 		var common model.Labels
 		for k, seg := range st.index.segments {
+			if !st.segs[k].counted {
+				continue
+			}
 			a.segments = append(a.segments, model.SegmentValue{Labels: seg.labels, Value: st.segs[k].lastValue})
 			if changed {
 				common = intersect(common, seg.commonLabels())

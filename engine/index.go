@@ -233,3 +233,15 @@ func (seg *segment) commonLabels() model.Labels {
 	}
 	return common
 }
+
+// lastSample is the time of the newest sample any series of the segment
+// ever had.
+func (seg *segment) lastSample() int64 {
+	var last int64
+	for _, ss := range seg.series {
+		for _, sr := range ss {
+			last = max(last, sr.last)
+		}
+	}
+	return last
+}

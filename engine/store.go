@@ -16,7 +16,11 @@ import (
 type Store struct {
 	mu        sync.RWMutex
 	retention int64 // nanoseconds
-	byKey     map[string]*series
+	// seriesRetention is how long a series that stopped reporting is
+	// remembered, without samples, so its segment still exists and
+	// no_data: alerting keeps paging for a host that vanished.
+	seriesRetention int64
+	byKey           map[string]*series
 	// labelSets shares one copy of each distinct label set: the metrics of
 	// a host carry the same labels, and a copy per series scattered the
 	// series across memory.
@@ -57,6 +61,7 @@ func (s *Store) newSeries(metric string, ls model.Labels) *series {
 type series struct {
 	metric string
 	labels model.Labels
+	last   int64   // time of the newest sample ever appended
 	pts    []point // ascending time; one slice keeps a window in one cache line or two
 }
 
@@ -67,7 +72,19 @@ type point struct {
 
 // NewStore returns a store keeping samples for retention.
 func NewStore(retention time.Duration) *Store {
-	return &Store{retention: int64(retention), byKey: map[string]*series{}, labelSets: map[string]model.Labels{}}
+	return &Store{retention: int64(retention), seriesRetention: int64(DefaultSeriesRetention), byKey: map[string]*series{}, labelSets: map[string]model.Labels{}}
+}
+
+// DefaultSeriesRetention is how long a series that stopped reporting is
+// remembered (see Store.SetSeriesRetention).
+const DefaultSeriesRetention = time.Hour
+
+// SetSeriesRetention sets how long a series without samples is remembered
+// before it, its segment and any alert on it are forgotten.
+func (s *Store) SetSeriesRetention(d time.Duration) {
+	s.mu.Lock()
+	s.seriesRetention = int64(d)
+	s.mu.Unlock()
 }
 
 // SetRetention changes how long samples are kept (the engine sets it from
@@ -129,6 +146,7 @@ func (s *Store) Append(samples ...model.Sample) {
 			s.list = append(s.list, sr)
 		}
 		sr.add(smp.Time.UnixNano(), smp.Value)
+		sr.last = max(sr.last, smp.Time.UnixNano())
 		sr.trim(sr.pts[len(sr.pts)-1].t - s.retention)
 	}
 }
@@ -168,11 +186,12 @@ func (s *Store) GC(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cutoff := now.UnixNano() - s.retention
+	forget := now.UnixNano() - s.seriesRetention
 	kept := s.list[:0]
 	removed := false
 	for _, sr := range s.list {
 		sr.trim(cutoff)
-		if len(sr.pts) == 0 {
+		if len(sr.pts) == 0 && sr.last <= forget {
 			delete(s.byKey, seriesKey(sr.metric, sr.labels))
 			removed = true
 			continue

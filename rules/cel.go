@@ -151,7 +151,11 @@ func (c *compiler) valueProgram(src string, prev *rewriter) *ValueProgram {
 		}
 		call := e.AsCall()
 		if comparisons[call.FunctionName()] && len(call.Args()) == 2 {
+			// The side with an aggregate: `0.1 < avg("x")` is avg's value.
 			lhs = call.Args()[0]
+			if !readsAggregate(lhs) && readsAggregate(call.Args()[1]) {
+				lhs = call.Args()[1]
+			}
 			return
 		}
 		for _, a := range call.Args() {
@@ -176,7 +180,7 @@ func (c *compiler) valueProgram(src string, prev *rewriter) *ValueProgram {
 
 func (c *compiler) checkBoolAndCost(env *cel.Env, checked *cel.Ast, what string) []celError {
 	if checked.OutputType() != cel.BoolType {
-		return []celError{{1, 1, fmt.Sprintf("%s must be a boolean, but this is %s", what, checked.OutputType())}}
+		return []celError{{1, 1, fmt.Sprintf("must be true or false, but this gives a %s", checked.OutputType())}}
 	}
 	est, err := env.EstimateCost(checked, labelsEstimator{})
 	if err == nil && est.Max > CostLimit {
@@ -407,4 +411,23 @@ func aggText(a Aggregate) string {
 		return inner
 	}
 	return fmt.Sprintf("%s(%s)", a.Across, inner)
+}
+
+// readsAggregate says whether a rewritten expression reads an aggregate.
+func readsAggregate(e ast.Expr) bool {
+	switch e.Kind() {
+	case ast.IdentKind:
+		return strings.HasPrefix(e.AsIdent(), "_a")
+	case ast.CallKind:
+		c := e.AsCall()
+		if c.IsMemberFunction() && readsAggregate(c.Target()) {
+			return true
+		}
+		for _, a := range c.Args() {
+			if readsAggregate(a) {
+				return true
+			}
+		}
+	}
+	return false
 }

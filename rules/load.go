@@ -146,6 +146,16 @@ func Parse(files []string, contents map[string][]byte) (*RuleSet, error) {
 // inhibit targets that exist.
 func validateSet(rs *RuleSet) Errors {
 	var errs Errors
+	groups := map[string]*Group{}
+	for _, g := range rs.Groups {
+		// Group names identify schedules and metrics: unique across files.
+		if prev, ok := groups[g.Name]; ok && prev.File != g.File {
+			errs = append(errs, &Error{File: g.File, Pos: g.Pos,
+				Msg: fmt.Sprintf("group %q: duplicate group name, first defined at %s:%d:%d", g.Name, prev.File, prev.Pos.Line, prev.Pos.Column)})
+			continue
+		}
+		groups[g.Name] = g
+	}
 	seen := map[string]*Rule{}
 	for _, r := range rs.Rules() {
 		if prev, ok := seen[r.Name]; ok {
@@ -191,7 +201,7 @@ func (c *compiler) parseFile(file string, data []byte) ([]*Group, Errors) {
 		groupNames = map[string]bool{}
 	)
 	for _, gn := range fn.Groups {
-		g := &Group{Name: gn.Name.Value, File: file, Interval: DefaultInterval}
+		g := &Group{Name: gn.Name.Value, File: file, Pos: gn.Name.Pos, Interval: DefaultInterval}
 		gerr := func(s str, format string, args ...any) {
 			errs = append(errs, &Error{File: file, Pos: s.Pos, Msg: fmt.Sprintf("group %q: ", g.Name) + fmt.Sprintf(format, args...)})
 		}
@@ -247,7 +257,7 @@ func (c *compiler) compileRule(file string, lines [][]byte, g *Group, node yamla
 	case r.Name == "":
 		fail(r.Pos, "a rule needs a name")
 	case !namePattern.MatchString(r.Name):
-		fail(rn.Name.Pos, "name %q: use letters, digits, _, ., : or -, starting with a letter", r.Name)
+		fail(rn.Name.Pos, "name %q: use letters, digits, _, ., : or -, starting with a letter or _", r.Name)
 	}
 	if !rn.Severity.Set {
 		fail(r.Pos, "severity is required: one of %s", severityList())
@@ -274,7 +284,11 @@ func (c *compiler) compileRule(file string, lines [][]byte, g *Group, node yamla
 		}
 		d, err := parseDuration(s.Value)
 		if err != nil || d < 0 || (positive && d == 0) {
-			fail(s.Pos, "%s %q: want a duration like 30s, 5m or 1h", field, s.Value)
+			if positive {
+				fail(s.Pos, "%s %q: want a positive duration like 30s, 5m or 1h", field, s.Value)
+			} else {
+				fail(s.Pos, "%s %q: want a duration like 30s, 5m or 1h", field, s.Value)
+			}
 			return
 		}
 		*dst = d
@@ -300,6 +314,9 @@ func (c *compiler) compileRule(file string, lines [][]byte, g *Group, node yamla
 		for k, v := range rn.Labels {
 			if !labelPattern.MatchString(k) {
 				fail(v.Pos, "labels: %q is not a label name", k)
+			}
+			if k == "alertname" || k == "severity" {
+				fail(v.Pos, "labels: %q is set by Vigil from the rule's %s", k, map[string]string{"alertname": "name", "severity": "severity"}[k])
 			}
 			r.Labels[k] = v.Value
 		}

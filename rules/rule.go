@@ -142,6 +142,7 @@ type Aggregate struct {
 type Group struct {
 	Name     string
 	File     string
+	Pos      Pos
 	Interval time.Duration
 	Rules    []*Rule
 }

@@ -15,8 +15,9 @@ type TemplateData struct {
 	Rule     string
 	Severity string
 	Labels   model.Labels
-	// Value is the first aggregate of the condition: the number an SRE
-	// compares against the threshold.
+	// Value is what the condition compares: the side of its first
+	// comparison that reads an aggregate (last("used") / last("quota") in
+	// `last("used") / last("quota") > 0.8`), else its first aggregate.
 	Value float64
 	// Values holds every aggregate by its text, e.g. `avg("etcd.leader.latency")`.
 	Values   map[string]float64
@@ -30,7 +31,6 @@ var templateFuncs = template.FuncMap{
 	"humanize":           humanize,
 	"humanizeDuration":   humanizeDuration,
 	"humanizePercentage": func(v float64) string { return fmt.Sprintf("%.4g%%", v*100) },
-	"join":               strings.Join,
 }
 
 func parseTemplate(name, text string) (*template.Template, error) {

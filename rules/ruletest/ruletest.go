@@ -16,6 +16,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
+	pmodel "github.com/prometheus/common/model"
 
 	"github.com/vigil-alerts/vigil/engine"
 	"github.com/vigil-alerts/vigil/model"
@@ -82,8 +83,9 @@ type ExpectedAlert struct {
 
 type duration time.Duration
 
+// UnmarshalText reads durations as rule files do (5m, 1h30m, 1d).
 func (d *duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
+	v, err := pmodel.ParseDuration(string(b))
 	if err != nil {
 		return err
 	}
@@ -191,6 +193,11 @@ func runTest(set *rules.RuleSet, t *Test, every time.Duration) ([]string, error)
 	for _, ex := range t.Expect {
 		if !ruleNames[ex.Rule] {
 			return nil, fmt.Errorf("expect: no rule named %q in the rule files", ex.Rule)
+		}
+		for _, a := range ex.Alerts {
+			if st, ok := model.ParseAlertState(a.State); a.State != "" && (!ok || st == model.StateInactive) {
+				return nil, fmt.Errorf("expect at %s, rule %s: state %q: want pending, firing or resolved", time.Duration(ex.At), ex.Rule, a.State)
+			}
 		}
 		if time.Duration(ex.At)%every != 0 {
 			return nil, fmt.Errorf("expect at %s: not a multiple of evaluation_interval %s", time.Duration(ex.At), every)
