@@ -339,14 +339,16 @@ func (st *ruleState) evalSegment(seg *segment, k int) (outcome, error) {
 	if !seen {
 		return absent, nil
 	}
-	if nat := r.Condition.Native; nat != nil && !missing {
-		if v, exact := nat.Eval(st.vals); exact {
-			if v {
-				return holds, nil
+	if nat := r.Condition.Native; nat != nil {
+		if !missing {
+			if v, exact := nat.Eval(st.vals); exact {
+				if v {
+					return holds, nil
+				}
+				return fails, nil
 			}
-			return fails, nil
 		}
-		st.boxAll()
+		st.boxAll() // the native path skipped binding values for CEL
 	}
 	st.act.labels = nil
 	if r.Condition.UsesLabels {
