@@ -264,19 +264,19 @@ func (c *compiler) compileRule(file string, lines [][]byte, g *Group, node yamla
 	} else if !slices.Contains(Severities, r.Severity) {
 		fail(rn.Severity.Pos, "unknown severity %q: want one of %s", rn.Severity.Value, severityList())
 	}
-	enum := func(s str, dst *string, allowed ...string) {
+	enum := func(s str, field string, dst *string, allowed ...string) {
 		if !s.Set {
 			return
 		}
 		if !slices.Contains(allowed, s.Value) {
-			fail(s.Pos, "unknown value %q: want one of %s", s.Value, strings.Join(allowed, ", "))
+			fail(s.Pos, "%s: unknown value %q: want one of %s", field, s.Value, strings.Join(allowed, ", "))
 			return
 		}
 		*dst = s.Value
 	}
-	enum(rn.Across, (*string)(&r.Across), string(AcrossAny), string(AcrossEvery))
-	enum(rn.Trigger, (*string)(&r.Trigger), string(TriggerSustained), string(TriggerAtLeastOnce))
-	enum(rn.NoData, (*string)(&r.NoData), string(NoDataOK), string(NoDataAlerting), string(NoDataKeepState))
+	enum(rn.Across, "across", (*string)(&r.Across), string(AcrossAny), string(AcrossEvery))
+	enum(rn.Trigger, "trigger", (*string)(&r.Trigger), string(TriggerSustained), string(TriggerAtLeastOnce))
+	enum(rn.NoData, "no_data", (*string)(&r.NoData), string(NoDataOK), string(NoDataAlerting), string(NoDataKeepState))
 
 	duration := func(s str, field string, dst *time.Duration, positive bool) {
 		if !s.Set {
