@@ -22,8 +22,8 @@ const (
 
 var benchMetrics = []string{
 	"etcd.can_connect", "etcd.leader.latency", "etcd.txn.total",
-	"etcd.self.send.pkgrate", "etcd.self.recv.pkgrate", "etcd.db_dir.size_bytes",
-	"etcd.db.size_in_use_bytes", "etcd.db.quota_bytes", "etcd.proposals.pending", "etcd.has_leader",
+	"etcd.self.send.bandwidthrate", "etcd.self.recv.bandwidthrate", "etcd.db_dir.size_bytes",
+	"etcd.db.size_in_use", "etcd.db.quota", "etcd.proposals.pending", "etcd.has_leader",
 }
 
 var benchNow = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -47,16 +47,16 @@ func benchValue(h, m, k int) float64 {
 			rate = 180
 		}
 		return float64(h*1000) + rate*10*float64(k)
-	case "etcd.self.send.pkgrate", "etcd.self.recv.pkgrate":
+	case "etcd.self.send.bandwidthrate", "etcd.self.recv.bandwidthrate":
 		if h%100 == 7 {
 			return 0
 		}
 		return 50 + float64(k)
 	case "etcd.db_dir.size_bytes":
 		return 1e9 + float64(h%10)*1e9 // 30% above 6e9
-	case "etcd.db.size_in_use_bytes":
+	case "etcd.db.size_in_use":
 		return 1e9 + float64(h%5)*0.25e9
-	case "etcd.db.quota_bytes":
+	case "etcd.db.quota":
 		return 2e9
 	default:
 		return float64(k)
