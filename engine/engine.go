@@ -176,17 +176,21 @@ func (e *Engine) Rules() *rules.RuleSet {
 	return e.set
 }
 
-// Eval evaluates every rule at now.
-func (e *Engine) Eval(ctx context.Context, now time.Time) {
+// Eval evaluates every rule at now. A cancelled ctx (leadership lost,
+// shutdown) stops it between rules; the rules not reached keep their state.
+func (e *Engine) Eval(ctx context.Context, now time.Time) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.set == nil {
-		return
+		return nil
 	}
 	e.gc(now)
 	for _, g := range e.set.Groups {
-		e.evalGroup(ctx, g, now)
+		if err := e.evalGroup(ctx, g, now); err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 // EvalGroup evaluates the rules of one group at now.
@@ -199,8 +203,7 @@ func (e *Engine) EvalGroup(ctx context.Context, group string, now time.Time) err
 	for _, g := range e.set.Groups {
 		if g.Name == group {
 			e.gc(now)
-			e.evalGroup(ctx, g, now)
-			return nil
+			return e.evalGroup(ctx, g, now)
 		}
 	}
 	return fmt.Errorf("no rule group %q", group)
@@ -215,20 +218,23 @@ func (e *Engine) gc(now time.Time) {
 	e.store.GC(now)
 }
 
-func (e *Engine) evalGroup(ctx context.Context, g *rules.Group, now time.Time) {
+func (e *Engine) evalGroup(ctx context.Context, g *rules.Group, now time.Time) error {
 	e.store.mu.RLock()
 	defer e.store.mu.RUnlock()
 	for _, r := range g.Rules {
-		st := e.states[r.Name]
-		if err := e.evalRule(ctx, st, now); err != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := e.evalRule(e.states[r.Name], now); err != nil {
 			e.logger.Warn("rule evaluation failed", "rule", r.Name, "err", err)
 		}
 	}
+	return nil
 }
 
 // evalRule evaluates one rule over all its segments. An error marks the
 // rule unhealthy and leaves the alerts of the failing segments as they were.
-func (e *Engine) evalRule(ctx context.Context, st *ruleState, now time.Time) (err error) {
+func (e *Engine) evalRule(st *ruleState, now time.Time) (err error) {
 	r := st.rule
 	defer func() {
 		st.lastEval = now

@@ -90,3 +90,26 @@ func TestReloadKeepsAlertsWhenIndexChanges(t *testing.T) {
 		t.Fatalf("after reload: %s active since %s (%s); want firing, same alert since %s", a.State, a.ActiveAt, a.Fingerprint, first.ActiveAt)
 	}
 }
+
+// A cancelled context (leadership lost, shutdown) stops an evaluation
+// before it changes any alert.
+func TestEvalStopsOnCancelledContext(t *testing.T) {
+	e := New(NewStore(time.Hour))
+	e.SetRules(loadRules(t, restartRules))
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	e.Store().Append(model.Sample{Metric: "up", Labels: model.Labels{"host": "a"}, Value: 0, Time: now})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := e.Eval(ctx, now); err == nil {
+		t.Fatal("Eval with a cancelled context returned no error")
+	}
+	if got := e.Alerts(); len(got) != 0 {
+		t.Fatalf("cancelled evaluation changed alerts: %v", got)
+	}
+	if err := e.Eval(context.Background(), now); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.Alerts(); len(got) != 1 || got[0].State != model.StatePending {
+		t.Fatalf("after a normal evaluation: %v, want one pending alert", got)
+	}
+}
