@@ -1,0 +1,432 @@
+// Package config reads Vigil's config file: which collectors to run, where
+// alerts go, where the rules are, and how the daemon serves and keeps its
+// state. Like the rule files it is decoded strictly (an unknown field is an
+// error) and every mistake is reported at once with file:line:col.
+//
+// Load checks collectors and channels by building them once and releasing
+// them, so a config it accepts is one the daemon can start with.
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+
+	"github.com/vigil-alerts/vigil/collectors"
+	"github.com/vigil-alerts/vigil/notifiers"
+	"github.com/vigil-alerts/vigil/rules"
+)
+
+// Defaults, applied in withDefaults and nowhere else.
+const (
+	DefaultHTTPAddress   = ":9099"
+	DefaultCheckInterval = time.Minute
+	DefaultDebounce      = 100 * time.Millisecond
+)
+
+// Config is the whole file.
+type Config struct {
+	// RuleDirs are rule files or directories, read recursively. Relative
+	// paths are taken from the config file's directory.
+	RuleDirs   []string            `yaml:"rule_dirs"`
+	HTTP       HTTP                `yaml:"http"`
+	State      State               `yaml:"state"`
+	Reload     Reload              `yaml:"reload"`
+	Collectors []collectors.Config `yaml:"collectors"`
+	Notifiers  notifiers.Config    `yaml:"notifiers"`
+
+	// File is the path the config was read from.
+	File string `yaml:"-"`
+	// token is the bearer token read from the env or file named in HTTP.
+	token string
+}
+
+// HTTP is where the API, /metrics and the status page are served.
+type HTTP struct {
+	// Address is host:port (default ":9099").
+	Address string `yaml:"address"`
+	// BearerTokenEnv or BearerTokenFile, when set, name the token every
+	// request except /healthz, /readyz and /metrics must present.
+	BearerTokenEnv  string `yaml:"bearer_token_env"`
+	BearerTokenFile string `yaml:"bearer_token_file"`
+}
+
+// State is where alert states are kept across restarts.
+type State struct {
+	// Path of the state file; empty keeps state in memory only.
+	Path string `yaml:"path"`
+}
+
+// Reload shapes rule and config reloads.
+type Reload struct {
+	// Notify names channels told when a reload fails (and when it
+	// recovers), as the alert VigilReloadFailed.
+	Notify []string `yaml:"notify"`
+	// CheckInterval is the fallback re-check of rule files, for file
+	// systems whose events are lost (default 1m; "0s" keeps the default).
+	CheckInterval Duration `yaml:"check_interval"`
+	// Debounce is how long a burst of file events must be quiet before a
+	// reload (default 100ms).
+	Debounce Duration `yaml:"debounce"`
+}
+
+// Duration is a time.Duration written as "30s" or "1m30s".
+type Duration = collectors.Duration
+
+// BearerToken returns the token requests must present, or "" for none.
+func (c *Config) BearerToken() string { return c.token }
+
+// Error is one mistake in the config file.
+type Error struct {
+	File         string
+	Line, Column int
+	Msg          string
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Column, e.Msg)
+	}
+	return e.File + ": " + e.Msg
+}
+
+// Errors lists every mistake of one load.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Options are what the caller, not the file, decides.
+type Options struct {
+	// LookupEnv replaces os.LookupEnv (tests).
+	LookupEnv func(string) (string, bool)
+	// Logger is handed to the collectors built for validation.
+	Logger *slog.Logger
+}
+
+// Load reads, decodes and validates the config at path.
+func Load(path string, opts Options) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, b, opts)
+}
+
+// Parse is Load on contents already read.
+func Parse(path string, data []byte, opts Options) (*Config, error) {
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = os.LookupEnv
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Config{File: path}
+	file, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, Errors{yamlError(path, nil, err)}
+	}
+	if err := yaml.UnmarshalWithOptions(data, c, yaml.Strict()); err != nil {
+		return nil, Errors{yamlError(path, file, err)}
+	}
+	v := &validator{file: path, ast: file, lookupEnv: opts.LookupEnv, logger: opts.Logger}
+	c.withDefaults()
+	v.check(c)
+	if len(v.errs) > 0 {
+		slices.SortStableFunc(v.errs, func(a, b *Error) int {
+			if a.Line != b.Line {
+				return a.Line - b.Line
+			}
+			return a.Column - b.Column
+		})
+		return nil, v.errs
+	}
+	return c, nil
+}
+
+// withDefaults is the one place defaults are applied; rule directories are
+// made relative to the config file.
+func (c *Config) withDefaults() {
+	if c.HTTP.Address == "" {
+		c.HTTP.Address = DefaultHTTPAddress
+	}
+	if c.Reload.CheckInterval == 0 {
+		c.Reload.CheckInterval = Duration(DefaultCheckInterval)
+	}
+	if c.Reload.Debounce == 0 {
+		c.Reload.Debounce = Duration(DefaultDebounce)
+	}
+	base := filepath.Dir(c.File)
+	for i, d := range c.RuleDirs {
+		if d != "" && !filepath.IsAbs(d) {
+			c.RuleDirs[i] = filepath.Join(base, d)
+		}
+	}
+	if c.State.Path != "" && !filepath.IsAbs(c.State.Path) {
+		c.State.Path = filepath.Join(base, c.State.Path)
+	}
+}
+
+// LoadRules loads every rule under the config's rule directories and checks
+// that each `notify:` names a configured channel.
+func (c *Config) LoadRules() (*rules.RuleSet, error) {
+	rs, err := rules.Load(c.RuleDirs...)
+	if err != nil {
+		return nil, err
+	}
+	if err := rs.CheckChannels(c.ChannelNames()); err != nil {
+		return nil, err
+	}
+	return rs, nil
+}
+
+// ChannelNames lists the configured channel names, sorted.
+func (c *Config) ChannelNames() []string {
+	var names []string
+	for _, ch := range c.Notifiers.Channels {
+		names = append(names, ch.Name)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+type validator struct {
+	file      string
+	ast       *ast.File
+	lookupEnv func(string) (string, bool)
+	logger    *slog.Logger
+	errs      Errors
+}
+
+// at records msg at the node the YAML path names (or the closest parent
+// that exists, so a missing field points at its section).
+func (v *validator) at(path, format string, args ...any) {
+	e := &Error{File: v.file, Msg: fmt.Sprintf(format, args...)}
+	for p := path; p != ""; p = parentPath(p) {
+		if line, col, ok := v.pos(p); ok {
+			e.Line, e.Column = line, col
+			break
+		}
+	}
+	v.errs = append(v.errs, e)
+}
+
+func (v *validator) pos(path string) (line, col int, ok bool) {
+	p, err := yaml.PathString(path)
+	if err != nil {
+		return 0, 0, false
+	}
+	n, err := p.FilterFile(v.ast)
+	if err != nil || n == nil || n.GetToken() == nil {
+		return 0, 0, false
+	}
+	return nodePos(n)
+}
+
+// nodePos is where a node starts as a person reads it: a mapping at its
+// first key, a key: value pair at its key.
+func nodePos(n ast.Node) (line, col int, ok bool) {
+	switch m := n.(type) {
+	case *ast.MappingNode:
+		if len(m.Values) > 0 {
+			n = m.Values[0].Key
+		}
+	case *ast.MappingValueNode:
+		n = m.Key
+	}
+	if n == nil || n.GetToken() == nil {
+		return 0, 0, false
+	}
+	tk := n.GetToken()
+	return tk.Position.Line, tk.Position.Column, true
+}
+
+// parentPath strips the last .key or [i] of a YAML path; "$" has none.
+func parentPath(p string) string {
+	if p == "$" {
+		return ""
+	}
+	i := strings.LastIndexAny(p, ".[")
+	if i <= 0 {
+		return "$"
+	}
+	return p[:i]
+}
+
+func (v *validator) check(c *Config) {
+	if len(c.RuleDirs) == 0 {
+		v.at("$.rule_dirs", "rule_dirs: at least one rule file or directory is required")
+	}
+	for i, d := range c.RuleDirs {
+		if _, err := os.Stat(d); err != nil {
+			v.at(fmt.Sprintf("$.rule_dirs[%d]", i), "rule_dirs: %v", err)
+		}
+	}
+	if _, port, err := net.SplitHostPort(c.HTTP.Address); err != nil {
+		v.at("$.http.address", "http.address: %v", err)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.at("$.http.address", "http.address: port %q is not a number from 0 to 65535", port)
+	}
+	v.token(c)
+	if c.State.Path != "" {
+		if st, err := os.Stat(filepath.Dir(c.State.Path)); err != nil || !st.IsDir() {
+			v.at("$.state.path", "state.path: directory %s does not exist", filepath.Dir(c.State.Path))
+		}
+	}
+	channels := c.ChannelNames()
+	for i, n := range c.Reload.Notify {
+		if !slices.Contains(channels, n) {
+			v.at(fmt.Sprintf("$.reload.notify[%d]", i), "reload.notify: no channel named %q (configured: %s)", n, strings.Join(channels, ", "))
+		}
+	}
+	v.collectors(c.Collectors)
+	v.notifiers(c.Notifiers)
+}
+
+func (v *validator) token(c *Config) {
+	h := c.HTTP
+	switch {
+	case h.BearerTokenEnv != "" && h.BearerTokenFile != "":
+		v.at("$.http.bearer_token_file", "http: bearer_token_env and bearer_token_file are mutually exclusive")
+	case h.BearerTokenEnv != "":
+		t, ok := v.lookupEnv(h.BearerTokenEnv)
+		if c.token = strings.TrimSpace(t); !ok || c.token == "" {
+			v.at("$.http.bearer_token_env", "http.bearer_token_env: environment variable %s is not set or empty", h.BearerTokenEnv)
+		}
+	case h.BearerTokenFile != "":
+		b, err := os.ReadFile(h.BearerTokenFile)
+		if c.token = strings.TrimSpace(string(b)); err != nil || c.token == "" {
+			if err == nil {
+				err = errors.New("file is empty")
+			}
+			v.at("$.http.bearer_token_file", "http.bearer_token_file: %v", err)
+		}
+	}
+}
+
+// collectors builds each collector on its own, so each error points at its
+// entry, then releases it.
+func (v *validator) collectors(cfgs []collectors.Config) {
+	seen := map[string]int{}
+	for i, cc := range cfgs {
+		path := fmt.Sprintf("$.collectors[%d]", i)
+		if j, dup := seen[cc.Name]; dup && cc.Name != "" {
+			v.at(path+".name", "collectors: name %q used twice (first at collectors[%d])", cc.Name, j)
+		}
+		seen[cc.Name] = i
+		built, err := collectors.Build([]collectors.Config{cc}, v.logger)
+		for _, e := range flatten(err) {
+			v.at(path, "collectors[%d]: %v", i, e)
+		}
+		for _, b := range built {
+			if cl, ok := b.(io.Closer); ok {
+				cl.Close()
+			}
+		}
+	}
+}
+
+var notifierWhere = regexp.MustCompile(`^(channel "([^"]*)"|channels\[(\d+)\]|routes\[(\d+)\]|inhibit_rules\[(\d+)\]|default_channels)`)
+
+// notifiers builds the dispatcher once (every channel, route and inhibit
+// rule) and maps each error to the entry it names.
+func (v *validator) notifiers(cfg notifiers.Config) {
+	d, err := notifiers.Build(cfg, notifiers.WithLookupEnv(v.lookupEnv), notifiers.WithLogger(v.logger))
+	if d != nil {
+		d.Stop(context.Background()) // nothing is queued: returns at once
+	}
+	for _, e := range flatten(err) {
+		path := "$.notifiers"
+		if m := notifierWhere.FindStringSubmatch(e.Error()); m != nil {
+			switch {
+			case m[2] != "":
+				for i, ch := range cfg.Channels {
+					if ch.Name == m[2] {
+						path = fmt.Sprintf("$.notifiers.channels[%d]", i)
+						break
+					}
+				}
+			case m[3] != "":
+				path = "$.notifiers.channels[" + m[3] + "]"
+			case m[4] != "":
+				path = "$.notifiers.routes[" + m[4] + "]"
+			case m[5] != "":
+				path = "$.notifiers.inhibit_rules[" + m[5] + "]"
+			default:
+				path = "$.notifiers.default_channels"
+			}
+		}
+		v.at(path, "notifiers: %v", e)
+	}
+}
+
+// flatten splits joined errors into their parts.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+var quoted = regexp.MustCompile(`"([^"]+)"`)
+
+// yamlError gives a decoding error its position. Errors of a value's own
+// UnmarshalText (a bad duration) carry none: they quote the value, which
+// is then looked up in the file.
+func yamlError(file string, f *ast.File, err error) *Error {
+	var ye yaml.Error
+	if errors.As(err, &ye) {
+		e := &Error{File: file, Msg: ye.GetMessage()}
+		if tk := ye.GetToken(); tk != nil {
+			e.Line, e.Column = tk.Position.Line, tk.Position.Column
+		}
+		return e
+	}
+	e := &Error{File: file, Msg: err.Error()}
+	if m := quoted.FindStringSubmatch(e.Msg); m != nil && f != nil {
+		for _, doc := range f.Docs {
+			ast.Walk(visitFunc(func(n ast.Node) bool {
+				if s, ok := n.(*ast.StringNode); ok && s.Value == m[1] && e.Line == 0 {
+					e.Line, e.Column = s.Token.Position.Line, s.Token.Position.Column
+				}
+				return e.Line == 0
+			}), doc)
+		}
+	}
+	return e
+}
+
+type visitFunc func(ast.Node) bool
+
+func (f visitFunc) Visit(n ast.Node) ast.Visitor {
+	if f(n) {
+		return f
+	}
+	return nil
+}

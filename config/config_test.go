@@ -1,0 +1,131 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func noEnv(string) (string, bool) { return "", false }
+
+func TestExampleConfigLoads(t *testing.T) {
+	env := func(k string) (string, bool) {
+		if k == "VIGIL_SLACK_BOT_TOKEN" {
+			return "xoxb-test", true
+		}
+		return "", false
+	}
+	c, err := Load("../examples/vigil.yaml", Options{LookupEnv: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.RuleDirs[0], filepath.Join("..", "examples", "rules"); got != want {
+		t.Errorf("rule dir %q, want %q (relative to the config file)", got, want)
+	}
+	rs, err := c.LoadRules()
+	if err != nil {
+		t.Fatalf("example rules against example channels: %v", err)
+	}
+	if len(rs.Rules()) == 0 {
+		t.Fatal("no rules")
+	}
+	if len(c.Collectors) == 0 || len(c.Notifiers.Channels) == 0 {
+		t.Fatal("collectors or channels missing")
+	}
+}
+
+// Every semantic mistake is reported in one go, each at its line:col.
+func TestErrorsAllAtOnceWithPositions(t *testing.T) {
+	_, err := Load("testdata/bad.yaml", Options{LookupEnv: noEnv})
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("want Errors, got %v", err)
+	}
+	want := []string{
+		"testdata/bad.yaml:1:20: rule_dirs: stat testdata/missing: no such file or directory",
+		`testdata/bad.yaml:3:12: http.address: address localhost: missing port in address`,
+		"testdata/bad.yaml:4:21: http.bearer_token_env: environment variable VIGIL_TEST_UNSET_TOKEN is not set or empty",
+		"testdata/bad.yaml:6:9: state.path: directory testdata/nodir does not exist",
+		`testdata/bad.yaml:8:12: reload.notify: no channel named "pager" (configured: ops)`,
+		`testdata/bad.yaml:10:5: collectors[0]: collector "c": timeout 5s is longer than interval 1s`,
+		`testdata/bad.yaml:15:11: collectors: name "c" used twice (first at collectors[0])`,
+		`testdata/bad.yaml:15:5: collectors[1]: collector "c": unknown type "nope" (want etcd, prometheus, probe or exec)`,
+		`testdata/bad.yaml:20:7: notifiers: channel "ops": console: output: "printer" is neither stdout nor stderr`,
+		`testdata/bad.yaml:23:7: notifiers: routes[0].match.severity: "urgent" is not one of critical, high, medium, low, info`,
+	}
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Error())
+	}
+	for _, w := range want {
+		found := false
+		for _, g := range got {
+			if g == w {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("missing error\n  %s\ngot:\n  %s", w, strings.Join(got, "\n  "))
+		}
+	}
+}
+
+func TestStrictDecoding(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, src, want string }{
+		{"unknown field", "rule_dirs: [.]\nhttp:\n  adress: x\n", ":3:3: unknown field \"adress\""},
+		{"bad duration", "rule_dirs: [.]\nreload:\n  debounce: soon\n", ":3:13:"},
+		{"wrong shape", "rule_dirs: .\n", ":1:12:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, "v.yaml")
+			os.WriteFile(p, []byte(tc.src), 0o644)
+			_, err := Load(p, Options{LookupEnv: noEnv})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRulesNotifyCheckedAgainstChannels(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "vigil.yaml")
+	os.WriteFile(p, []byte("rule_dirs: ["+filepath.Join(mustAbs(t, "testdata"), "rules")+"]\nnotifiers:\n  channels:\n    - {name: console, console: {}}\n"), 0o644)
+	c, err := Load(p, Options{LookupEnv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.LoadRules()
+	if err == nil || !strings.Contains(err.Error(), `r.yaml:8:18: rule "Down": notify: no channel named "ops"`) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestBearerTokenFromFile(t *testing.T) {
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "token")
+	os.WriteFile(tok, []byte("s3cret\n"), 0o600)
+	p := filepath.Join(dir, "vigil.yaml")
+	os.WriteFile(p, []byte("rule_dirs: [.]\nhttp:\n  bearer_token_file: "+tok+"\n"), 0o644)
+	c, err := Load(p, Options{LookupEnv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BearerToken() != "s3cret" {
+		t.Fatalf("token %q", c.BearerToken())
+	}
+	if c.HTTP.Address != DefaultHTTPAddress || c.Reload.Debounce != Duration(DefaultDebounce) {
+		t.Fatalf("defaults not applied: %+v", c)
+	}
+}
+
+func mustAbs(t *testing.T, p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
