@@ -88,6 +88,12 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 	tlsConf := opts.TLSConfig
 	if tlsConf == nil {
 		tlsConf = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in
+	} else if tlsConf.ServerName == "" {
+		// One override (a private CA) serves every email channel, so it has
+		// no ServerName; STARTTLS does not derive one from the address the
+		// way implicit TLS's dialer does, and fails every handshake without.
+		tlsConf = tlsConf.Clone()
+		tlsConf.ServerName = host
 	}
 	o = append(o, mail.WithTLSConfig(tlsConf))
 	switch cfg.TLS {
@@ -196,8 +202,13 @@ func (n *Notifier) Notify(ctx context.Context, alerts ...model.Alert) (bool, err
 	return false, nil
 }
 
-// retryable: SMTP 5xx answers are permanent, 4xx and network trouble not.
+// retryable: SMTP 5xx answers and untrusted certificates are permanent,
+// 4xx and network trouble not.
 func retryable(err error) bool {
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) {
+		return false // a CA or hostname mismatch needs an operator, not a backoff
+	}
 	var se *mail.SendError
 	if errors.As(err, &se) {
 		if c := se.ErrorCode(); c >= 500 {

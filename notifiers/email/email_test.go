@@ -2,6 +2,7 @@ package email_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"mime"
@@ -24,6 +25,7 @@ type captured struct {
 	from string
 	rcpt []string
 	data []byte
+	tls  *tls.ConnectionState // of the connection at AUTH time; nil if plain
 }
 
 // backend is a real SMTP server that requires PLAIN auth and keeps mail.
@@ -31,14 +33,30 @@ type backend struct {
 	mu   sync.Mutex
 	msgs []captured
 	fail error // answer to DATA, if set
+	// auths counts successful AUTHs, plaintext ones apart.
+	auths, plainAuths int
 }
 
-func (b *backend) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{b: b}, nil }
+func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) { return &session{b: b, conn: c}, nil }
+
+func (b *backend) authCounts() (all, plain int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.auths, b.plainAuths
+}
+
+func (b *backend) mails() []captured {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]captured(nil), b.msgs...)
+}
 
 type session struct {
-	b    *backend
-	auth bool
-	cur  captured
+	b       *backend
+	conn    *smtp.Conn
+	auth    bool
+	authTLS *tls.ConnectionState
+	cur     captured
 }
 
 func (s *session) AuthMechanisms() []string { return []string{sasl.Plain} }
@@ -48,6 +66,14 @@ func (s *session) Auth(string) (sasl.Server, error) {
 			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "bad credentials"}
 		}
 		s.auth = true
+		s.b.mu.Lock()
+		s.b.auths++
+		if st, ok := s.conn.TLSConnectionState(); ok {
+			s.authTLS = &st
+		} else {
+			s.b.plainAuths++
+		}
+		s.b.mu.Unlock()
 		return nil
 	}), nil
 }
@@ -71,6 +97,7 @@ func (s *session) Data(r io.Reader) error {
 		return s.b.fail
 	}
 	s.cur.data = b
+	s.cur.tls = s.authTLS
 	s.b.mu.Lock()
 	s.b.msgs = append(s.b.msgs, s.cur)
 	s.b.mu.Unlock()
@@ -135,7 +162,13 @@ func TestMailHasHeadersAndBothParts(t *testing.T) {
 	if len(be.msgs) != 1 {
 		t.Fatalf("got %d mails", len(be.msgs))
 	}
-	got := be.msgs[0]
+	checkMail(t, be.msgs[0])
+}
+
+// checkMail asserts the envelope, headers and both parts of the mail that
+// newNotifier's config sends for alerts().
+func checkMail(t *testing.T, got captured) {
+	t.Helper()
 	if got.from != "vigil@example.com" || strings.Join(got.rcpt, ",") != "oncall@example.com,lead@example.com" {
 		t.Errorf("envelope from=%s rcpt=%v", got.from, got.rcpt)
 	}
