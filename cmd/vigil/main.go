@@ -1,7 +1,10 @@
 // Command vigil evaluates alert rules written as code.
 //
-//	vigil check PATH...     validate rule files and directories
-//	vigil test FILE...      run rule unit tests
+//	vigil check PATH...          validate rule files and directories
+//	vigil check --config FILE    validate a config and the rules it names
+//	vigil test FILE...           run rule unit tests
+//	vigil run --config FILE      the daemon: collect, evaluate, notify, serve
+//	vigil demo                   all of it against an in-process etcd cluster
 package main
 
 import (
@@ -9,7 +12,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
+	"github.com/vigil-alerts/vigil/config"
 	"github.com/vigil-alerts/vigil/rules"
 	"github.com/vigil-alerts/vigil/rules/ruletest"
 )
@@ -17,8 +22,11 @@ import (
 const usage = `usage: vigil <command> [arguments]
 
 commands:
-  check PATH...   validate rule files (directories are read recursively)
-  test FILE...    run rule unit tests
+  check PATH...          validate rule files (directories are read recursively)
+  check --config FILE    validate a config file and the rules it names
+  test FILE...           run rule unit tests
+  run --config FILE      run the daemon (see examples/vigil.yaml)
+  demo                   run Vigil against an in-process 3-member etcd cluster
 `
 
 func main() {
@@ -35,6 +43,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(args[1:], stdout, stderr)
 	case "test":
 		return test(args[1:], stdout, stderr)
+	case "run":
+		return runDaemon(args[1:], stdout, stderr)
+	case "demo":
+		return demo(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -45,8 +57,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func check(paths []string, stdout, stderr io.Writer) int {
 	if len(paths) == 0 {
-		fmt.Fprint(stderr, "usage: vigil check PATH...\n")
+		fmt.Fprint(stderr, "usage: vigil check PATH...\n       vigil check --config FILE\n")
 		return 2
+	}
+	if p, ok := strings.CutPrefix(paths[0], "--config="); ok {
+		return checkConfig(p, stdout, stderr)
+	}
+	if paths[0] == "--config" || paths[0] == "-config" {
+		if len(paths) != 2 {
+			fmt.Fprint(stderr, "usage: vigil check --config FILE\n")
+			return 2
+		}
+		return checkConfig(paths[1], stdout, stderr)
 	}
 	set, err := rules.Load(paths...)
 	if err != nil {
@@ -60,6 +82,28 @@ func check(paths []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "ok: %d file(s), %d group(s), %d rule(s)\n", len(set.Files), len(set.Groups), len(set.Rules()))
+	return 0
+}
+
+// checkConfig validates a config and its rules as `vigil run` would load
+// them, without starting anything.
+func checkConfig(path string, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(path, config.Options{})
+	if err != nil {
+		printLoadError(stderr, err)
+		return 1
+	}
+	set, err := cfg.LoadRules()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		var errs rules.Errors
+		if errors.As(err, &errs) {
+			fmt.Fprintf(stderr, "%d error(s)\n", len(errs))
+		}
+		return 1
+	}
+	fmt.Fprintf(stdout, "ok: config %s, %d collector(s), %d channel(s), %d rule(s)\n", path,
+		len(cfg.Collectors), len(cfg.Notifiers.Channels), len(set.Rules()))
 	return 0
 }
 

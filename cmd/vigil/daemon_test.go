@@ -1,0 +1,208 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-alerts/vigil/model"
+)
+
+// A rule file edited while Vigil runs takes effect; an unchanged rule
+// keeps its pending timer across the reload.
+func TestEditedRuleTakesEffect(t *testing.T) {
+	h := newHarness(t, upRule)
+	h.tick(2)
+	a, ok := h.alert("MemberUp")
+	if !ok || a.State != model.StatePending {
+		t.Fatalf("MemberUp not pending: %+v", a)
+	}
+	since := a.ActiveAt
+
+	// Annotations change (the rule's meaning does not) and a rule is added.
+	edited := strings.Replace(upRule, "is up", "answers", 1) + `
+      - name: MemberLeader
+        severity: info
+        scope: labels["agent.tag.role"] == "etcd"
+        segment_by: [host.mac]
+        condition: max("etcd.is_leader") == 1
+        for: 0s
+`
+	h.write("rules/etcd.yaml", edited)
+	h.waitFor("the new rule", func() bool { return h.hasRule("MemberLeader") })
+
+	h.tick(1)
+	a, _ = h.alert("MemberUp")
+	if a.State != model.StatePending || !a.ActiveAt.Equal(since) {
+		t.Fatalf("pending timer not kept across reload: %+v (was since %v)", a, since)
+	}
+	if l, ok := h.alert("MemberLeader"); !ok || l.State != model.StateFiring {
+		t.Errorf("new rule not evaluated: %+v", l)
+	}
+	h.tick(5) // 1m after ActiveAt
+	if a, _ = h.alert("MemberUp"); a.State != model.StateFiring || !a.FiredAt.Equal(since.Add(time.Minute)) {
+		t.Fatalf("MemberUp should fire 1m after %v: %+v", since, a)
+	}
+	// The engine re-renders annotations when an alert changes state (a
+	// kept pending alert shows the old text until then).
+	if a.Annotations["summary"] != "member m0 answers" {
+		t.Errorf("new annotation not used: %q", a.Annotations["summary"])
+	}
+	h.waitFor("the console message", func() bool { return strings.Contains(h.console.String(), "MemberUp") })
+
+	_, body := h.get("/api/v1/rules", "")
+	contains(t, "/api/v1/rules", body, `"name": "MemberLeader"`, `"ok": true`, `"health": "ok"`)
+}
+
+// A broken edit keeps the old rules running and reports the error with
+// file:line:col in the API, the metrics, the page and as an alert.
+func TestBrokenEditKeepsOldRules(t *testing.T) {
+	h := newHarness(t, upRule)
+	h.tick(1)
+	h.write("rules/etcd.yaml", strings.Replace(upRule, `max("etcd.can_connect") == 1`, `max("etcd.can_connect") ==`, 1))
+	h.waitFor("the failed reload", func() bool { return !h.d.reload.Load().OK })
+
+	if !h.hasRule("MemberUp") {
+		t.Fatal("old rules dropped")
+	}
+	st := h.d.reload.Load()
+	if len(st.Errors) == 0 || !strings.Contains(st.Errors[0], filepath.Join(h.rulesDir, "etcd.yaml")+":9:") {
+		t.Fatalf("error without file:line: %q", st.Errors)
+	}
+	_, body := h.get("/api/v1/rules", "")
+	contains(t, "/api/v1/rules", body, `"ok": false`, "etcd.yaml:9:")
+	_, body = h.get("/metrics", "")
+	contains(t, "/metrics", body, "vigil_reload_success 0", `vigil_reloads_total{result="failure"} 1`)
+	_, body = h.get("/", "")
+	contains(t, "status page", body, "Last reload failed", "etcd.yaml:9:")
+
+	h.tick(2) // group_wait passes: the reload alert reaches reload.notify
+	h.waitFor("the reload alert on the console", func() bool { return strings.Contains(h.console.String(), ReloadAlertName) })
+	if a, ok := h.alert("MemberUp"); !ok || a.State != model.StatePending {
+		t.Fatalf("old rule not evaluated after failed reload: %+v", a)
+	}
+
+	h.write("rules/etcd.yaml", upRule)
+	h.waitFor("the good reload", func() bool { return h.d.reload.Load().OK })
+	_, body = h.get("/metrics", "")
+	contains(t, "/metrics", body, "vigil_reload_success 1")
+}
+
+// A Kubernetes ConfigMap volume: the rule file is a symlink through
+// ..data, and an update re-points ..data at a new hidden directory.
+func TestConfigMapSymlinkSwapReloads(t *testing.T) {
+	h := newHarness(t, upRule)
+	os.Remove(filepath.Join(h.rulesDir, "etcd.yaml"))
+	v1 := filepath.Join(h.rulesDir, "..2026_03_01_12_00_00.1")
+	os.Mkdir(v1, 0o755)
+	os.WriteFile(filepath.Join(v1, "etcd.yaml"), []byte(upRule), 0o644)
+	os.Symlink(filepath.Base(v1), filepath.Join(h.rulesDir, "..data"))
+	os.Symlink("..data/etcd.yaml", filepath.Join(h.rulesDir, "etcd.yaml"))
+	h.waitFor("reload of the ConfigMap layout", func() bool { return h.d.reload.Load().OK && h.hasRule("MemberUp") })
+
+	v2 := filepath.Join(h.rulesDir, "..2026_03_01_12_05_00.2")
+	os.Mkdir(v2, 0o755)
+	os.WriteFile(filepath.Join(v2, "etcd.yaml"), []byte(strings.Replace(upRule, "MemberUp", "MemberAnswers", 1)), 0o644)
+	os.Symlink(filepath.Base(v2), filepath.Join(h.rulesDir, "..data_tmp"))
+	if err := os.Rename(filepath.Join(h.rulesDir, "..data_tmp"), filepath.Join(h.rulesDir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(v1)
+	h.waitFor("the swapped rules", func() bool { return h.hasRule("MemberAnswers") && !h.hasRule("MemberUp") })
+}
+
+// SIGHUP and POST /-/reload reload too; the bearer token guards the API
+// and page but not the probes or /metrics.
+func TestReloadTriggersAndToken(t *testing.T) {
+	h := newHarness(t, upRule)
+	h.write("vigil.yaml", baseConfig(sharedEtcd(t), "")+"")
+	code, _ := h.get("/readyz", "")
+	if code != 200 {
+		t.Fatalf("/readyz %d", code)
+	}
+	h.d.Stop()
+
+	os.WriteFile(filepath.Join(h.dir, "token"), []byte("t0ken\n"), 0o600)
+	h.write("vigil.yaml", strings.Replace(baseConfig(sharedEtcd(t), ""), "  address: 127.0.0.1:0\n",
+		"  address: 127.0.0.1:0\n  bearer_token_file: "+filepath.Join(h.dir, "token")+"\n", 1))
+	h.start()
+	for _, p := range []string{"/api/v1/alerts", "/api/v1/rules", "/"} {
+		if code, _ := h.get(p, ""); code != 401 {
+			t.Errorf("%s without token: %d", p, code)
+		}
+		if code, _ := h.get(p, "t0ken"); code != 200 {
+			t.Errorf("%s with token: %d", p, code)
+		}
+	}
+	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+		if code, _ := h.get(p, ""); code != 200 {
+			t.Errorf("%s: %d", p, code)
+		}
+	}
+	// POST /-/reload: nothing changed, then a new rule.
+	h.write("rules/more.yaml", strings.NewReplacer("MemberUp", "Other", "name: members", "name: other").Replace(upRule))
+	if err := h.d.Reload("POST /-/reload"); err != nil {
+		t.Fatal(err)
+	}
+	if !h.hasRule("Other") {
+		t.Fatal("reload did not load the new file")
+	}
+}
+
+// A restart restores a pending alert's timer: it fires `for` after it
+// first became pending, not `for` after the restart. A firing alert stays
+// firing with its original time.
+func TestRestartRestoresState(t *testing.T) {
+	h := newHarness(t, upRule)
+	h.tick(3) // pending since the first tick, 20s ago
+	a, _ := h.alert("MemberUp")
+	since := a.ActiveAt
+	if err := h.d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	var saved struct {
+		Alerts []struct{ Rule, State string } `json:"alerts"`
+	}
+	b, _ := os.ReadFile(filepath.Join(h.dir, "state.json"))
+	if err := json.Unmarshal(b, &saved); err != nil || len(saved.Alerts) != 1 || saved.Alerts[0].State != "pending" {
+		t.Fatalf("state file: %s (%v)", b, err)
+	}
+
+	h.start()
+	h.tick(1)
+	a, ok := h.alert("MemberUp")
+	if !ok || a.State != model.StatePending || !a.ActiveAt.Equal(since) {
+		t.Fatalf("pending alert not restored: %+v", a)
+	}
+	h.tick(3) // 60s after since
+	if a, _ = h.alert("MemberUp"); a.State != model.StateFiring || !a.FiredAt.Equal(since.Add(time.Minute)) {
+		t.Fatalf("want firing at %v: %+v", since.Add(time.Minute), a)
+	}
+	fired := a.FiredAt
+	h.d.Stop()
+	h.start()
+	h.tick(1)
+	if a, _ = h.alert("MemberUp"); a.State != model.StateFiring || !a.FiredAt.Equal(fired) {
+		t.Fatalf("firing alert not restored as firing since %v: %+v", fired, a)
+	}
+}
+
+// A corrupt state file is reported and set aside, never a crash.
+func TestCorruptStateFile(t *testing.T) {
+	h := newHarness(t, upRule)
+	h.d.Stop()
+	h.write("state.json", `{"version": 1, "alerts": [`)
+	h.start()
+	if h.d.stateErr == "" {
+		t.Fatal("corrupt state not reported")
+	}
+	matches, _ := filepath.Glob(filepath.Join(h.dir, "state.json.corrupt-*"))
+	if len(matches) != 1 {
+		t.Fatalf("corrupt file not set aside: %v", matches)
+	}
+	_, body := h.get("/", "")
+	contains(t, "status page", body, "State file not restored")
+}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vigil-alerts/vigil/model"
+)
+
+// handler serves the probes, /metrics, the JSON API, POST /-/reload and the
+// status page. With a bearer token configured, everything except the
+// probes and /metrics requires it.
+func (d *daemon) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !d.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
+
+	private := http.NewServeMux()
+	private.HandleFunc("GET /api/v1/alerts", d.apiAlerts)
+	private.HandleFunc("GET /api/v1/rules", d.apiRules)
+	private.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
+		if err := d.Reload("POST /-/reload"); err != nil {
+			http.Error(w, "reload failed, keeping the last good rules:\n"+err.Error(), http.StatusUnprocessableEntity)
+			return
+		}
+		w.Write([]byte("reloaded\n"))
+	})
+	private.HandleFunc("GET /{$}", d.statusPage)
+	mux.Handle("/", d.auth(private))
+	return mux
+}
+
+func (d *daemon) auth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token := d.cfg.Load().BearerToken()
+		if token != "" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// apiAlert is an alert as the API shows it.
+type apiAlert struct {
+	Fingerprint string            `json:"fingerprint"`
+	Rule        string            `json:"rule"`
+	Group       string            `json:"group"`
+	Severity    string            `json:"severity"`
+	State       string            `json:"state"`
+	Value       float64           `json:"value"`
+	Labels      model.Labels      `json:"labels"`
+	Segment     model.Labels      `json:"segment,omitempty"`
+	Segments    []apiSegment      `json:"segments,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	ActiveAt    time.Time         `json:"active_at"`
+	FiredAt     time.Time         `json:"fired_at,omitzero"`
+	ResolvedAt  time.Time         `json:"resolved_at,omitzero"`
+	LastEvalAt  time.Time         `json:"last_eval_at,omitzero"`
+	InhibitedBy []string          `json:"inhibited_by,omitempty"`
+}
+
+type apiSegment struct {
+	Labels model.Labels `json:"labels"`
+	Value  float64      `json:"value"`
+}
+
+func toAPI(a model.Alert, by []string) apiAlert {
+	out := apiAlert{Fingerprint: a.Fingerprint, Rule: a.Rule, Group: a.Group, Severity: a.Severity,
+		State: a.State.String(), Value: a.Value, Labels: a.Labels, Segment: a.Segment,
+		Annotations: a.Annotations, ActiveAt: a.ActiveAt, FiredAt: a.FiredAt, ResolvedAt: a.ResolvedAt,
+		LastEvalAt: a.LastEvalAt, InhibitedBy: by}
+	for _, s := range a.Segments {
+		out.Segments = append(out.Segments, apiSegment{s.Labels, s.Value})
+	}
+	return out
+}
+
+// alertsView is what the API and the page show of the alerts.
+type alertsView struct {
+	Alerts []apiAlert `json:"alerts"`
+	// Inhibited firing alerts are in Alerts too, with inhibited_by set.
+	Inhibited int `json:"inhibited"`
+}
+
+func (d *daemon) alertsView() alertsView {
+	inhibited := map[string][]string{}
+	for _, ia := range d.disp.Inhibited() {
+		inhibited[ia.Alert.Fingerprint] = ia.By
+	}
+	v := alertsView{Alerts: []apiAlert{}, Inhibited: len(inhibited)}
+	for _, a := range d.eng.Alerts() {
+		v.Alerts = append(v.Alerts, toAPI(a, inhibited[a.Fingerprint]))
+	}
+	return v
+}
+
+func (d *daemon) apiAlerts(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, d.alertsView())
+}
+
+type apiRule struct {
+	Name        string    `json:"name"`
+	Severity    string    `json:"severity"`
+	Description string    `json:"description,omitempty"`
+	File        string    `json:"file"`
+	Line        int       `json:"line"`
+	Health      string    `json:"health"` // ok, err or unknown (not evaluated yet)
+	LastError   string    `json:"last_error,omitempty"`
+	LastEval    time.Time `json:"last_evaluation,omitzero"`
+	Segments    int       `json:"segments"`
+	For         string    `json:"for"`
+	Window      string    `json:"window"`
+	Condition   string    `json:"condition"`
+}
+
+type apiGroup struct {
+	Name     string    `json:"name"`
+	File     string    `json:"file"`
+	Interval string    `json:"interval"`
+	Rules    []apiRule `json:"rules"`
+}
+
+type rulesView struct {
+	Groups []apiGroup    `json:"groups"`
+	Reload *reloadStatus `json:"reload"`
+	State  string        `json:"state_error,omitempty"`
+}
+
+func (d *daemon) rulesView() rulesView {
+	v := rulesView{Groups: []apiGroup{}, Reload: d.reload.Load(), State: d.stateErr}
+	byGroup := map[string]*apiGroup{}
+	for _, g := range d.eng.Rules().Groups {
+		v.Groups = append(v.Groups, apiGroup{Name: g.Name, File: g.File, Interval: g.Interval.String(), Rules: []apiRule{}})
+	}
+	for i := range v.Groups {
+		byGroup[v.Groups[i].Name] = &v.Groups[i]
+	}
+	for _, st := range d.eng.RuleStatuses() {
+		r := st.Rule
+		health := "unknown"
+		if !st.LastEval.IsZero() {
+			health = "ok"
+			if !st.Health.OK {
+				health = "err"
+			}
+		}
+		cond := ""
+		if r.Condition != nil {
+			cond = r.Condition.Source
+		}
+		ar := apiRule{Name: r.Name, Severity: string(r.Severity), Description: r.Description, File: r.File,
+			Line: r.Pos.Line, Health: health, LastError: st.Health.Err, LastEval: st.LastEval,
+			Segments: st.Segments, For: r.For.String(), Window: r.Window.String(), Condition: cond}
+		if g := byGroup[r.Group]; g != nil {
+			g.Rules = append(g.Rules, ar)
+		}
+	}
+	return v
+}
+
+func (d *daemon) apiRules(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, d.rulesView())
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-alerts/vigil/collectors"
+	"github.com/vigil-alerts/vigil/model"
+)
+
+// metrics is the daemon's one set of self-metrics, on its private registry
+// (importing etcd's server fills the default one with etcd_* families).
+// The dispatcher (notifications per channel) and the scheduler (missed
+// slots) register their own on the same registry.
+type metrics struct {
+	evalDuration   *prometheus.HistogramVec
+	rulesLoaded    prometheus.Gauge
+	reloadSuccess  prometheus.Gauge
+	reloadTime     prometheus.Gauge
+	reloads        *prometheus.CounterVec
+	alerts         *prometheus.GaugeVec
+	stateSaveFails prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, colls func() []collectors.Collector) *metrics {
+	m := &metrics{
+		evalDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vigil_rule_group_eval_duration_seconds",
+			Help:    "Time to evaluate one rule group, per group.",
+			Buckets: []float64{.0005, .001, .005, .01, .05, .1, .5, 1, 5},
+		}, []string{"group"}),
+		rulesLoaded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vigil_rules_loaded", Help: "Rules in the rule set being evaluated.",
+		}),
+		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vigil_reload_success", Help: "1 if the last rule/config reload succeeded, 0 if the old rules are kept.",
+		}),
+		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vigil_reload_last_success_timestamp_seconds", Help: "When rules were last loaded successfully.",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_reloads_total", Help: "Reload attempts that found changes, by result.",
+		}, []string{"result"}),
+		alerts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vigil_alerts", Help: "Alerts by state after the last evaluation.",
+		}, []string{"state"}),
+		stateSaveFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_state_save_failures_total", Help: "Failed writes of the state file.",
+		}),
+	}
+	reg.MustRegister(m.evalDuration, m.rulesLoaded, m.reloadSuccess, m.reloadTime, m.reloads, m.alerts,
+		m.stateSaveFails, collectorStats{colls})
+	for _, s := range []model.AlertState{model.StatePending, model.StateFiring, model.StateResolved} {
+		m.alerts.WithLabelValues(s.String()).Set(0)
+	}
+	m.reloads.WithLabelValues("success").Add(0)
+	m.reloads.WithLabelValues("failure").Add(0)
+	return m
+}
+
+// collectorStats reads the collectors' own running totals at scrape time.
+type collectorStats struct{ colls func() []collectors.Collector }
+
+var (
+	collectionsDesc = prometheus.NewDesc("vigil_collector_collections_total", "Collections run, per collector.", []string{"collector"}, nil)
+	collErrorsDesc  = prometheus.NewDesc("vigil_collector_errors_total", "Failed target collections, per collector and target.", []string{"collector", "target"}, nil)
+)
+
+func (c collectorStats) Describe(ch chan<- *prometheus.Desc) {
+	ch <- collectionsDesc
+	ch <- collErrorsDesc
+}
+
+func (c collectorStats) Collect(ch chan<- prometheus.Metric) {
+	for _, cl := range c.colls() {
+		tc, ok := cl.(*collectors.TargetCollector)
+		if !ok {
+			continue
+		}
+		st := tc.Stats()
+		ch <- prometheus.MustNewConstMetric(collectionsDesc, prometheus.CounterValue, float64(st.Collections), tc.Name())
+		for target, n := range st.TargetErrs {
+			ch <- prometheus.MustNewConstMetric(collErrorsDesc, prometheus.CounterValue, float64(n), tc.Name(), target)
+		}
+	}
+}

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vigil-alerts/vigil/collectors"
+	"github.com/vigil-alerts/vigil/config"
+	"github.com/vigil-alerts/vigil/model"
+	"github.com/vigil-alerts/vigil/rules"
+)
+
+// How a rule reloads: an event (file watch, SIGHUP, POST /-/reload, the
+// periodic re-check) calls Reload; Reload reads the config and every rule
+// file, and if anything differs from what was last loaded, validates and
+// compiles all of it, then swaps the new rule set in (engine.SetRules
+// keeps the alerts of unchanged rules) — or keeps the old set and records
+// the errors, with file:line:col, for the API, the page and the
+// VigilReloadFailed alert.
+
+var lookupEnv = os.LookupEnv
+
+func sortStrings(s []string) { sort.Strings(s) }
+
+// reloadStatus is the outcome of the last reload attempt that found changes.
+type reloadStatus struct {
+	OK          bool      `json:"ok"`
+	At          time.Time `json:"at"`
+	LastSuccess time.Time `json:"last_success"`
+	Reason      string    `json:"reason,omitempty"`
+	// Errors are one line each, "file:line:col: message".
+	Errors []string `json:"errors,omitempty"`
+	// Warnings name config changes that take effect only at restart.
+	Warnings []string `json:"warnings,omitempty"`
+	Rules    int      `json:"rules"`
+}
+
+// ReloadAlertName is the alert raised while the last reload failed.
+const ReloadAlertName = "VigilReloadFailed"
+
+// Reload re-reads config and rules. It returns nil when the new set is in
+// use or nothing changed, and the load errors otherwise.
+func (d *daemon) Reload(reason string) error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	now := d.o.Now()
+	old := d.cfg.Load()
+	// Same bytes as last time (the periodic re-check, an event for an
+	// untouched file): nothing to do, and nothing new to report.
+	sum, err := inputsChecksum(d.o.ConfigPath, old.RuleDirs)
+	if err == nil && sum == d.applied {
+		if st := d.reload.Load(); st != nil && !st.OK {
+			return errors.New(strings.Join(st.Errors, "\n"))
+		}
+		return nil
+	}
+	cfg, err := config.Load(d.o.ConfigPath, config.Options{LookupEnv: d.o.LookupEnv, Logger: d.log})
+	if err != nil {
+		d.applied = sum
+		d.failReload(reason, now, err)
+		return err
+	}
+	rs, sum, err := d.loadRules(cfg)
+	if err != nil {
+		d.applied = sum
+		d.failReload(reason, now, err)
+		return err
+	}
+	d.applied = sum
+	warnings := restartOnly(old, cfg)
+	if !reflect.DeepEqual(old.Collectors, cfg.Collectors) {
+		colls, err := collectors.Build(cfg.Collectors, d.log.With("component", "collectors"))
+		if err != nil { // config.Load built them once already: unlikely
+			d.failReload(reason, now, err)
+			return err
+		}
+		prev := d.collectors()
+		d.colls.Store(&colls)
+		d.scheduleCollectors(prev, colls)
+		for _, c := range prev {
+			if cl, ok := c.(io.Closer); ok {
+				cl.Close()
+			}
+		}
+	}
+	// Settings that need a restart keep their old values.
+	cfg.HTTP, cfg.State, cfg.Notifiers = old.HTTP, old.State, old.Notifiers
+	d.cfg.Store(cfg)
+	d.eng.SetRules(rs)
+	d.store.SetRetention(rs.MaxWindow + time.Minute)
+	d.scheduleGroups(rs)
+	d.setReloaded(rs, now, reason, warnings)
+	d.m.reloads.WithLabelValues("success").Inc()
+	d.log.Info("rules reloaded", "reason", reason, "rules", len(rs.Rules()), "groups", len(rs.Groups))
+	for _, w := range warnings {
+		d.log.Warn("config change needs a restart", "change", w)
+	}
+	return nil
+}
+
+// loadRules loads the config's rules and applies the daemon's adjustment.
+// The checksum covers the config file and every rule file, so a reload
+// that finds the same bytes does nothing.
+func (d *daemon) loadRules(cfg *config.Config) (*rules.RuleSet, string, error) {
+	sum, _ := inputsChecksum(cfg.File, cfg.RuleDirs)
+	rs, err := cfg.LoadRules()
+	if err != nil {
+		return nil, sum, err
+	}
+	if d.o.Rules != nil {
+		rs = d.o.Rules(rs)
+	}
+	return rs, sum, nil
+}
+
+// setReloaded publishes a success; a published status is never modified.
+func (d *daemon) setReloaded(rs *rules.RuleSet, now time.Time, reason string, warnings []string) {
+	d.reload.Store(&reloadStatus{OK: true, At: now, LastSuccess: now, Rules: len(rs.Rules()), Reason: reason, Warnings: warnings})
+	d.m.reloadSuccess.Set(1)
+	d.m.reloadTime.Set(float64(now.UnixNano()) / 1e9)
+	d.m.rulesLoaded.Set(float64(len(rs.Rules())))
+}
+
+func (d *daemon) failReload(reason string, now time.Time, err error) {
+	prev := d.reload.Load()
+	st := &reloadStatus{OK: false, At: now, Reason: reason, Errors: errorLines(err)}
+	if prev != nil {
+		st.LastSuccess, st.Rules = prev.LastSuccess, prev.Rules
+	}
+	d.reload.Store(st)
+	d.m.reloadSuccess.Set(0)
+	d.m.reloads.WithLabelValues("failure").Inc()
+	d.log.Error("reload failed, keeping the last good rules", "reason", reason, "errors", len(st.Errors), "err", err)
+}
+
+// errorLines splits a load error into one "file:line:col: msg" per mistake.
+func errorLines(err error) []string {
+	var out []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if strings.TrimSpace(l) != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// reloadAlert is the VigilReloadFailed alert while the last reload failed
+// and reload.notify names channels.
+func (d *daemon) reloadAlert(now time.Time) (model.Alert, bool) {
+	st := d.reload.Load()
+	cfg := d.cfg.Load()
+	if st == nil || st.OK || len(cfg.Reload.Notify) == 0 {
+		return model.Alert{}, false
+	}
+	summary := "rules or config do not load; the last good rules are still evaluated"
+	if len(st.Errors) > 0 {
+		summary = st.Errors[0]
+	}
+	return model.Alert{
+		Fingerprint: model.Fingerprint(ReloadAlertName, nil),
+		Rule:        ReloadAlertName, Group: "vigil", Severity: "high",
+		Description: "Vigil could not load its rules or config and keeps evaluating the last good ones.",
+		State:       model.StateFiring,
+		Labels:      model.Labels{"alertname": ReloadAlertName, "severity": "high"},
+		Annotations: map[string]string{"summary": summary, "errors": strings.Join(st.Errors, "\n")},
+		Segment:     model.Labels{},
+		Notify:      cfg.Reload.Notify,
+		ActiveAt:    st.At, FiredAt: st.At, LastEvalAt: now,
+	}, true
+}
+
+// inputsChecksum hashes the config file and every rule file under dirs.
+func inputsChecksum(configPath string, dirs []string) (string, error) {
+	h := sha256.New()
+	b, err := os.ReadFile(configPath)
+	if err != nil {
+		return "", err
+	}
+	h.Write(b)
+	files, err := rules.Files(dirs...)
+	if err != nil {
+		return "", err
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		io.WriteString(h, "\x00"+f+"\x00")
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// restartOnly names the changed sections that a reload does not apply.
+func restartOnly(old, cfg *config.Config) []string {
+	var w []string
+	if !reflect.DeepEqual(old.HTTP, cfg.HTTP) {
+		w = append(w, "http")
+	}
+	if old.State != cfg.State {
+		w = append(w, "state")
+	}
+	if !reflect.DeepEqual(old.Notifiers, cfg.Notifiers) {
+		w = append(w, "notifiers")
+	}
+	if !reflect.DeepEqual(old.RuleDirs, cfg.RuleDirs) {
+		w = append(w, "rule_dirs (loaded now; watched for changes after a restart)")
+	}
+	return w
+}

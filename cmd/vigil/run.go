@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/vigil-alerts/vigil/config"
+)
+
+// runDaemon is `vigil run`: only here are signals handled. SIGTERM and
+// SIGINT stop collection, let deliveries finish within a bound, save state
+// and exit 0; SIGHUP reloads.
+func runDaemon(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "vigil.yaml", "config file")
+	logLevel := fs.String("log.level", "info", "debug, info, warn or error")
+	bound := fs.Duration("shutdown.delivery-timeout", 10*time.Second, "how long a stop waits for in-flight notifications")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	logger, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	d, err := newDaemon(daemonOptions{ConfigPath: *cfgPath, Logger: logger, Console: stdout, DeliveryBound: *bound})
+	if err != nil {
+		printLoadError(stderr, err)
+		return 1
+	}
+	return serve(context.Background(), d, logger, stderr)
+}
+
+// serve starts d and runs it until SIGTERM or SIGINT (or ctx ends), then
+// stops it: exit status 0 even when deliveries ran out of time, which is
+// logged.
+func serve(ctx context.Context, d *daemon, logger *slog.Logger, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if err := d.Start(); err != nil {
+		fmt.Fprintln(stderr, err)
+		d.Stop()
+		return 1
+	}
+	for {
+		select {
+		case <-hup:
+			d.Reload("SIGHUP")
+		case <-ctx.Done():
+			logger.Info("shutting down", "cause", context.Cause(ctx))
+			if err := d.Stop(); err != nil {
+				logger.Error("shutdown incomplete", "err", err)
+			}
+			return 0
+		}
+	}
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// printLoadError prints config and rule errors one per line, then a count.
+func printLoadError(w io.Writer, err error) {
+	fmt.Fprintln(w, err)
+	var ce config.Errors
+	if errors.As(err, &ce) {
+		fmt.Fprintf(w, "%d error(s) in the config\n", len(ce))
+	}
+}
