@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +18,11 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/status"
 
 	"github.com/vigil-alerts/vigil/model"
 )
@@ -42,7 +48,27 @@ type Config struct {
 	// SkipMetricsPage turns off reading /metrics, for members whose
 	// metrics port is not reachable from Vigil.
 	SkipMetricsPage bool
+	// ReconnectMaxDelay caps the wait between the gRPC client's attempts
+	// to reconnect to a member that is down; zero means
+	// DefaultReconnectMaxDelay. gRPC's own default grows to 120 s.
+	ReconnectMaxDelay time.Duration
 }
+
+// Reconnection back-off. gRPC's default (1 s, x1.6, up to 120 s) would
+// leave a member that came back after a long outage reported down for up
+// to two more minutes. Vigil's caps the wait at a few seconds, and every
+// Scrape of a member in TRANSIENT_FAILURE also cuts the wait short (see
+// status), so a recovered member is seen by the first collection after.
+const (
+	DefaultReconnectMaxDelay = 2 * time.Second
+	reconnectBaseDelay       = 200 * time.Millisecond
+	reconnectMultiplier      = 1.6
+	reconnectJitter          = 0.2
+	// reconnectWait bounds how long a collection waits for a prompted
+	// reconnection to a member that was down; it is what a collection of a
+	// member that is still down costs beyond the refused connection.
+	reconnectWait = 250 * time.Millisecond
+)
 
 // Scraper collects one member per target index. It keeps one gRPC client
 // per member for its whole life: dialling per poll costs ~10x the request.
@@ -73,6 +99,12 @@ func New(cfg Config) (*Scraper, error) {
 	if (cfg.Username == "") != (cfg.Password == "") {
 		return nil, errors.New("username and password go together")
 	}
+	if cfg.ReconnectMaxDelay < 0 {
+		return nil, errors.New("reconnect max delay must not be negative")
+	}
+	if cfg.ReconnectMaxDelay == 0 {
+		cfg.ReconnectMaxDelay = DefaultReconnectMaxDelay
+	}
 	s := &Scraper{cfg: cfg}
 	var errs []error
 	for i, m := range cfg.Members {
@@ -88,8 +120,17 @@ func New(cfg Config) (*Scraper, error) {
 		return nil, err
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = cfg.TLS
+	// A copy: the transport sets NextProtos in its config on first use,
+	// while each gRPC client reads (clones) the original.
+	tr.TLSClientConfig = cfg.TLS.Clone()
 	tr.MaxIdleConnsPerHost = 2
+	// HTTP/1.1 only: one GET per collection gains nothing from HTTP/2, and
+	// over HTTP/2 a member rejecting the client certificate surfaces as
+	// "http2: client conn could not be established" instead of the TLS
+	// alert ("tls: certificate required").
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	tr.Protocols = &protos
 	s.http = &http.Client{Transport: tr}
 	return s, nil
 }
@@ -183,6 +224,7 @@ func (s *Scraper) client(m *member) (*clientv3.Client, error) {
 		Username:             s.cfg.Username,
 		Password:             s.cfg.Password,
 		Logger:               zap.NewNop(),
+		DialOptions:          s.dialOptions(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
@@ -201,19 +243,58 @@ func (s *Scraper) client(m *member) (*clientv3.Client, error) {
 	return cli, nil
 }
 
+// dialOptions are appended after clientv3's own, so they take precedence.
+func (s *Scraper) dialOptions() []grpc.DialOption {
+	maxDelay := s.cfg.ReconnectMaxDelay
+	return []grpc.DialOption{
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: backoff.Config{
+				BaseDelay:  min(reconnectBaseDelay, maxDelay),
+				Multiplier: reconnectMultiplier,
+				Jitter:     reconnectJitter,
+				MaxDelay:   maxDelay,
+			},
+			// One connection attempt may take as long as a collection
+			// (gRPC's default is 20 s), so a member that accepts and hangs
+			// is retried at the next collection rather than much later.
+			MinConnectTimeout: s.cfg.Timeout,
+		}),
+	}
+}
+
 func (s *Scraper) status(ctx context.Context, m *member) (out []model.Sample, quota, dbSize float64, err error) {
 	down := []model.Sample{{Metric: "etcd.can_connect", Value: 0}}
 	cli, err := s.client(m)
 	if err != nil {
 		return down, 0, 0, err
 	}
+	conn := cli.ActiveConnection()
+	mc := pb.NewMaintenanceClient(conn)
 	// Status straight on the client's own connection: the client's
 	// Maintenance.Status dials a new connection for every call.
+	var st *pb.StatusResponse
 	start := time.Now()
-	st, err := pb.NewMaintenanceClient(cli.ActiveConnection()).Status(ctx, &pb.StatusRequest{})
-	latency := time.Since(start)
+	if conn.GetState() == connectivity.TransientFailure {
+		// The last attempt failed and the client is waiting out its
+		// back-off: attempt now, so that a member that is back is seen by
+		// this collection rather than a later one. The attempt's failure
+		// is not observable (the connection stays in TRANSIENT_FAILURE
+		// until it is READY), so wait a moment for its success; failing
+		// that, ask again failing fast, for the connection's error.
+		conn.ResetConnectBackoff()
+		wctx, cancel := context.WithTimeout(ctx, min(reconnectWait, s.cfg.Timeout/4))
+		st, err = mc.Status(wctx, &pb.StatusRequest{}, grpc.WaitForReady(true))
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			start = time.Now()
+			st, err = mc.Status(ctx, &pb.StatusRequest{})
+		}
+	} else {
+		st, err = mc.Status(ctx, &pb.StatusRequest{})
+	}
+	latency := time.Since(start) // with a reconnection, includes it
 	if err != nil {
-		return down, 0, 0, err
+		return down, 0, 0, s.tlsReason(ctx, m, err)
 	}
 	b := func(v bool) float64 {
 		if v {
@@ -285,4 +366,37 @@ func (s *Scraper) scrapePage(ctx context.Context, m *member, now time.Time) ([]m
 		prev = nil
 	}
 	return derive(p, prev, dt), p.values[quotaFamily], nil
+}
+
+// tlsReason adds the member's TLS alert to a connection error that lacks
+// it. With TLS 1.3 a member rejects a client certificate only after the
+// client's side of the handshake is done, so gRPC, which writes at once,
+// may report just "broken pipe". A separate handshake followed by a read
+// receives the alert; a member that accepts the certificate says nothing,
+// since it waits for the client to speak first.
+func (s *Scraper) tlsReason(ctx context.Context, m *member, err error) error {
+	if s.cfg.TLS == nil || status.Code(err) != codes.Unavailable || strings.Contains(err.Error(), "tls:") {
+		return err
+	}
+	u, perr := url.Parse(m.Endpoint)
+	if perr != nil || u.Scheme != "https" {
+		return err
+	}
+	cfg := s.cfg.TLS.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName = u.Hostname()
+	}
+	ctx, cancel := context.WithTimeout(ctx, min(reconnectWait, s.cfg.Timeout/4))
+	defer cancel()
+	conn, derr := (&tls.Dialer{Config: cfg}).DialContext(ctx, "tcp", u.Host)
+	if derr == nil {
+		defer conn.Close()
+		deadline, _ := ctx.Deadline()
+		conn.SetReadDeadline(deadline)
+		_, derr = conn.Read(make([]byte, 1))
+	}
+	if derr != nil && (strings.Contains(derr.Error(), "tls:") || strings.Contains(derr.Error(), "x509:")) {
+		return fmt.Errorf("%w (TLS: %v)", err, derr)
+	}
+	return err
 }
