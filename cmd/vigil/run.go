@@ -44,27 +44,41 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 // stops it: exit status 0 even when deliveries ran out of time, which is
 // logged.
 func serve(ctx context.Context, d *daemon, logger *slog.Logger, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	sig, stop := notifySignals()
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	if err := d.Start(); err != nil {
 		fmt.Fprintln(stderr, err)
 		d.Stop()
 		return 1
 	}
+	return runUntilSignal(ctx, d, logger, sig)
+}
+
+// notifySignals subscribes to the signals the daemon handles.
+func notifySignals() (<-chan os.Signal, func()) {
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	return sig, func() { signal.Stop(sig) }
+}
+
+// runUntilSignal reloads on SIGHUP and stops d on SIGTERM or SIGINT (or
+// when ctx ends).
+func runUntilSignal(ctx context.Context, d *daemon, logger *slog.Logger, sig <-chan os.Signal) int {
 	for {
 		select {
-		case <-hup:
-			d.Reload("SIGHUP")
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				d.Reload("SIGHUP")
+				continue
+			}
+			logger.Info("shutting down", "signal", s.String())
 		case <-ctx.Done():
 			logger.Info("shutting down", "cause", context.Cause(ctx))
-			if err := d.Stop(); err != nil {
-				logger.Error("shutdown incomplete", "err", err)
-			}
-			return 0
 		}
+		if err := d.Stop(); err != nil {
+			logger.Error("shutdown incomplete", "err", err)
+		}
+		return 0
 	}
 }
 

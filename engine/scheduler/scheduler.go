@@ -97,6 +97,8 @@ func (s *Scheduler) Add(name string, sched cron.Schedule, fn Func) {
 	if old := s.jobs[name]; old != nil {
 		s.cron.Remove(old.id)
 	}
+	s.misses.WithLabelValues(name).Add(0) // visible at 0 from the start
+	s.runs.WithLabelValues(name).Add(0)
 	j := &job{name: name, s: s, fn: fn, grid: &grid{inner: sched}}
 	j.grid.cursor = sched.Next(s.now())
 	j.wrapped = s.chain.Then(j)
