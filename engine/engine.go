@@ -12,6 +12,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,9 @@ import (
 	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/rules"
 )
+
+// noDataPrefix starts the error bound for an aggregate without samples.
+const noDataPrefix = "no data for "
 
 // retentionSlack is kept beyond the longest window so that an evaluation
 // running a little behind the newest samples still sees a full window.
@@ -50,6 +54,8 @@ type ruleState struct {
 	// so `a || b` still works when only b has data.
 	noData    []ref.Val
 	lastBoxed []ref.Val
+	// metrics are the positions in index.metrics of the metrics the rule reads.
+	metrics []int
 	// cols[i] holds aggregate i for every segment, this evaluation.
 	cols []*column
 	// segs[k] is this rule's state for index.segments[k], valid for
@@ -141,6 +147,7 @@ func (e *Engine) SetRules(rs *rules.RuleSet) {
 			old.rule = r // labels, annotations, routes may have changed
 			if old.index != ix {
 				old.index, old.gen = ix, ix.gen-1 // realign by key
+				old.metrics = ruleMetrics(r, ix)
 			}
 			states[r.Name] = old
 			continue
@@ -163,10 +170,22 @@ func newRuleState(r *rules.Rule, ix *index) *ruleState {
 		health:   Health{OK: true},
 	}
 	st.act.vals = make([]ref.Val, n)
+	st.metrics = ruleMetrics(r, ix)
 	for i, a := range r.Condition.Aggregates {
-		st.noData[i] = types.NewErr("no data for %s", a.Text)
+		st.noData[i] = types.NewErr("%s%s", noDataPrefix, a.Text)
 	}
 	return st
+}
+
+// ruleMetrics lists the positions in ix of the metrics r reads.
+func ruleMetrics(r *rules.Rule, ix *index) []int {
+	var ms []int
+	for _, a := range r.Condition.Aggregates {
+		if m := ix.metricIx[a.Metric]; !slices.Contains(ms, m) {
+			ms = append(ms, m)
+		}
+	}
+	return ms
 }
 
 // Rules returns the rule set in use.
@@ -255,6 +274,12 @@ func (e *Engine) evalRule(st *ruleState, now time.Time) (err error) {
 	allHold, counted := true, 0
 	for k, seg := range st.index.segments {
 		ss := &st.segs[k]
+		if !seg.reports(st.metrics) {
+			// The segment exists for another rule of the shared index:
+			// none of this rule's metrics ever reported there.
+			ss.counted = false
+			continue
+		}
 		if ss.alert == nil && len(st.restored) > 0 {
 			if a, ok := st.restored[seg.key]; ok {
 				ss.alert = a
@@ -362,7 +387,7 @@ func (st *ruleState) evalSegment(seg *segment, k int) (outcome, error) {
 	}
 	out, _, err := r.Condition.Program.Eval(&st.act)
 	if err != nil {
-		if missing {
+		if missing && strings.Contains(err.Error(), noDataPrefix) {
 			return absent, nil // part of what the condition needs has no samples
 		}
 		return unknown, fmt.Errorf("segment %s: %w", seg.labels, err)
@@ -457,7 +482,7 @@ func (st *ruleState) stepSegment(seg *segment, ss *segState, o outcome, now time
 			a.value = v
 			a.values = slices.Clone(st.vals)
 			if changed && a.state != model.StateInactive && seg != nil {
-				a.labels = st.alertLabels(seg.commonLabels())
+				a.labels = st.alertLabels(seg.commonLabels(st.metrics))
 			}
 			st.render(a)
 		}
@@ -484,7 +509,7 @@ func (st *ruleState) stepEvery(o outcome, now time.Time) {
 			}
 			a.segments = append(a.segments, model.SegmentValue{Labels: seg.labels, Value: st.segs[k].lastValue})
 			if changed {
-				common = intersect(common, seg.commonLabels())
+				common = intersect(common, seg.commonLabels(st.metrics))
 			}
 		}
 		sort.Slice(a.segments, func(i, j int) bool { return a.segments[i].Labels.String() < a.segments[j].Labels.String() })

@@ -208,12 +208,23 @@ func segmentOf(by []string, ls model.Labels) (string, model.Labels, bool) {
 	return b.String(), seg, true
 }
 
-// commonLabels are the labels every series of the segment shares, such as
-// host.hostName for a segment by host.mac: they make alerts readable.
-func (seg *segment) commonLabels() model.Labels {
+// reports says whether any of the metrics (positions) has a series here.
+func (seg *segment) reports(metrics []int) bool {
+	for _, m := range metrics {
+		if len(seg.series[m]) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// commonLabels are the labels every series of the given metrics in the
+// segment shares, such as host.hostName for a segment by host.mac: they
+// make alerts readable.
+func (seg *segment) commonLabels(metrics []int) model.Labels {
 	var common model.Labels
-	for _, ss := range seg.series {
-		for _, sr := range ss {
+	for _, m := range metrics {
+		for _, sr := range seg.series[m] {
 			if common == nil {
 				common = sr.labels.Copy()
 				continue

@@ -113,3 +113,55 @@ func TestEvalStopsOnCancelledContext(t *testing.T) {
 		t.Fatalf("after a normal evaluation: %v, want one pending alert", got)
 	}
 }
+
+// Rules sharing an index see only the segments where their own metrics
+// report: a host sending only latency is no host to "no_data: alerting" on
+// "up", and does not block an every-rule over "up".
+func TestSharedIndexSegmentsBelongToTheirMetrics(t *testing.T) {
+	set := loadRules(t, `groups:
+  - name: g
+    rules:
+      - name: Silent
+        severity: high
+        segment_by: [host]
+        condition: max("up") == 0
+        no_data: alerting
+      - name: AllDown
+        severity: critical
+        segment_by: [host]
+        across: every
+        condition: max("up") == 0
+      - name: Slow
+        severity: low
+        segment_by: [host]
+        condition: avg("latency") > 1
+`)
+	e := New(NewStore(time.Hour))
+	e.SetRules(set)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	e.Store().Append(
+		model.Sample{Metric: "up", Labels: model.Labels{"host": "a"}, Value: 0, Time: now},
+		model.Sample{Metric: "latency", Labels: model.Labels{"host": "b", "zone": "z1"}, Value: 2, Time: now},
+	)
+	if err := e.Eval(context.Background(), now); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]model.Alert{}
+	for _, a := range e.Alerts() {
+		got[a.Rule+"/"+a.Segment["host"]] = a
+	}
+	for _, want := range []string{"Silent/a", "AllDown/", "Slow/b"} {
+		if _, ok := got[want]; !ok {
+			t.Errorf("missing alert %s; have %v", want, got)
+		}
+	}
+	if _, ok := got["Silent/b"]; ok {
+		t.Errorf("Silent fired for host b, which never sent up")
+	}
+	if n := len(got["AllDown/"].Segments); n != 1 {
+		t.Errorf("AllDown lists %d segments, want 1 (host b sends no up)", n)
+	}
+	if len(got) != 3 {
+		t.Errorf("alerts: %v", got)
+	}
+}
