@@ -274,7 +274,7 @@ func (e *Engine) evalRule(st *ruleState, now time.Time) (err error) {
 	allHold, counted := true, 0
 	for k, seg := range st.index.segments {
 		ss := &st.segs[k]
-		if !seg.reports(st.metrics) {
+		if !st.index.reports(k, st.metrics) {
 			// The segment exists for another rule of the shared index:
 			// none of this rule's metrics ever reported there.
 			ss.counted = false

@@ -208,10 +208,12 @@ func segmentOf(by []string, ls model.Labels) (string, model.Labels, bool) {
 	return b.String(), seg, true
 }
 
-// reports says whether any of the metrics (positions) has a series here.
-func (seg *segment) reports(metrics []int) bool {
+// reports says whether segment k has a series of any of the metrics
+// (positions). It reads the flat bounds, not the segment, to stay in the
+// sequential arrays the evaluation already walks.
+func (ix *index) reports(k int, metrics []int) bool {
 	for _, m := range metrics {
-		if len(seg.series[m]) > 0 {
+		if b := ix.bounds[m]; b[k+1] > b[k] {
 			return true
 		}
 	}
