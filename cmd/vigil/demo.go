@@ -1,11 +1,241 @@
 package main
 
 import (
+	"context"
+	"flag"
 	"fmt"
 	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vigil-alerts/vigil/collectors/etcd/etcdtest"
+	"github.com/vigil-alerts/vigil/model"
+	"github.com/vigil-alerts/vigil/rules"
 )
 
+// `vigil demo`: a 3-member etcd cluster in this process, Vigil watching it
+// with examples/rules on a clock sped up by --speed, the console as every
+// channel and the status page served. One member is stopped, later a
+// second (quorum lost), then both come back. Everything lives in a
+// temporary directory that is removed at exit.
+
+// demoTimeline is the script, in evaluation time (divided by the speed).
+var demoTimeline = struct {
+	healthy, oneDown, twoDown, recovered time.Duration
+}{healthy: 80 * time.Second, oneDown: 6 * time.Minute, twoDown: 3 * time.Minute, recovered: 2 * time.Minute}
+
 func demo(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "demo: not yet")
-	return 1
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	speed := fs.Float64("speed", 10, "how much faster than real time rule durations, intervals and the script run")
+	httpAddr := fs.String("http", "127.0.0.1:9099", "status page address (a free port is used if taken)")
+	rulesDir := fs.String("rules", "examples/rules", "rule directory")
+	logLevel := fs.String("log.level", "error", "Vigil's log level (logs go to stderr)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *speed < 1 {
+		fmt.Fprintln(stderr, "demo: --speed must be at least 1")
+		return 2
+	}
+	logger, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	say := func(format string, a ...any) {
+		fmt.Fprintf(stdout, "\n== demo: "+format+"\n", a...)
+	}
+	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) / *speed) }
+
+	absRules, err := filepath.Abs(*rulesDir)
+	if err == nil {
+		_, err = os.Stat(absRules)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "demo: rules: %v (run from the repository root, or pass --rules)\n", err)
+		return 1
+	}
+	tmp, err := os.MkdirTemp("", "vigil-demo-*")
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	os.Mkdir(filepath.Join(tmp, "etcd"), 0o755)
+
+	say("starting a 3-member etcd cluster in this process")
+	cluster, err := etcdtest.Start(3, filepath.Join(tmp, "etcd"))
+	if err != nil {
+		fmt.Fprintln(stderr, "demo:", err)
+		return 1
+	}
+	defer cluster.Close()
+
+	cfgPath := filepath.Join(tmp, "vigil.yaml")
+	if err := os.WriteFile(cfgPath, []byte(demoConfig(cluster.Endpoints(), absRules, *speed)), 0o644); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	d, err := newDaemon(daemonOptions{ConfigPath: cfgPath, Logger: logger, Console: stdout, Listener: ln,
+		Rules: func(rs *rules.RuleSet) *rules.RuleSet { return scaleRules(rs, *speed) }, DeliveryBound: 5 * time.Second})
+	if err != nil {
+		ln.Close()
+		printLoadError(stderr, err)
+		return 1
+	}
+	if err := d.Start(); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer d.Stop()
+	say("Vigil evaluates %d rules from %s, %gx faster than real time: a 5m `for` takes %v",
+		len(d.eng.Rules().Rules()), *rulesDir, *speed, scale(5*time.Minute).Round(100*time.Millisecond))
+	say("status page: http://%s/   (Ctrl-C stops the demo)", d.Addr())
+
+	// Pending alerts reach no channel: print every state change as well.
+	watchDone, watchStopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watchStopped)
+		printTransitions(d, stdout, watchDone)
+	}()
+	defer func() { close(watchDone); <-watchStopped }()
+
+	members := cluster.Members()
+	name := func(i int) string { return fmt.Sprintf("etcd-%d", i+1) }
+	wait := func(evalTime time.Duration) bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(scale(evalTime)):
+			return true
+		}
+	}
+	steps := []func() bool{
+		func() bool {
+			say("all members healthy; nothing should fire")
+			return wait(demoTimeline.healthy)
+		},
+		func() bool {
+			say("stopping member %s: EtcdMemberDownCritical goes pending, then fires; EtcdMemberUnreachable after its 5m", name(2))
+			members[2].Shutdown()
+			return wait(demoTimeline.oneDown)
+		},
+		func() bool {
+			say("stopping member %s too: quorum is lost, the survivor has no leader -> EtcdQuorumLost and the grouped critical EtcdServiceUnavailable, which inhibits the per-member pages", name(1))
+			members[1].Shutdown()
+			return wait(demoTimeline.twoDown)
+		},
+		func() bool {
+			say("bringing %s and %s back: alerts resolve", name(1), name(2))
+			for _, m := range []*etcdtest.Member{members[1], members[2]} {
+				if err := m.Resume(); err != nil {
+					fmt.Fprintln(stderr, "demo:", err)
+				}
+			}
+			return wait(demoTimeline.recovered)
+		},
+	}
+	for _, step := range steps {
+		if !step() {
+			say("interrupted")
+			break
+		}
+	}
+	say("stopping Vigil and etcd, removing %s", tmp)
+	if err := d.Stop(); err != nil {
+		fmt.Fprintln(stderr, "demo:", err)
+	}
+	return 0
+}
+
+// printTransitions prints each alert's state changes as the engine makes
+// them, until done.
+func printTransitions(d *daemon, w io.Writer, done <-chan struct{}) {
+	seen := map[string]model.AlertState{}
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		now := map[string]model.AlertState{}
+		for _, a := range d.eng.Alerts() {
+			now[a.Fingerprint] = a.State
+			if seen[a.Fingerprint] == a.State {
+				continue
+			}
+			who := a.Labels["host.hostName"]
+			if who == "" {
+				who = "cluster " + a.Labels["cluster"]
+			}
+			if len(a.Segments) > 0 {
+				who = fmt.Sprintf("%d segments", len(a.Segments))
+			}
+			fmt.Fprintf(w, "  %-8s %s (%s, %s)\n", a.State, a.Rule, who, a.Severity)
+		}
+		seen = now
+	}
+}
+
+// demoConfig points Vigil at the cluster. Every channel the example rules
+// name is a console channel that says which one it stands for.
+func demoConfig(endpoints []string, rulesDir string, speed float64) string {
+	scale := func(d time.Duration) string {
+		return max(time.Second, time.Duration(float64(d)/speed)).Round(100 * time.Millisecond).String()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "rule_dirs: [%q]\nhttp:\n  address: 127.0.0.1:0\nstate:\n  path: state.json\n", rulesDir)
+	fmt.Fprintf(&b, "collectors:\n  - name: etcd\n    type: etcd\n    interval: %s\n    timeout: 1s\n    targets:\n", scale(15*time.Second))
+	for i, ep := range endpoints {
+		fmt.Fprintf(&b, "      - name: etcd-%d\n        address: %s\n        tags: {host.hostName: etcd-%d, host.mac: \"02:42:ac:11:00:%02x\", agent.tag.role: etcd, cluster: demo}\n",
+			i+1, ep, i+1, i+1)
+	}
+	fmt.Fprintf(&b, "notifiers:\n  group_wait: %s\n  group_interval: %s\n  repeat_interval: 4h\n  group_by: [cluster]\n  channels:\n",
+		scale(30*time.Second), scale(time.Minute))
+	for _, ch := range []string{"oncall-slack", "oncall-email", "console"} {
+		tmpl := `[` + ch + `] {{.Title}}{{if .Summary}}: {{.Summary}}{{end}}{{"\n"}}` +
+			`{{range .Firing}}    FIRING   {{index .Annotations "summary"}}{{"\n"}}{{end}}` +
+			`{{range .Resolved}}    RESOLVED {{index .Annotations "summary"}}{{"\n"}}{{end}}`
+		fmt.Fprintf(&b, "    - name: %s\n      console:\n        template: %q\n", ch, tmpl)
+	}
+	b.WriteString("  default_channels: [console]\n")
+	return b.String()
+}
+
+// scaleRules divides every rule's window, for and keep_firing_for and every
+// group's interval by speed (intervals no shorter than cron's 1s).
+func scaleRules(rs *rules.RuleSet, speed float64) *rules.RuleSet {
+	div := func(d time.Duration) time.Duration { return time.Duration(float64(d) / speed) }
+	out := &rules.RuleSet{Files: rs.Files}
+	for _, g := range rs.Groups {
+		ng := *g
+		ng.Interval = max(time.Second, div(g.Interval))
+		ng.Rules = nil
+		for _, r := range g.Rules {
+			nr := *r
+			nr.Window, nr.For, nr.KeepFiringFor = div(r.Window), div(r.For), div(r.KeepFiringFor)
+			ng.Rules = append(ng.Rules, &nr)
+			out.MaxWindow = max(out.MaxWindow, nr.Window)
+		}
+		out.Groups = append(out.Groups, &ng)
+	}
+	return out
 }

@@ -121,3 +121,19 @@ func joinComma(s []string) string {
 	}
 	return out
 }
+
+// Shutdown stops the member as `systemctl stop etcd` would: embed's Close
+// stops serving clients and peers before it stops the server, handing
+// leadership over. Unlike Stop (HardStop first), it cannot close the
+// backend under a request still being served — a Status arriving during
+// HardStop can panic the whole process in etcd 3.7.3 (nil bbolt
+// transaction in StorageVersion) — so it suits a demo a collector polls.
+func (m *Member) Shutdown() {
+	m.mu.Lock()
+	e := m.etcd
+	m.etcd = nil
+	m.mu.Unlock()
+	if e != nil {
+		e.Close()
+	}
+}
