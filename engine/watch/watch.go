@@ -75,6 +75,16 @@ func New(o Options) (*Watcher, error) {
 			continue
 		}
 		errs = append(errs, w.addTree(d))
+		// A rule directory reached through a symlink that is swapped as a
+		// whole (git-sync's `current` link to a new worktree): watch the
+		// link's directory for the swap, and re-walk the trees after it.
+		for p := filepath.Clean(d); p != filepath.Dir(p); p = filepath.Dir(p) {
+			if st, err := os.Lstat(p); err == nil && st.Mode()&os.ModeSymlink != 0 {
+				w.files[p] = true
+				w.roots[filepath.Dir(p)] = true
+				errs = append(errs, w.add(filepath.Dir(p)))
+			}
+		}
 	}
 	for _, f := range o.Files {
 		w.files[filepath.Clean(f)] = true
@@ -176,10 +186,24 @@ func (w *Watcher) loop() {
 			}
 		case <-debounce:
 			debounce = nil
+			w.rewalk()
 			w.o.Logger.Debug("files changed", "last", pending)
 			w.o.OnChange("file change: " + pending)
 		case <-recheck:
 			w.o.OnChange("periodic re-check")
+		}
+	}
+}
+
+// rewalk watches directories that appeared without an event of their own
+// (the new target of a swapped symlink). Adding a watched path again is a
+// no-op.
+func (w *Watcher) rewalk() {
+	for _, d := range w.o.Dirs {
+		if st, err := os.Stat(d); err == nil && st.IsDir() {
+			if err := w.addTree(d); err != nil {
+				w.o.Logger.Warn("cannot watch rule directory", "dir", d, "err", err)
+			}
 		}
 	}
 }

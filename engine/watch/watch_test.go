@@ -132,3 +132,29 @@ func TestRecheckAndClose(t *testing.T) {
 		t.Fatal("missing directory accepted")
 	}
 }
+
+// git-sync: the rule directory is reached through a `current` symlink that
+// is atomically re-pointed at a new worktree; later edits in the new
+// worktree are seen too.
+func TestGitSyncLinkSwap(t *testing.T) {
+	root := t.TempDir()
+	wt1 := filepath.Join(root, ".worktrees", "aaa")
+	os.MkdirAll(filepath.Join(wt1, "rules"), 0o755)
+	write(t, filepath.Join(wt1, "rules", "etcd.yaml"), "1")
+	os.Symlink(filepath.Join(".worktrees", "aaa"), filepath.Join(root, "current"))
+	ch := start(t, Options{Dirs: []string{filepath.Join(root, "current", "rules")}, Match: isYAML})
+
+	wt2 := filepath.Join(root, ".worktrees", "bbb")
+	os.MkdirAll(filepath.Join(wt2, "rules"), 0o755)
+	write(t, filepath.Join(wt2, "rules", "etcd.yaml"), "2")
+	os.Symlink(filepath.Join(".worktrees", "bbb"), filepath.Join(root, "current.tmp"))
+	os.Rename(filepath.Join(root, "current.tmp"), filepath.Join(root, "current"))
+	expect(t, ch, "current swapped")
+	os.RemoveAll(wt1)
+	select { // the old worktree's removal may or may not be reported
+	case <-ch:
+	case <-time.After(100 * time.Millisecond):
+	}
+	write(t, filepath.Join(wt2, "rules", "etcd.yaml"), "3")
+	expect(t, ch, "edit in the new worktree")
+}
