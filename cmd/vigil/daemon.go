@@ -337,6 +337,10 @@ func (d *daemon) restoreState(cfg *config.Config) {
 		d.log.Error("state file not restored", "err", err)
 		return
 	}
+	if st.SavedAt.IsZero() {
+		d.log.Info("no saved alert state yet", "file", cfg.State.Path)
+		return
+	}
 	restored, dropped := d.eng.Import(st.Alerts)
 	d.log.Info("alert state restored", "file", cfg.State.Path, "saved_at", st.SavedAt, "restored", restored, "dropped", dropped)
 }

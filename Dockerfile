@@ -1,0 +1,35 @@
+# Vigil's container image: a static binary on a distroless base, running
+# as a non-root user.
+#
+#   docker build -t vigil .
+#   docker run --rm -p 9099:9099 \
+#     -v $PWD/vigil.yaml:/etc/vigil/vigil.yaml:ro \
+#     -v $PWD/rules:/etc/vigil/rules:ro \
+#     -v vigil-state:/var/lib/vigil \
+#     vigil
+#
+# The config is expected at /etc/vigil/vigil.yaml (with rule_dirs:
+# [/etc/vigil/rules], state.path: /var/lib/vigil/state.json and
+# http.address: ":9099"); docs/deploy.md has Kubernetes manifests.
+
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+# Modules first: this layer is reused until go.mod or go.sum change.
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 GOFLAGS=-buildvcs=false \
+    go build -trimpath -ldflags="-s -w" -o /out/vigil ./cmd/vigil \
+ && mkdir -p /out/state /out/rules
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/vigil /usr/local/bin/vigil
+# Empty mount points owned by the runtime user (uid 65532), so a fresh
+# named volume for state is writable.
+COPY --from=build --chown=65532:65532 /out/state /var/lib/vigil
+COPY --from=build /out/rules /etc/vigil/rules
+USER 65532:65532
+VOLUME ["/var/lib/vigil"]
+EXPOSE 9099
+ENTRYPOINT ["/usr/local/bin/vigil"]
+CMD ["run", "--config", "/etc/vigil/vigil.yaml"]
