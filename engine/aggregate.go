@@ -44,18 +44,26 @@ func (a *acc) add(t int64, v float64, keep bool) {
 // reducer r needs: this loop is the engine's hottest.
 func (a *acc) addPoints(r rules.Reducer, w []point) {
 	switch r {
+	// Locals: the compiler cannot keep a.max in a register across the
+	// loop, since w might alias a.
 	case rules.Max:
+		m := a.max
 		for _, p := range w {
-			a.max = max(a.max, p.v)
+			m = max(m, p.v)
 		}
+		a.max = m
 	case rules.Min:
+		m := a.min
 		for _, p := range w {
-			a.min = min(a.min, p.v)
+			m = min(m, p.v)
 		}
+		a.min = m
 	case rules.Sum, rules.Avg:
+		sum := a.sum
 		for _, p := range w {
-			a.sum += p.v
+			sum += p.v
 		}
+		a.sum = sum
 	case rules.Count:
 	case rules.Last:
 		if p := w[len(w)-1]; p.t >= a.lastT {

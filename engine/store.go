@@ -33,11 +33,15 @@ type Store struct {
 	// version changes with every Append, so cached aggregates know when
 	// samples arrived between two rules evaluated at the same time.
 	version uint64
-	// New series and their first points are carved from slabs so that
-	// series created together (a host's metrics, a fleet's hosts) sit
-	// together in memory, the order evaluation reads them in.
-	seriesSlab []series
-	pointSlab  []point
+	// Series and their points are carved from slabs kept per metric, so
+	// that one metric's series across a fleet sit together in memory: the
+	// order evaluation reads them in (one aggregate over all segments).
+	slabs map[string]*slab
+}
+
+type slab struct {
+	series []series
+	points []point
 }
 
 const (
@@ -45,17 +49,37 @@ const (
 	firstPoints = 8
 )
 
-func (s *Store) newSeries(metric string, ls model.Labels) *series {
-	if len(s.seriesSlab) == 0 {
-		s.seriesSlab = make([]series, slabSeries)
-		s.pointSlab = make([]point, slabSeries*firstPoints)
+func (s *Store) slabOf(metric string) *slab {
+	sl := s.slabs[metric]
+	if sl == nil {
+		sl = &slab{}
+		s.slabs[metric] = sl
 	}
-	sr := &s.seriesSlab[0]
-	s.seriesSlab = s.seriesSlab[1:]
+	return sl
+}
+
+func (s *Store) newSeries(metric string, ls model.Labels) *series {
+	sl := s.slabOf(metric)
+	if len(sl.series) == 0 {
+		sl.series = make([]series, slabSeries)
+	}
+	sr := &sl.series[0]
+	sl.series = sl.series[1:]
 	sr.metric, sr.labels = metric, s.internLabels(ls)
-	sr.pts = s.pointSlab[:0:firstPoints]
-	s.pointSlab = s.pointSlab[firstPoints:]
+	sr.pts = s.points(sl, firstPoints)
 	return sr
+}
+
+// points returns room for n points from the metric's slab. Series of a
+// metric grow together (one collection appends to all of them), so their
+// new arrays land side by side too.
+func (s *Store) points(sl *slab, n int) []point {
+	if len(sl.points) < n {
+		sl.points = make([]point, max(n*slabSeries, 4096))
+	}
+	p := sl.points[:0:n]
+	sl.points = sl.points[n:]
+	return p
 }
 
 type series struct {
@@ -72,7 +96,7 @@ type point struct {
 
 // NewStore returns a store keeping samples for retention.
 func NewStore(retention time.Duration) *Store {
-	return &Store{retention: int64(retention), seriesRetention: int64(DefaultSeriesRetention), byKey: map[string]*series{}, labelSets: map[string]model.Labels{}}
+	return &Store{retention: int64(retention), seriesRetention: int64(DefaultSeriesRetention), byKey: map[string]*series{}, slabs: map[string]*slab{}, labelSets: map[string]model.Labels{}}
 }
 
 // DefaultSeriesRetention is how long a series that stopped reporting is
@@ -145,9 +169,18 @@ func (s *Store) Append(samples ...model.Sample) {
 			s.byKey[key] = sr
 			s.list = append(s.list, sr)
 		}
-		sr.add(smp.Time.UnixNano(), smp.Value)
+		t := smp.Time.UnixNano()
+		// Trim first: in steady state a series then never outgrows its
+		// array, and never moves.
+		if n := len(sr.pts); n > 0 {
+			sr.trim(max(sr.pts[n-1].t, t) - s.retention)
+		}
+		if len(sr.pts) == cap(sr.pts) {
+			grown := s.points(s.slabOf(sr.metric), 2*cap(sr.pts))
+			sr.pts = append(grown, sr.pts...)
+		}
+		sr.add(t, smp.Value)
 		sr.last = max(sr.last, smp.Time.UnixNano())
-		sr.trim(sr.pts[len(sr.pts)-1].t - s.retention)
 	}
 }
 
