@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -118,7 +122,6 @@ func TestConfigMapSymlinkSwapReloads(t *testing.T) {
 // and page but not the probes or /metrics.
 func TestReloadTriggersAndToken(t *testing.T) {
 	h := newHarness(t, upRule)
-	h.write("vigil.yaml", baseConfig(sharedEtcd(t), "")+"")
 	code, _ := h.get("/readyz", "")
 	if code != 200 {
 		t.Fatalf("/readyz %d", code)
@@ -142,13 +145,31 @@ func TestReloadTriggersAndToken(t *testing.T) {
 			t.Errorf("%s: %d", p, code)
 		}
 	}
-	// POST /-/reload: nothing changed, then a new rule.
+	// POST /-/reload and SIGHUP each load a new file, even with file
+	// events lost (the watcher is closed here).
+	h.d.watch.Close()
 	h.write("rules/more.yaml", strings.NewReplacer("MemberUp", "Other", "name: members", "name: other").Replace(upRule))
-	if err := h.d.Reload("POST /-/reload"); err != nil {
-		t.Fatal(err)
+	req, _ := http.NewRequest("POST", "http://"+h.d.Addr()+"/-/reload", nil)
+	req.Header.Set("Authorization", "Bearer t0ken")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("POST /-/reload: %v %v", resp, err)
 	}
+	resp.Body.Close()
 	if !h.hasRule("Other") {
-		t.Fatal("reload did not load the new file")
+		t.Fatal("POST /-/reload did not load the new file")
+	}
+
+	sig, stop := notifySignals()
+	defer stop()
+	done := make(chan int, 1)
+	go func() { done <- runUntilSignal(context.Background(), h.d, slog.New(slog.DiscardHandler), sig) }()
+	h.write("rules/third.yaml", strings.NewReplacer("MemberUp", "Third", "name: members", "name: third").Replace(upRule))
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	h.waitFor("SIGHUP reload", func() bool { return h.hasRule("Third") })
+	syscall.Kill(os.Getpid(), syscall.SIGINT)
+	if code := <-done; code != 0 {
+		t.Fatalf("exit status %d", code)
 	}
 }
 
