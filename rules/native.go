@@ -17,11 +17,39 @@ import (
 type Native struct {
 	cond func(vals []float64) (result, exact bool)
 	num  func(vals []float64) float64
+	// The commonest condition, one aggregate against a number, is decided
+	// inline: no closure calls.
+	simple bool
+	slot   int
+	op     string
+	k      float64
 }
 
 // Eval decides a condition from the aggregate values (in Aggregates order).
 // exact is false when CEL must decide instead.
-func (n *Native) Eval(vals []float64) (result, exact bool) { return n.cond(vals) }
+func (n *Native) Eval(vals []float64) (result, exact bool) {
+	if !n.simple {
+		return n.cond(vals)
+	}
+	v := vals[n.slot]
+	if v != v { // NaN
+		return false, false
+	}
+	switch n.op {
+	case "_==_":
+		return v == n.k, true
+	case "_!=_":
+		return v != n.k, true
+	case "_<_":
+		return v < n.k, true
+	case "_<=_":
+		return v <= n.k, true
+	case "_>_":
+		return v > n.k, true
+	default:
+		return v >= n.k, true
+	}
+}
 
 // Value computes a numeric expression from the aggregate values.
 func (n *Native) Value(vals []float64) float64 { return n.num(vals) }
@@ -36,10 +64,13 @@ func compileNative(checked *cel.Ast, aggs []Aggregate) *Native {
 	c := nativeCompiler{slot: slot}
 	root := checked.NativeRep().Expr()
 	if checked.OutputType() == cel.BoolType {
-		if f := c.boolean(root); f != nil {
-			return &Native{cond: f}
+		f := c.boolean(root)
+		if f == nil {
+			return nil
 		}
-		return nil
+		n := &Native{cond: f}
+		n.simple, n.slot, n.op, n.k = c.simpleComparison(root)
+		return n
 	}
 	if f := c.number(root); f != nil {
 		return &Native{num: f}
@@ -176,4 +207,27 @@ func (c nativeCompiler) boolean(e ast.Expr) boolFn {
 		}
 		return cmp(x, y), true
 	}
+}
+
+var mirrored = map[string]string{"_==_": "_==_", "_!=_": "_!=_", "_<_": "_>_", "_<=_": "_>=_", "_>_": "_<_", "_>=_": "_<=_"}
+
+// simpleComparison recognises `aggregate OP number` and `number OP aggregate`.
+func (c nativeCompiler) simpleComparison(e ast.Expr) (ok bool, slot int, op string, k float64) {
+	if e.Kind() != ast.CallKind || !comparisons[e.AsCall().FunctionName()] || len(e.AsCall().Args()) != 2 {
+		return false, 0, "", 0
+	}
+	op = e.AsCall().FunctionName()
+	l, r := e.AsCall().Args()[0], e.AsCall().Args()[1]
+	if l.Kind() == ast.LiteralKind {
+		l, r, op = r, l, mirrored[op]
+	}
+	if l.Kind() != ast.IdentKind || r.Kind() != ast.LiteralKind {
+		return false, 0, "", 0
+	}
+	d, isDouble := r.AsLiteral().(types.Double)
+	slot, isAgg := c.slot[l.AsIdent()]
+	if !isDouble || !isAgg {
+		return false, 0, "", 0
+	}
+	return true, slot, op, float64(d)
 }
