@@ -227,3 +227,21 @@ func TestCorruptStateFile(t *testing.T) {
 	_, body := h.get("/", "")
 	contains(t, "status page", body, "State file not restored")
 }
+
+// A firing alert that was delivered before a restart is not delivered
+// again after it. The engine's half (the alert stays firing with its
+// time) is checked above; the dispatcher's half needs its delivery state
+// (which groups sent which alerts) saved and restored beside the engine's.
+func TestRestartDoesNotResendFiring(t *testing.T) {
+	t.Skip("skipped: notifiers.Dispatcher has no export/import of its delivery state yet, so a restarted Vigil sends a still-firing alert again after group_wait")
+	h := newHarness(t, strings.Replace(upRule, "for: 1m", "for: 0s", 1))
+	h.tick(3)
+	h.waitFor("the first message", func() bool { return strings.Contains(h.console.String(), "MemberUp") })
+	h.d.Stop()
+	h.start()
+	h.tick(5)
+	h.d.Stop() // waits for anything queued
+	if strings.Contains(h.console.String(), "MemberUp") {
+		t.Fatalf("sent again after restart:\n%s", h.console.String())
+	}
+}
