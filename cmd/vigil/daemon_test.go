@@ -245,3 +245,23 @@ func TestRestartDoesNotResendFiring(t *testing.T) {
 		t.Fatalf("sent again after restart:\n%s", h.console.String())
 	}
 }
+
+// An edited config reloads too: collectors are rebuilt, and a change
+// that needs a restart (notifiers) is reported, not half-applied.
+func TestConfigEditReloadsCollectors(t *testing.T) {
+	h := newHarness(t, upRule)
+	cfg := baseConfig(sharedEtcd(t), "")
+	h.write("vigil.yaml", strings.NewReplacer("    interval: 10s\n", "    interval: 20s\n", "group_wait: 1s", "group_wait: 2s").Replace(cfg))
+	h.waitFor("the new collector", func() bool {
+		cs := h.d.collectors()
+		return len(cs) == 1 && cs[0].(interface{ Interval() time.Duration }).Interval() == 20*time.Second
+	})
+	st := h.d.reload.Load()
+	if !st.OK || len(st.Warnings) != 1 || st.Warnings[0] != "notifiers" {
+		t.Fatalf("reload status %+v", st)
+	}
+	h.tick(1) // the new collector collects
+	if _, ok := h.alert("MemberUp"); !ok {
+		t.Fatal("no data from the rebuilt collector")
+	}
+}
