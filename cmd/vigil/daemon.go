@@ -74,6 +74,9 @@ type daemon struct {
 
 	reloadMu sync.Mutex // one reload at a time
 	applied  string     // checksum of the inputs last loaded (good or bad)
+	// intervals of the scheduled evaluation jobs, by group (under reloadMu
+	// or before Start).
+	intervals map[string]time.Duration
 
 	evalMu   sync.Mutex // evaluation passes hand alerts over in order
 	lastProc time.Time
@@ -239,21 +242,29 @@ func (d *daemon) scheduleCollectors(old, colls []collectors.Collector) {
 	}
 }
 
-// scheduleGroups makes one evaluation job per group at its interval, and
-// drops the jobs of groups that are gone.
+// scheduleGroups makes one evaluation job per group at its interval and
+// drops the jobs of groups that are gone. A group whose interval did not
+// change keeps its job and so its slots: reloads do not delay evaluation.
 func (d *daemon) scheduleGroups(rs *rules.RuleSet) {
+	if d.intervals == nil {
+		d.intervals = map[string]time.Duration{}
+	}
 	want := map[string]bool{}
 	for _, g := range rs.Groups {
-		name := "eval/" + g.Name
-		want[name] = true
+		want[g.Name] = true
+		if d.intervals[g.Name] == g.Interval {
+			continue
+		}
+		d.intervals[g.Name] = g.Interval
 		group := g.Name
-		d.sched.Add(name, scheduler.Every(g.Interval), func(ctx context.Context, slot time.Time) {
+		d.sched.Add("eval/"+group, scheduler.Every(g.Interval), func(ctx context.Context, slot time.Time) {
 			d.evaluate(ctx, []string{group}, slot)
 		})
 	}
-	for _, n := range d.sched.Names() {
-		if len(n) > 5 && n[:5] == "eval/" && !want[n] {
-			d.sched.Remove(n)
+	for g := range d.intervals {
+		if !want[g] {
+			d.sched.Remove("eval/" + g)
+			delete(d.intervals, g)
 		}
 	}
 }

@@ -46,6 +46,9 @@ func TestEditedRuleTakesEffect(t *testing.T) {
 	if l, ok := h.alert("MemberLeader"); !ok || l.State != model.StateFiring {
 		t.Errorf("new rule not evaluated: %+v", l)
 	}
+	if got := h.d.sched.Names(); len(got) != 2 { // collect/etcd, eval/members
+		t.Errorf("jobs after reload: %v", got)
+	}
 	h.tick(5) // 1m after ActiveAt
 	if a, _ = h.alert("MemberUp"); a.State != model.StateFiring || !a.FiredAt.Equal(since.Add(time.Minute)) {
 		t.Fatalf("MemberUp should fire 1m after %v: %+v", since, a)
