@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -266,5 +267,33 @@ func TestConfigEditReloadsCollectors(t *testing.T) {
 	h.tick(1) // the new collector collects
 	if _, ok := h.alert("MemberUp"); !ok {
 		t.Fatal("no data from the rebuilt collector")
+	}
+}
+
+// With the real scheduler, collection and evaluation run by themselves,
+// and evaluations are stamped with their slot (whole seconds for @every),
+// not with the moment the goroutine woke up.
+func TestRealSchedulerEvaluatesOnSlots(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "rules"), 0o755)
+	os.WriteFile(filepath.Join(dir, "rules", "r.yaml"), []byte(strings.Replace(upRule, "interval: 10s", "interval: 1s", 1)), 0o644)
+	cfg := strings.Replace(baseConfig(sharedEtcd(t), ""), "    interval: 10s\n    timeout: 2s\n", "    interval: 1s\n    timeout: 500ms\n", 1)
+	os.WriteFile(filepath.Join(dir, "vigil.yaml"), []byte(cfg), 0o644)
+	d, err := newDaemon(daemonOptions{ConfigPath: filepath.Join(dir, "vigil.yaml"), Console: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	h := &harness{t: t, d: d}
+	h.waitFor("an evaluation with data", func() bool {
+		a, ok := h.alert("MemberUp")
+		return ok && a.State == model.StatePending
+	})
+	st := d.eng.RuleStatuses()[0]
+	if st.LastEval.Nanosecond() != 0 {
+		t.Fatalf("evaluation time %v is not a slot", st.LastEval)
 	}
 }
