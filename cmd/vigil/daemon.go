@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,7 +99,7 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 		o.Now = time.Now
 	}
 	if o.LookupEnv == nil {
-		o.LookupEnv = lookupEnv
+		o.LookupEnv = os.LookupEnv
 	}
 	if o.DeliveryBound <= 0 {
 		o.DeliveryBound = 10 * time.Second
@@ -386,7 +388,7 @@ func recordsKey(recs []engine.AlertRecord) []byte {
 		seen = append(seen, fmt.Sprintf("%s|%s|%s|%d|%d|%d|%g", r.Rule, r.Fingerprint, r.State,
 			r.ActiveAt.UnixNano(), r.FiredAt.UnixNano(), r.ResolvedAt.UnixNano(), r.Value))
 	}
-	sortStrings(seen)
+	sort.Strings(seen)
 	for _, s := range seen {
 		b = append(b, s...)
 		b = append(b, '\n')

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"reflect"
-	"sort"
 	"strings"
 	"time"
 
@@ -24,10 +23,6 @@ import (
 // keeps the alerts of unchanged rules) — or keeps the old set and records
 // the errors, with file:line:col, for the API, the page and the
 // VigilReloadFailed alert.
-
-var lookupEnv = os.LookupEnv
-
-func sortStrings(s []string) { sort.Strings(s) }
 
 // reloadStatus is the outcome of the last reload attempt that found changes.
 type reloadStatus struct {

@@ -9,7 +9,6 @@ package scheduler
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -263,5 +262,5 @@ func (c cronLogger) Error(err error, msg string, kv ...any) {
 		c.l.Error("scheduled job panicked", "err", err)
 		return
 	}
-	c.l.Error("cron", "msg", msg, "err", errors.Unwrap(err))
+	c.l.Error("cron error", "what", msg, "err", err)
 }
