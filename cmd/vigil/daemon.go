@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -355,11 +356,13 @@ func (d *daemon) restoreState(cfg *config.Config) {
 		return
 	}
 	restored, dropped := d.eng.Import(st.Alerts)
-	d.log.Info("alert state restored", "file", cfg.State.Path, "saved_at", st.SavedAt, "restored", restored, "dropped", dropped)
+	groups, gone := d.disp.ImportState(st.Deliveries)
+	d.log.Info("alert state restored", "file", cfg.State.Path, "saved_at", st.SavedAt, "restored", restored, "dropped", dropped,
+		"delivery_groups", groups, "delivery_groups_dropped", gone)
 }
 
-// saveState writes the engine's alert states when they changed since the
-// last save (always when final).
+// saveState writes the engine's alert states and the dispatcher's delivery
+// state when either changed since the last save (always when final).
 func (d *daemon) saveState(final bool) error {
 	path := d.cfg.Load().State.Path
 	if path == "" {
@@ -367,12 +370,12 @@ func (d *daemon) saveState(final bool) error {
 	}
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
-	recs := d.eng.Export()
-	key := recordsKey(recs)
+	recs, dels := d.eng.Export(), d.disp.ExportState()
+	key := recordsKey(recs, dels)
 	if !final && string(key) == string(d.lastSave) {
 		return nil
 	}
-	if err := statefile.Save(path, statefile.State{SavedAt: d.o.Now(), Alerts: recs}); err != nil {
+	if err := statefile.Save(path, statefile.State{SavedAt: d.o.Now(), Alerts: recs, Deliveries: dels}); err != nil {
 		d.m.stateSaveFails.Inc()
 		return err
 	}
@@ -380,13 +383,17 @@ func (d *daemon) saveState(final bool) error {
 	return nil
 }
 
-// recordsKey identifies a set of records independent of their order.
-func recordsKey(recs []engine.AlertRecord) []byte {
+// recordsKey identifies saved state independent of record order.
+func recordsKey(recs []engine.AlertRecord, dels []notifiers.DeliveryRecord) []byte {
 	var b []byte
-	seen := make([]string, 0, len(recs))
+	seen := make([]string, 0, len(recs)+len(dels))
 	for _, r := range recs {
 		seen = append(seen, fmt.Sprintf("%s|%s|%s|%d|%d|%d|%g", r.Rule, r.Fingerprint, r.State,
 			r.ActiveAt.UnixNano(), r.FiredAt.UnixNano(), r.ResolvedAt.UnixNano(), r.Value))
+	}
+	for _, r := range dels {
+		seen = append(seen, fmt.Sprintf("delivery|%s|%q|%d|%d|%s", r.Channel, r.Group,
+			r.LastSent.UnixNano(), r.NextFlush.UnixNano(), strings.Join(r.Fingerprints(), ",")))
 	}
 	sort.Strings(seen)
 	for _, s := range seen {

@@ -14,16 +14,20 @@ import (
 	"time"
 
 	"github.com/vigil-alerts/vigil/engine"
+	"github.com/vigil-alerts/vigil/notifiers"
 )
 
 // Version of the file layout; a file of another version is set aside.
 const Version = 1
 
-// State is what one save holds.
+// State is what one save holds: the engine's alerts and what each
+// channel was already told about them, so a restart neither resets a
+// pending `for` nor pages again for an alert already delivered.
 type State struct {
-	Version int                  `json:"version"`
-	SavedAt time.Time            `json:"saved_at"`
-	Alerts  []engine.AlertRecord `json:"alerts"`
+	Version    int                        `json:"version"`
+	SavedAt    time.Time                  `json:"saved_at"`
+	Alerts     []engine.AlertRecord       `json:"alerts"`
+	Deliveries []notifiers.DeliveryRecord `json:"deliveries,omitempty"`
 }
 
 // CorruptError says the file could not be used and where it was moved.
