@@ -144,7 +144,9 @@ func (e *Engine) SetRules(rs *rules.RuleSet) {
 	for _, r := range rs.Rules() {
 		ix := indexes[indexKey(r)]
 		if old, ok := e.states[r.Name]; ok && old.rule.StateKey == r.StateKey {
+			prev := old.rule
 			old.rule = r // labels, annotations, routes may have changed
+			old.refresh(prev)
 			if old.index != ix {
 				old.index, old.gen = ix, ix.gen-1 // realign by key
 				old.metrics = ruleMetrics(r, ix)
@@ -592,6 +594,9 @@ func (e *Engine) Alerts() []model.Alert {
 		for _, a := range st.resolved {
 			out = append(out, a.snapshot(st.rule))
 		}
+		for _, a := range st.restored {
+			out = append(out, a.snapshot(st.rule)) // restored, its segment not seen yet
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Rule != out[j].Rule {
@@ -654,4 +659,33 @@ func (st *ruleState) align(now time.Time) {
 		}
 	}
 	st.gen = ix.gen
+}
+
+// refresh re-labels and re-renders the rule's alerts after a reload kept
+// them, so new labels and annotations show at once rather than at the
+// alert's next change.
+func (st *ruleState) refresh(prev *rules.Rule) {
+	each := func(a *alertState) {
+		if a == nil || a.labels == nil {
+			return
+		}
+		base := a.labels.Copy()
+		for k := range prev.Labels {
+			delete(base, k)
+		}
+		delete(base, "alertname")
+		delete(base, "severity")
+		a.labels = st.alertLabels(base)
+		st.render(a)
+	}
+	for i := range st.segs {
+		each(st.segs[i].alert)
+	}
+	each(st.every)
+	for _, a := range st.resolved {
+		each(a)
+	}
+	for _, a := range st.restored {
+		each(a)
+	}
 }

@@ -165,3 +165,31 @@ func TestSharedIndexSegmentsBelongToTheirMetrics(t *testing.T) {
 		t.Errorf("alerts: %v", got)
 	}
 }
+
+// A reload that changes only a rule's annotations and labels keeps its
+// alert and shows the new text at once, and restored alerts are visible
+// before their segment reports again.
+func TestReloadRerendersKeptAlerts(t *testing.T) {
+	src := func(summary, team string) string {
+		return restartRules + "        labels: {team: " + team + "}\n        annotations:\n          summary: '" + summary + " {{ label \"host\" }}'\n"
+	}
+	e := New(NewStore(time.Hour))
+	e.SetRules(loadRules(t, src("down:", "a")))
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	e.Store().Append(model.Sample{Metric: "up", Labels: model.Labels{"host": "h1"}, Value: 0, Time: now})
+	if err := e.Eval(context.Background(), now); err != nil {
+		t.Fatal(err)
+	}
+	e.SetRules(loadRules(t, src("host is down:", "b")))
+	got := e.Alerts()
+	if len(got) != 1 || got[0].Annotations["summary"] != "host is down: h1" || got[0].Labels["team"] != "b" || got[0].State != model.StatePending {
+		t.Fatalf("after reload: %+v", got)
+	}
+
+	e2 := New(NewStore(time.Hour))
+	e2.SetRules(loadRules(t, src("host is down:", "b")))
+	e2.Import(e.Export())
+	if got := e2.Alerts(); len(got) != 1 || got[0].Segment["host"] != "h1" {
+		t.Fatalf("restored alert not visible before its segment reports: %+v", got)
+	}
+}
