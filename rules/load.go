@@ -19,6 +19,7 @@ import (
 	yamlast "github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 	pmodel "github.com/prometheus/common/model"
+	"github.com/robfig/cron/v3"
 
 	"github.com/vigil-alerts/vigil/model"
 )
@@ -218,6 +219,16 @@ func (c *compiler) parseFile(file string, data []byte) ([]*Group, Errors) {
 				gerr(gn.Interval, "interval %q: want a positive duration like 30s or 1m", gn.Interval.Value)
 			} else {
 				g.Interval = d
+			}
+		}
+		if gn.Schedule.Set {
+			if _, err := cron.ParseStandard(gn.Schedule.Value); err != nil {
+				gerr(gn.Schedule, "schedule %q: %v (want a cron spec like \"*/5 * * * *\" or @every 30s)", gn.Schedule.Value, err)
+			} else {
+				g.Schedule = gn.Schedule.Value
+				if gn.Interval.Set {
+					gerr(gn.Schedule, "give interval or schedule, not both")
+				}
 			}
 		}
 		for _, node := range gn.Rules {

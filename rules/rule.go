@@ -144,6 +144,9 @@ type Group struct {
 	File     string
 	Pos      Pos
 	Interval time.Duration
+	// Schedule, when set, is a cron spec ("*/5 * * * *", "@hourly") the
+	// group is evaluated on instead of every Interval.
+	Schedule string
 	Rules    []*Rule
 }
 

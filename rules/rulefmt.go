@@ -18,6 +18,7 @@ type fileNode struct {
 type groupNode struct {
 	Name     str `yaml:"name"`
 	Interval str `yaml:"interval"`
+	Schedule str `yaml:"schedule"`
 	// Rules are decoded one by one so a mistake in one rule does not hide
 	// the mistakes in the next.
 	Rules []ast.Node `yaml:"rules"`
