@@ -27,6 +27,7 @@ import (
 	"github.com/goccy/go-yaml/parser"
 
 	"github.com/vigil-alerts/vigil/collectors"
+	"github.com/vigil-alerts/vigil/ha"
 	"github.com/vigil-alerts/vigil/notifiers"
 	"github.com/vigil-alerts/vigil/rules"
 )
@@ -48,6 +49,10 @@ type Config struct {
 	Reload     Reload              `yaml:"reload"`
 	Collectors []collectors.Config `yaml:"collectors"`
 	Notifiers  notifiers.Config    `yaml:"notifiers"`
+	// HA, when set, makes this process one replica of several sharing an
+	// etcd election and alert state (docs/ha.md). Without it Vigil runs
+	// alone.
+	HA *ha.Config `yaml:"ha"`
 
 	// File is the path the config was read from.
 	File string `yaml:"-"`
@@ -300,6 +305,44 @@ func (v *validator) check(c *Config) {
 	}
 	v.collectors(c.Collectors)
 	v.notifiers(c.Notifiers)
+	v.ha(c.HA)
+}
+
+// haWhere maps the field an ha.Config.Validate error starts with to its
+// YAML path under $.ha.
+var haWhere = regexp.MustCompile(`^(endpoints\[\d+\]|endpoints|session_ttl|password_env and password_file|username|tls)\b`)
+
+// ha checks the `ha:` section; each error points at its field.
+func (v *validator) ha(c *ha.Config) {
+	if c == nil {
+		return
+	}
+	for _, e := range flatten(c.Validate()) {
+		path := "$.ha"
+		if m := haWhere.FindString(e.Error()); m != "" {
+			switch {
+			case strings.HasPrefix(m, "password_env and"):
+				path = "$.ha.password_file"
+			default:
+				path = "$.ha." + m
+			}
+		}
+		v.at(path, "ha.%v", e)
+	}
+	switch {
+	case c.PasswordEnv != "" && c.PasswordFile == "":
+		if pw, ok := v.lookupEnv(c.PasswordEnv); !ok || strings.TrimSpace(pw) == "" {
+			v.at("$.ha.password_env", "ha.password_env: environment variable %s is not set or empty", c.PasswordEnv)
+		}
+	case c.PasswordFile != "" && c.PasswordEnv == "":
+		b, err := os.ReadFile(c.PasswordFile)
+		if err == nil && strings.TrimSpace(string(b)) == "" {
+			err = errors.New("file is empty")
+		}
+		if err != nil {
+			v.at("$.ha.password_file", "ha.password_file: %v", err)
+		}
+	}
 }
 
 func (v *validator) token(c *Config) {

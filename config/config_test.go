@@ -129,3 +129,54 @@ func mustAbs(t *testing.T, p string) string {
 	}
 	return a
 }
+
+// The ha: section is optional; its mistakes come with file:line:col like
+// the rest of the config.
+func TestHASection(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "rules"), 0o755)
+	base := "rule_dirs: [rules]\n"
+	c, err := Parse(filepath.Join(dir, "vigil.yaml"), []byte(base), Options{LookupEnv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HA != nil {
+		t.Errorf("no ha: section, got %+v", c.HA)
+	}
+	good := base + "ha:\n  endpoints: [http://127.0.0.1:2379]\n  prefix: /vigil/test/\n  session_ttl: 5s\n  name: a\n"
+	c, err = Parse(filepath.Join(dir, "vigil.yaml"), []byte(good), Options{LookupEnv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HA == nil || c.HA.Name != "a" || c.HA.TTL() != 5 || c.HA.Endpoints[0] != "http://127.0.0.1:2379" {
+		t.Errorf("ha: %+v", c.HA)
+	}
+	bad := base + `ha:
+  endpoints: [http://a:2379, etcd-1:2379]
+  session_ttl: 1500ms
+  username: vigil
+  password_env: VIGIL_TEST_UNSET_ETCD_PASSWORD
+`
+	path := filepath.Join(dir, "vigil.yaml")
+	_, err = Parse(path, []byte(bad), Options{LookupEnv: noEnv})
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("want Errors, got %v", err)
+	}
+	want := []string{
+		path + `:3:14: ha.endpoints[1]: "etcd-1:2379" must start with http:// or https://`,
+		path + ":4:16: ha.session_ttl: 1.5s must be a whole number of seconds, at least 1s (etcd leases count seconds)",
+		path + ":6:17: ha.password_env: environment variable VIGIL_TEST_UNSET_ETCD_PASSWORD is not set or empty",
+	}
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Error())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	_, err = Parse(path, []byte(base+"ha:\n  prefix: /x/\n"), Options{LookupEnv: noEnv})
+	if err == nil || !strings.Contains(err.Error(), ":3:3: ha.endpoints: at least one etcd endpoint is required") {
+		t.Errorf("missing endpoints: %v", err)
+	}
+}
