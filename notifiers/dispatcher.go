@@ -272,11 +272,14 @@ func (d *Dispatcher) place(now time.Time, k groupKey, a *model.Alert) {
 func (d *Dispatcher) flushIfDue(now time.Time, k groupKey, g *group) {
 	sendResolved := g.ch.sendResolved
 	for fp, m := range g.members {
-		// A firing member not seen this round is inhibited now: drop it
-		// quietly; if it fires again un-inhibited it is news again.
-		if m.alert.State == model.StateFiring && m.seen != d.gen {
+		// A firing member not seen this round is inhibited now (held).
+		// If the receiver never got it, drop it quietly: if it fires again
+		// un-inhibited it is news, and if it resolves nobody is told. If
+		// the receiver did get it (or may be getting it: a message is in
+		// flight), keep it, out of messages while held, so that its
+		// resolution is still sent: the person paged is told it is over.
+		if d.held(m) && !g.sent[fp] && !g.inflight {
 			delete(g.members, fp)
-			delete(g.sent, fp)
 		}
 	}
 	if g.inflight {
@@ -284,6 +287,9 @@ func (d *Dispatcher) flushIfDue(now time.Time, k groupKey, g *group) {
 	}
 	newFiring, resolvedNews, nFiring := false, false, 0
 	for fp, m := range g.members {
+		if d.held(m) {
+			continue
+		}
 		if m.alert.State == model.StateFiring {
 			nFiring++
 			if !g.sent[fp] {
@@ -307,6 +313,7 @@ func (d *Dispatcher) flushIfDue(now time.Time, k groupKey, g *group) {
 	j := &job{group: g, decidedAt: now}
 	for fp, m := range g.members {
 		switch {
+		case d.held(m):
 		case m.alert.State == model.StateFiring:
 			j.alerts = append(j.alerts, m.alert)
 			j.firing = append(j.firing, fp)
@@ -321,6 +328,13 @@ func (d *Dispatcher) flushIfDue(now time.Time, k groupKey, g *group) {
 	g.nextFlush = now.Add(d.cfg.GroupInterval)
 	g.ch.enqueue(j)
 	d.metrics.queue.WithLabelValues(g.ch.name).Set(float64(g.ch.len()))
+}
+
+// held reports whether m is a firing member that the last Process did not
+// place: it is inhibited, so no message lists it, repeats it or counts it
+// as news, but the group remembers whether the receiver got it.
+func (d *Dispatcher) held(m *member) bool {
+	return m.alert.State == model.StateFiring && m.seen != d.gen
 }
 
 // dropSilentResolved forgets resolved members no message will mention:
@@ -348,7 +362,8 @@ func (d *Dispatcher) complete(j *job, err error) {
 	g.lastErr, g.failures = "", 0
 	g.lastSent = j.decidedAt
 	for _, fp := range j.firing {
-		// A member dropped while in flight (inhibited) must stay news.
+		// The receiver got it, even if it is held (inhibited) by now: its
+		// resolution is due when it resolves.
 		if g.members[fp] != nil {
 			g.sent[fp] = true
 		}

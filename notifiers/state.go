@@ -89,8 +89,10 @@ func (d *Dispatcher) ImportState(recs []DeliveryRecord) (restored, dropped int) 
 		g := &group{key: k, ch: d.chans[ci], members: map[string]*member{}, sent: map[string]bool{},
 			nextFlush: r.NextFlush, lastSent: r.LastSent}
 		for _, a := range r.Sent {
-			// seen = gen: a member the next Process does not mention is
-			// dropped quietly, as an inhibited one would be.
+			// seen = gen. A firing one the next Process does not place is
+			// inhibited there: it is held, and its resolution is still
+			// sent once it resolves (one that is gone resolves through
+			// d.firing).
 			g.members[a.Fingerprint] = &member{alert: a, seen: d.gen}
 			g.sent[a.Fingerprint] = true
 			if a.State == model.StateFiring {
