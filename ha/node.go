@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-alerts/vigil/engine"
+	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/notifiers"
 )
 
@@ -207,14 +208,20 @@ func (n *Node) Evaluate(now time.Time) (bool, error) {
 
 // Deliver hands l's engine alerts at now to its dispatcher and saves the
 // alert and delivery state that changed. It is the part of Evaluate after
-// the engine, for a caller that evaluates groups itself.
-func (n *Node) Deliver(l *Lead, now time.Time) error {
+// the engine, for a caller that evaluates groups itself. extra alerts that
+// no rule produces (the daemon's VigilReloadFailed) go to the dispatcher
+// with the engine's; they are not part of the shared alert state.
+func (n *Node) Deliver(l *Lead, now time.Time, extra ...model.Alert) error {
 	n.saveMu.Lock()
 	defer n.saveMu.Unlock()
 	if l.Term.ctx.Err() != nil {
 		return context.Cause(l.Term.ctx)
 	}
-	l.Dispatcher.Process(now, l.Engine.Alerts())
+	alerts := l.Engine.Alerts()
+	if len(extra) > 0 {
+		alerts = append(alerts, extra...)
+	}
+	l.Dispatcher.Process(now, alerts)
 	ctx, cancel := context.WithTimeout(l.Term.ctx, n.o.SaveTimeout)
 	defer cancel()
 	if err := n.o.State.SaveAlerts(ctx, l.Term, l.Engine.Export()); err != nil {

@@ -67,6 +67,8 @@ type daemon struct {
 	srv   *http.Server
 	ln    net.Listener
 	start time.Time
+	// ha is nil when Vigil runs alone (no `ha:` section).
+	ha *haParts
 
 	cfg    atomic.Pointer[config.Config]
 	colls  atomic.Pointer[[]collectors.Collector]
@@ -136,7 +138,19 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 	d.eng.SetRules(rs)
 	d.applied = sum
 	d.setReloaded(rs, o.Now(), "start", nil)
-	d.restoreState(cfg)
+	if cfg.HA != nil {
+		if err := d.setupHA(cfg, nopts); err != nil {
+			d.disp.Stop(context.Background())
+			for _, c := range colls {
+				if cl, ok := c.(io.Closer); ok {
+					cl.Close()
+				}
+			}
+			return nil, err
+		}
+	} else {
+		d.restoreState(cfg)
+	}
 	d.sched = scheduler.New(scheduler.Options{Now: o.Now, Logger: o.Logger.With("component", "scheduler"), Registerer: d.reg})
 	d.scheduleCollectors(nil, colls)
 	d.scheduleGroups(rs)
@@ -179,12 +193,15 @@ func (d *daemon) Start() error {
 	} else {
 		d.watch = w
 	}
+	if d.ha != nil {
+		d.ha.start()
+	}
 	if !d.o.NoSchedule {
 		d.sched.Start()
 	}
 	d.ready.Store(true)
 	d.log.Info("vigil running", "http", ln.Addr().String(), "rules", len(d.eng.Rules().Rules()),
-		"collectors", len(d.collectors()), "channels", len(d.disp.ChannelNames()))
+		"collectors", len(d.collectors()), "channels", len(d.disp.ChannelNames()), "ha", d.ha != nil)
 	return nil
 }
 
@@ -205,6 +222,12 @@ func (d *daemon) Stop() error {
 		ctx, cancel := context.WithTimeout(context.Background(), d.o.DeliveryBound)
 		defer cancel()
 		errs = append(errs, d.sched.Stop(ctx))
+		if d.ha != nil {
+			// The leader's deliveries finish within the bound and the
+			// shared state is saved, then it resigns.
+			d.log.Info("handing over: in-flight deliveries, final save, resign", "bound", d.o.DeliveryBound)
+			errs = append(errs, d.ha.stop(ctx))
+		}
 		d.log.Info("waiting for in-flight deliveries", "bound", d.o.DeliveryBound)
 		if err := d.disp.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("deliveries not finished within %v: %w", d.o.DeliveryBound, err))
@@ -300,6 +323,10 @@ func (d *daemon) collectAll(ctx context.Context, slot time.Time) {
 // evaluate evaluates groups (all when nil) at slot, hands the alerts to
 // the dispatcher and saves state when it changed.
 func (d *daemon) evaluate(ctx context.Context, groups []string, slot time.Time) {
+	if d.ha != nil {
+		d.evaluateHA(ctx, groups, slot)
+		return
+	}
 	if groups == nil {
 		for _, g := range d.eng.Rules().Groups {
 			groups = append(groups, g.Name)
@@ -316,13 +343,7 @@ func (d *daemon) evaluate(ctx context.Context, groups []string, slot time.Time) 
 		return
 	}
 	alerts := d.eng.Alerts()
-	counts := map[model.AlertState]int{}
-	for _, a := range alerts {
-		counts[a.State]++
-	}
-	for _, s := range []model.AlertState{model.StatePending, model.StateFiring, model.StateResolved} {
-		d.m.alerts.WithLabelValues(s.String()).Set(float64(counts[s]))
-	}
+	d.countAlerts(alerts)
 	if a, ok := d.reloadAlert(slot); ok {
 		alerts = append(alerts, a)
 	}
@@ -336,6 +357,17 @@ func (d *daemon) evaluate(ctx context.Context, groups []string, slot time.Time) 
 	d.evalMu.Unlock()
 	if err := d.saveState(false); err != nil {
 		d.log.Error("cannot save state", "err", err)
+	}
+}
+
+// countAlerts sets the alerts gauge.
+func (d *daemon) countAlerts(alerts []model.Alert) {
+	counts := map[model.AlertState]int{}
+	for _, a := range alerts {
+		counts[a.State]++
+	}
+	for _, s := range []model.AlertState{model.StatePending, model.StateFiring, model.StateResolved} {
+		d.m.alerts.WithLabelValues(s.String()).Set(float64(counts[s]))
 	}
 }
 
@@ -365,7 +397,7 @@ func (d *daemon) restoreState(cfg *config.Config) {
 // state when either changed since the last save (always when final).
 func (d *daemon) saveState(final bool) error {
 	path := d.cfg.Load().State.Path
-	if path == "" {
+	if path == "" || d.ha != nil { // with ha: the state is in etcd
 		return nil
 	}
 	d.saveMu.Lock()

@@ -32,6 +32,7 @@ func (d *daemon) handler() http.Handler {
 	private := http.NewServeMux()
 	private.HandleFunc("GET /api/v1/alerts", d.apiAlerts)
 	private.HandleFunc("GET /api/v1/rules", d.apiRules)
+	private.HandleFunc("GET /api/v1/status", d.apiStatus)
 	private.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
 		if err := d.Reload("POST /-/reload"); err != nil {
 			http.Error(w, "reload failed, keeping the last good rules:\n"+err.Error(), http.StatusUnprocessableEntity)
@@ -99,15 +100,30 @@ type alertsView struct {
 	Alerts []apiAlert `json:"alerts"`
 	// Inhibited firing alerts are in Alerts too, with inhibited_by set.
 	Inhibited int `json:"inhibited"`
+	// Following, with ha:, names the leader this replica follows: the
+	// alerts are the leader's, so a follower lists none.
+	Following string `json:"following,omitempty"`
 }
 
+// noLeader is what a follower shows while it knows no leader.
+const noLeader = "no leader (none elected yet, or etcd unreachable)"
+
 func (d *daemon) alertsView() alertsView {
+	v := alertsView{Alerts: []apiAlert{}}
+	eng, disp, ok := d.lead()
+	if !ok {
+		v.Following = d.ha.el.Leader()
+		if v.Following == "" {
+			v.Following = noLeader
+		}
+		return v
+	}
 	inhibited := map[string][]string{}
-	for _, ia := range d.disp.Inhibited() {
+	for _, ia := range disp.Inhibited() {
 		inhibited[ia.Alert.Fingerprint] = ia.By
 	}
-	v := alertsView{Alerts: []apiAlert{}, Inhibited: len(inhibited)}
-	for _, a := range d.eng.Alerts() {
+	v.Inhibited = len(inhibited)
+	for _, a := range eng.Alerts() {
 		v.Alerts = append(v.Alerts, toAPI(a, inhibited[a.Fingerprint]))
 	}
 	return v
@@ -154,7 +170,13 @@ func (d *daemon) rulesView() rulesView {
 	for i := range v.Groups {
 		byGroup[v.Groups[i].Name] = &v.Groups[i]
 	}
-	for _, st := range d.eng.RuleStatuses() {
+	// The rules are the ones loaded here; their health is the leader's
+	// engine's (a follower evaluates nothing: "unknown").
+	eng, _, ok := d.lead()
+	if !ok {
+		eng = d.eng
+	}
+	for _, st := range eng.RuleStatuses() {
 		r := st.Rule
 		health := "unknown"
 		if !st.LastEval.IsZero() {
@@ -179,6 +201,32 @@ func (d *daemon) rulesView() rulesView {
 
 func (d *daemon) apiRules(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, d.rulesView())
+}
+
+// statusView is /api/v1/status: is this process up, what it loaded, and
+// with ha: which replica leads.
+type statusView struct {
+	Ready     bool      `json:"ready"`
+	StartedAt time.Time `json:"started_at"`
+	Rules     int       `json:"rules"`
+	// Leading: this process evaluates and notifies (always when alone).
+	Leading bool          `json:"leading"`
+	HA      *haStatus     `json:"ha,omitempty"`
+	Reload  *reloadStatus `json:"reload"`
+	State   string        `json:"state_error,omitempty"`
+}
+
+func (d *daemon) statusView() statusView {
+	v := statusView{Ready: d.ready.Load(), StartedAt: d.start, Rules: len(d.eng.Rules().Rules()),
+		Leading: true, HA: d.haStatus(), Reload: d.reload.Load(), State: d.stateErr}
+	if v.HA != nil {
+		v.Leading = v.HA.Leading
+	}
+	return v
+}
+
+func (d *daemon) apiStatus(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, d.statusView())
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -86,9 +86,16 @@ func (d *daemon) Reload(reason string) error {
 		}
 	}
 	// Settings that need a restart keep their old values.
-	cfg.HTTP, cfg.State, cfg.Notifiers = old.HTTP, old.State, old.Notifiers
+	cfg.HTTP, cfg.State, cfg.Notifiers, cfg.HA = old.HTTP, old.State, old.Notifiers, old.HA
 	d.cfg.Store(cfg)
 	d.eng.SetRules(rs)
+	if d.ha != nil {
+		// The running term's engine (a term that starts later copies
+		// d.eng's rules).
+		if l := d.ha.node.Current(); l != nil {
+			l.Engine.SetRules(rs)
+		}
+	}
 	d.store.SetRetention(rs.MaxWindow + time.Minute)
 	d.scheduleGroups(rs)
 	d.setReloaded(rs, now, reason, warnings)
@@ -205,6 +212,9 @@ func restartOnly(old, cfg *config.Config) []string {
 	}
 	if !reflect.DeepEqual(old.Notifiers, cfg.Notifiers) {
 		w = append(w, "notifiers")
+	}
+	if !reflect.DeepEqual(old.HA, cfg.HA) {
+		w = append(w, "ha")
 	}
 	if !reflect.DeepEqual(old.RuleDirs, cfg.RuleDirs) {
 		w = append(w, "rule_dirs (loaded now; watched for changes after a restart)")

@@ -38,6 +38,7 @@ type statusData struct {
 	Groups                 []apiGroup
 	Reload                 *reloadStatus
 	StateErr               string
+	HA                     *haStatus
 	Rules, Firing, Pending int
 	Now                    string
 	Refresh                int
@@ -46,7 +47,7 @@ type statusData struct {
 func (d *daemon) statusPage(w http.ResponseWriter, _ *http.Request) {
 	rv := d.rulesView()
 	data := statusData{alertsView: d.alertsView(), Groups: rv.Groups, Reload: rv.Reload, StateErr: rv.State,
-		Now: d.o.Now().UTC().Format("2006-01-02 15:04:05Z"), Refresh: 5}
+		Now: d.o.Now().UTC().Format("2006-01-02 15:04:05Z"), Refresh: 5, HA: d.haStatus()}
 	for _, g := range rv.Groups {
 		data.Rules += len(g.Rules)
 	}

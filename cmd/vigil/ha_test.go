@@ -1,0 +1,316 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vigil-alerts/vigil/notifiers/webhook"
+)
+
+// Three `vigil run` daemons in one process share an embedded etcd through
+// their `ha:` sections and deliver to one webhook receiver. Exactly one
+// leads (as /api/v1/status says on every replica); stopping it hands over
+// at once, the successor carries a pending alert on to its original firing
+// time, and nothing is delivered twice.
+
+// haRules: Up fires 20s after the first evaluation, before the failover;
+// UpLong is still pending (for 2m) when the leader stops.
+const haRules = `groups:
+  - name: members
+    interval: 10s
+    rules:
+      - name: Up
+        severity: info
+        scope: labels["agent.tag.role"] == "etcd"
+        segment_by: [host.mac]
+        condition: max("etcd.can_connect") == 1
+        for: 20s
+        notify: [hook]
+      - name: UpLong
+        severity: info
+        scope: labels["agent.tag.role"] == "etcd"
+        segment_by: [host.mac]
+        condition: max("etcd.can_connect") == 1
+        for: 2m
+        notify: [hook]
+`
+
+// hookReceiver counts webhook messages by rule and status.
+type hookReceiver struct {
+	*httptest.Server
+	mu   sync.Mutex
+	msgs []webhook.Payload
+}
+
+func newHookReceiver(t *testing.T) *hookReceiver {
+	r := &hookReceiver{}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var p webhook.Payload
+		if err := json.NewDecoder(req.Body).Decode(&p); err != nil {
+			t.Errorf("receiver: %v", err)
+		}
+		r.mu.Lock()
+		r.msgs = append(r.msgs, p)
+		r.mu.Unlock()
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *hookReceiver) count(rule, status string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, p := range r.msgs {
+		if p.Rule == rule && p.Status == status {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *hookReceiver) firedAt(rule string) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.msgs {
+		if p.Rule == rule && p.Status == "firing" && len(p.Alerts) > 0 && p.Alerts[0].FiredAt != nil {
+			return *p.Alerts[0].FiredAt
+		}
+	}
+	return time.Time{}
+}
+
+func (r *hookReceiver) summary() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var s []string
+	for _, p := range r.msgs {
+		s = append(s, p.Rule+"/"+p.Status)
+	}
+	return strings.Join(s, ", ")
+}
+
+type haReplica struct {
+	name    string
+	d       *daemon
+	stopped bool
+}
+
+type haCluster struct {
+	t    *testing.T
+	rcv  *hookReceiver
+	reps []*haReplica
+	base time.Time
+	i    atomic.Int64 // the shared evaluation clock, in 10s steps
+}
+
+func (c *haCluster) now() time.Time { return c.base.Add(time.Duration(c.i.Load()) * 10 * time.Second) }
+
+func startHACluster(t *testing.T, n int) *haCluster {
+	t.Helper()
+	ep := sharedEtcd(t)
+	c := &haCluster{t: t, rcv: newHookReceiver(t), base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	prefix := fmt.Sprintf("/vigil-test-%d/", time.Now().UnixNano())
+	for i := range n {
+		name := fmt.Sprintf("vigil-%d", i)
+		dir := t.TempDir()
+		os.Mkdir(filepath.Join(dir, "rules"), 0o755)
+		os.WriteFile(filepath.Join(dir, "rules", "up.yaml"), []byte(haRules), 0o644)
+		cfg := strings.Replace(baseConfig(ep, `ha:
+  endpoints: [`+ep+`]
+  prefix: `+prefix+`
+  session_ttl: 1s
+  name: `+name+`
+`), "    - name: console\n      console: {}\n", "    - name: console\n      console: {}\n    - name: hook\n      webhook: {url: "+c.rcv.URL+"}\n", 1)
+		os.WriteFile(filepath.Join(dir, "vigil.yaml"), []byte(cfg), 0o644)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := newDaemon(daemonOptions{ConfigPath: filepath.Join(dir, "vigil.yaml"), Now: c.now, Console: io.Discard,
+			Listener: ln, NoSchedule: true, DeliveryBound: 5 * time.Second, LookupEnv: func(string) (string, bool) { return "", false }})
+		if err != nil {
+			ln.Close()
+			t.Fatal(err)
+		}
+		if err := d.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Stop() })
+		c.reps = append(c.reps, &haReplica{name: name, d: d})
+	}
+	return c
+}
+
+// tick advances the clock one step; every running replica collects and
+// evaluates (only the leader's evaluation does anything).
+func (c *haCluster) tick() {
+	c.i.Add(1)
+	ctx := context.Background()
+	for _, r := range c.reps {
+		if !r.stopped {
+			r.d.collectAll(ctx, c.now())
+			r.d.evaluate(ctx, nil, c.now())
+		}
+	}
+}
+
+// tickUntil ticks until cond holds, at most max steps, giving the
+// asynchronous deliveries a short moment after each tick and a longer one
+// after the last.
+func (c *haCluster) tickUntil(max int, what string, cond func() bool) {
+	c.t.Helper()
+	for range max {
+		c.tick()
+		if poll(20*time.Millisecond, cond) {
+			return
+		}
+	}
+	if poll(5*time.Second, cond) {
+		return
+	}
+	c.t.Fatalf("%s: not after %d steps; received: %s", what, max, c.rcv.summary())
+}
+
+func poll(within time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(within)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (c *haCluster) status(r *haReplica) statusView {
+	c.t.Helper()
+	resp, err := http.Get("http://" + r.d.Addr() + "/api/v1/status")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v statusView
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		c.t.Fatal(err)
+	}
+	return v
+}
+
+// leader waits until exactly one running replica says it leads and every
+// running replica names it, and returns it.
+func (c *haCluster) leader(within time.Duration) *haReplica {
+	c.t.Helper()
+	var lead *haReplica
+	var seen []string
+	ok := poll(within, func() bool {
+		lead, seen = nil, nil
+		leading := 0
+		for _, r := range c.reps {
+			if r.stopped {
+				continue
+			}
+			v := c.status(r)
+			if v.HA == nil {
+				c.t.Fatalf("%s: no ha in /api/v1/status", r.name)
+			}
+			seen = append(seen, fmt.Sprintf("%s: leading=%v leader=%q", r.name, v.Leading, v.HA.Leader))
+			if v.Leading {
+				leading++
+				lead = r
+			}
+		}
+		if leading != 1 {
+			return false
+		}
+		for _, r := range c.reps {
+			if !r.stopped && c.status(r).HA.Leader != lead.name {
+				return false
+			}
+		}
+		return true
+	})
+	if !ok {
+		c.t.Fatalf("not exactly one leader known to all within %v: %s", within, strings.Join(seen, "; "))
+	}
+	return lead
+}
+
+func (c *haCluster) get(r *haReplica, path string) string {
+	c.t.Helper()
+	resp, err := http.Get("http://" + r.d.Addr() + path)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func TestHAFailoverDeliversOnce(t *testing.T) {
+	began := time.Now()
+	c := startHACluster(t, 3)
+	lead := c.leader(10 * time.Second)
+	t.Logf("%s leads, %v after the start", lead.name, time.Since(began).Round(time.Millisecond))
+	var follower *haReplica
+	for _, r := range c.reps {
+		if r != lead {
+			follower = r
+			break
+		}
+	}
+
+	c.tickUntil(8, "Up delivered by the first leader", func() bool { return c.rcv.count("Up", "firing") == 1 })
+	if upLong := c.get(lead, "/api/v1/alerts"); !strings.Contains(upLong, `"rule": "UpLong"`) || !strings.Contains(upLong, `"state": "pending"`) {
+		t.Fatalf("UpLong not pending on the leader: %s", upLong)
+	}
+	contains(t, "follower's /api/v1/alerts", c.get(follower, "/api/v1/alerts"), `"following": "`+lead.name+`"`, `"alerts": []`)
+	contains(t, "follower's page", c.get(follower, "/"), "following <strong>"+lead.name+"</strong>")
+	contains(t, "leader's page", c.get(lead, "/"), "<strong>leading</strong>", "UpLong")
+	contains(t, "leader's /metrics", c.get(lead, "/metrics"), "vigil_ha_leading 1")
+	contains(t, "follower's /metrics", c.get(follower, "/metrics"), "vigil_ha_leading 0")
+	pendingSince := c.base.Add(10 * time.Second) // the first tick's evaluation
+
+	// The leader stops (SIGTERM): its delivery record is saved, it resigns.
+	stopped := time.Now()
+	if err := lead.d.Stop(); err != nil {
+		t.Fatalf("leader stop: %v", err)
+	}
+	lead.stopped = true
+	next := c.leader(5 * time.Second)
+	t.Logf("%s took over from %s in %v", next.name, lead.name, time.Since(stopped).Round(time.Millisecond))
+
+	c.tickUntil(16, "UpLong delivered by the new leader", func() bool { return c.rcv.count("UpLong", "firing") == 1 })
+	if got, want := c.rcv.firedAt("UpLong"), pendingSince.Add(2*time.Minute); !got.Equal(want) {
+		t.Errorf("UpLong fired at %v, want its original time %v (pending since before the failover)", got, want)
+	}
+	c.tick()
+	c.tick()
+	// Stopping every replica waits for deliveries in flight: after that
+	// the receiver has everything that was ever sent.
+	for _, r := range c.reps {
+		if !r.stopped {
+			if err := r.d.Stop(); err != nil {
+				t.Errorf("%s stop: %v", r.name, err)
+			}
+			r.stopped = true
+		}
+	}
+	if c.rcv.count("Up", "firing") != 1 || c.rcv.count("UpLong", "firing") != 1 || c.rcv.count("Up", "resolved") != 0 {
+		t.Errorf("want Up and UpLong firing once each and nothing else; received: %s", c.rcv.summary())
+	}
+}
