@@ -314,3 +314,25 @@ func TestHAFailoverDeliversOnce(t *testing.T) {
 		t.Errorf("want Up and UpLong firing once each and nothing else; received: %s", c.rcv.summary())
 	}
 }
+
+// Without ha: the daemon runs alone, leads by itself and shows no ha.
+func TestStatusWithoutHA(t *testing.T) {
+	h := newHarness(t, upRule)
+	code, body := h.get("/api/v1/status", "")
+	if code != http.StatusOK {
+		t.Fatalf("status %d: %s", code, body)
+	}
+	var v statusView
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		t.Fatal(err)
+	}
+	if !v.Ready || !v.Leading || v.HA != nil || v.Rules != 1 || v.Reload == nil || !v.Reload.OK {
+		t.Errorf("status alone: %s", body)
+	}
+	if _, page := h.get("/", ""); strings.Contains(page, `id="ha"`) {
+		t.Error("page shows ha without ha:")
+	}
+	if _, m := h.get("/metrics", ""); strings.Contains(m, "vigil_ha_leading") {
+		t.Error("vigil_ha_leading registered without ha:")
+	}
+}
