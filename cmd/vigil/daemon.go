@@ -17,6 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/vigil-alerts/vigil/collectors"
 	"github.com/vigil-alerts/vigil/config"
 	"github.com/vigil-alerts/vigil/engine"
@@ -79,9 +81,9 @@ type daemon struct {
 
 	reloadMu sync.Mutex // one reload at a time
 	applied  string     // checksum of the inputs last loaded (good or bad)
-	// intervals of the scheduled evaluation jobs, by group (under reloadMu
+	// schedules (cron specs) of the evaluation jobs, by group (under reloadMu
 	// or before Start).
-	intervals map[string]time.Duration
+	schedules map[string]string
 
 	evalMu   sync.Mutex // evaluation passes hand alerts over in order
 	lastProc time.Time
@@ -272,25 +274,35 @@ func (d *daemon) scheduleCollectors(old, colls []collectors.Collector) {
 // drops the jobs of groups that are gone. A group whose interval did not
 // change keeps its job and so its slots: reloads do not delay evaluation.
 func (d *daemon) scheduleGroups(rs *rules.RuleSet) {
-	if d.intervals == nil {
-		d.intervals = map[string]time.Duration{}
+	if d.schedules == nil {
+		d.schedules = map[string]string{}
 	}
 	want := map[string]bool{}
 	for _, g := range rs.Groups {
 		want[g.Name] = true
-		if d.intervals[g.Name] == g.Interval {
+		var sched cron.Schedule = scheduler.Every(g.Interval)
+		spec := "@every " + g.Interval.String()
+		if g.Schedule != "" {
+			s, err := cron.ParseStandard(g.Schedule)
+			if err != nil { // validated at load; keep the interval if not
+				d.log.Error("bad group schedule", "group", g.Name, "err", err)
+			} else {
+				sched, spec = s, g.Schedule
+			}
+		}
+		if d.schedules[g.Name] == spec {
 			continue
 		}
-		d.intervals[g.Name] = g.Interval
+		d.schedules[g.Name] = spec
 		group := g.Name
-		d.sched.Add("eval/"+group, scheduler.Every(g.Interval), func(ctx context.Context, slot time.Time) {
+		d.sched.Add("eval/"+group, sched, func(ctx context.Context, slot time.Time) {
 			d.evaluate(ctx, []string{group}, slot)
 		})
 	}
-	for g := range d.intervals {
+	for g := range d.schedules {
 		if !want[g] {
 			d.sched.Remove("eval/" + g)
-			delete(d.intervals, g)
+			delete(d.schedules, g)
 		}
 	}
 }

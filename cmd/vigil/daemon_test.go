@@ -301,3 +301,33 @@ func TestRealSchedulerEvaluatesOnSlots(t *testing.T) {
 		t.Fatalf("evaluation time %v is not a slot", st.LastEval)
 	}
 }
+
+// A group with a cron schedule is evaluated on it, and a reload that
+// changes only the schedule reschedules the group.
+func TestGroupScheduleFromRules(t *testing.T) {
+	nightly := strings.Replace(upRule, "interval: 10s", `schedule: "0 3 * * *"`, 1)
+	if nightly == upRule {
+		t.Fatal("upRule has no interval line to replace")
+	}
+	h := newHarness(t, nightly)
+	name := "eval/" + firstGroup(t, nightly)
+	next, ok := h.d.sched.Next(name, h.now())
+	if want := time.Date(2026, 3, 2, 3, 0, 0, 0, time.UTC); !ok || !next.Equal(want) {
+		t.Fatalf("next evaluation %v (job found: %v), want %v", next, ok, want)
+	}
+	h.write("rules/etcd.yaml", strings.Replace(nightly, "0 3 * * *", "30 12 * * *", 1))
+	h.waitFor("the new schedule", func() bool {
+		next, _ := h.d.sched.Next(name, h.now())
+		return next.Equal(time.Date(2026, 3, 1, 12, 30, 0, 0, time.UTC))
+	})
+}
+
+func firstGroup(t *testing.T, src string) string {
+	for _, line := range strings.Split(src, "\n") {
+		if s := strings.TrimSpace(line); strings.HasPrefix(s, "- name: ") {
+			return strings.TrimPrefix(s, "- name: ")
+		}
+	}
+	t.Fatal("no group name")
+	return ""
+}

@@ -138,6 +138,18 @@ func (s *Scheduler) Misses(name string) uint64 {
 	return 0
 }
 
+// Next returns when the job called name next runs after t, and false if
+// there is no such job.
+func (s *Scheduler) Next(name string, t time.Time) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := s.jobs[name]
+	if j == nil {
+		return time.Time{}, false
+	}
+	return j.grid.Next(t), true
+}
+
 // Start runs the cron loop in its own goroutine.
 func (s *Scheduler) Start() { s.cron.Start() }
 
