@@ -137,7 +137,7 @@ func (e *Engine) SetRules(rs *rules.RuleSet) {
 		if old := e.indexes[k]; old != nil && slices.Equal(old.metrics, metrics[k]) {
 			indexes[k] = old
 		} else {
-			indexes[k] = newIndex(k, r, metrics[k])
+			indexes[k] = newIndex(r, metrics[k])
 		}
 	}
 	states := make(map[string]*ruleState, len(rs.Rules()))
@@ -309,7 +309,7 @@ func (e *Engine) evalRule(st *ruleState, now time.Time) (err error) {
 					// out of the cluster must not keep "every member is
 					// down" from firing.
 					ss.lastHolds = false
-					ss.counted = seg.lastSample() > end-int64(r.Window)-int64(retentionSlack)
+					ss.counted = seg.lastSample(st.metrics) > end-int64(r.Window)-int64(retentionSlack)
 				}
 			}
 			if !ss.counted {
@@ -349,7 +349,6 @@ func (e *Engine) evalRule(st *ruleState, now time.Time) (err error) {
 	return scopeErr
 }
 
-// evalSegment computes the segment's aggregates and runs the condition.
 // evalSegment decides the condition for segment k from its aggregates:
 // phase two of an evaluation.
 func (st *ruleState) evalSegment(seg *segment, k int) (outcome, error) {
@@ -365,7 +364,7 @@ func (st *ruleState) evalSegment(seg *segment, k int) (outcome, error) {
 			continue
 		}
 		st.vals[i] = v
-		if r.Condition.Native == nil && seen {
+		if r.Condition.Native == nil {
 			st.act.vals[i] = st.boxed(i, v)
 		}
 	}
@@ -480,7 +479,7 @@ func (st *ruleState) stepSegment(seg *segment, ss *segState, o outcome, now time
 		// Re-render only when something shown changed: templates are the
 		// costliest step for a firing alert.
 		v := st.value()
-		if changed || v != a.value || !slices.Equal(a.values, st.vals) {
+		if changed || v != a.value || !slices.EqualFunc(a.values, st.vals, sameValue) {
 			a.value = v
 			a.values = slices.Clone(st.vals)
 			if changed && a.state != model.StateInactive && seg != nil {
@@ -498,12 +497,17 @@ func (st *ruleState) stepEvery(o outcome, now time.Time) {
 		if o != holds {
 			return
 		}
-		a = &alertState{fp: model.Fingerprint(st.rule.Name, model.Labels{}), segment: model.Labels{}}
+		fp := model.Fingerprint(st.rule.Name, model.Labels{})
+		a = st.resolved[fp] // firing again: the same alert, not a second one
+		if a == nil {
+			a = &alertState{fp: fp, segment: model.Labels{}}
+		}
+		delete(st.resolved, fp)
 		st.every = a
 	}
 	changed := step(a, st.rule, o, now)
 	if o == holds || changed {
-		a.segments = a.segments[:0]
+		a.segments = nil // snapshots handed out share the old slice
 		var common model.Labels
 		for k, seg := range st.index.segments {
 			if !st.segs[k].counted {
@@ -654,8 +658,17 @@ func (st *ruleState) align(now time.Time) {
 		}
 	}
 	for _, ss := range old {
-		if ss.alert != nil {
-			st.stepSegment(nil, &ss, fails, now)
+		// The segment's series are gone for longer than the series
+		// retention: its alert ends here, whatever keep_firing_for or
+		// at_least_once would say, keeping the value it last showed.
+		a := ss.alert
+		if a == nil {
+			continue
+		}
+		a.lastEval = now
+		if a.state == model.StateFiring {
+			a.state, a.resolved = model.StateResolved, now
+			st.resolved[a.fp] = a
 		}
 	}
 	st.gen = ix.gen
@@ -689,3 +702,6 @@ func (st *ruleState) refresh(prev *rules.Rule) {
 		each(a)
 	}
 }
+
+// sameValue is == where NaN (no data) equals NaN.
+func sameValue(a, b float64) bool { return a == b || (a != a && b != b) }

@@ -27,7 +27,6 @@ type segment struct {
 // common). It is built incrementally: only series added since the last
 // look are checked against the scope, once each.
 type index struct {
-	key      string
 	scope    *rules.Scope
 	by       []string
 	metrics  []string       // every metric a rule of the index reads
@@ -78,8 +77,8 @@ func indexKey(r *rules.Rule) string {
 	return scope + "\x00" + strings.Join(r.SegmentBy, "\x00")
 }
 
-func newIndex(key string, r *rules.Rule, metrics []string) *index {
-	ix := &index{key: key, scope: r.Scope, by: r.SegmentBy, metrics: metrics, metricIx: map[string]int{},
+func newIndex(r *rules.Rule, metrics []string) *index {
+	ix := &index{scope: r.Scope, by: r.SegmentBy, metrics: metrics, metricIx: map[string]int{},
 		byKey: map[string]*segment{}, columns: map[columnKey]*column{}, dirty: true}
 	for m, name := range metrics {
 		ix.metricIx[name] = m
@@ -247,12 +246,12 @@ func (seg *segment) commonLabels(metrics []int) model.Labels {
 	return common
 }
 
-// lastSample is the time of the newest sample any series of the segment
-// ever had.
-func (seg *segment) lastSample() int64 {
+// lastSample is the time of the newest sample any series of the given
+// metrics (positions) in the segment ever had.
+func (seg *segment) lastSample(metrics []int) int64 {
 	var last int64
-	for _, ss := range seg.series {
-		for _, sr := range ss {
+	for _, m := range metrics {
+		for _, sr := range seg.series[m] {
 			last = max(last, sr.last)
 		}
 	}

@@ -21,6 +21,7 @@ type AlertRecord struct {
 	FiredAt     time.Time         `json:"fired_at,omitzero"`
 	ResolvedAt  time.Time         `json:"resolved_at,omitzero"`
 	LastTrue    time.Time         `json:"last_true,omitzero"`
+	KeepSince   time.Time         `json:"keep_since,omitzero"` // keep_firing_for counts from here
 	Value       float64           `json:"value"`
 	Every       bool              `json:"every,omitempty"` // the single alert of an `across: every` rule
 }
@@ -29,7 +30,7 @@ func (a *alertState) record(rule string, key uint64, every bool) AlertRecord {
 	return AlertRecord{
 		Rule: rule, StateKey: key, Fingerprint: a.fp, Segment: a.segment, Labels: a.labels,
 		Annotations: a.annotations, State: a.state.String(), ActiveAt: a.activeAt, FiredAt: a.firedAt,
-		ResolvedAt: a.resolved, LastTrue: a.lastTrue, Value: a.value, Every: every,
+		ResolvedAt: a.resolved, LastTrue: a.lastTrue, KeepSince: a.keepSince, Value: a.value, Every: every,
 	}
 }
 
@@ -74,7 +75,7 @@ func (e *Engine) Import(recs []AlertRecord) (restored, dropped int) {
 		a := &alertState{
 			fp: rec.Fingerprint, segment: rec.Segment, labels: rec.Labels, annotations: rec.Annotations,
 			state: state, activeAt: rec.ActiveAt, firedAt: rec.FiredAt, resolved: rec.ResolvedAt,
-			lastTrue: rec.LastTrue, value: rec.Value,
+			lastTrue: rec.LastTrue, keepSince: rec.KeepSince, value: rec.Value,
 		}
 		if a.segment == nil {
 			a.segment = model.Labels{}

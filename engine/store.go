@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -42,6 +43,8 @@ type Store struct {
 type slab struct {
 	series []series
 	points []point
+	live   int // series of the metric in the store; at 0 the slab goes
+	chunk  int // series per chunk: grows from 8 to slabSeries
 }
 
 const (
@@ -61,8 +64,11 @@ func (s *Store) slabOf(metric string) *slab {
 func (s *Store) newSeries(metric string, ls model.Labels) *series {
 	sl := s.slabOf(metric)
 	if len(sl.series) == 0 {
-		sl.series = make([]series, slabSeries)
+		// Start small, so a metric with a few series costs little.
+		sl.chunk = min(max(2*sl.chunk, 8), slabSeries)
+		sl.series = make([]series, sl.chunk)
 	}
+	sl.live++
 	sr := &sl.series[0]
 	sl.series = sl.series[1:]
 	sr.metric, sr.labels = metric, s.internLabels(ls)
@@ -75,7 +81,7 @@ func (s *Store) newSeries(metric string, ls model.Labels) *series {
 // new arrays land side by side too.
 func (s *Store) points(sl *slab, n int) []point {
 	if len(sl.points) < n {
-		sl.points = make([]point, max(n*slabSeries, 4096))
+		sl.points = make([]point, n*max(sl.chunk, 8))
 	}
 	p := sl.points[:0:n]
 	sl.points = sl.points[n:]
@@ -162,6 +168,11 @@ func (s *Store) Append(samples ...model.Sample) {
 	defer s.mu.Unlock()
 	s.version++
 	for _, smp := range samples {
+		if math.IsNaN(smp.Value) {
+			// A NaN (a summary quantile with no observations) says
+			// nothing; kept, it would blank every aggregate of its window.
+			continue
+		}
 		key := seriesKey(smp.Metric, smp.Labels)
 		sr := s.byKey[key]
 		if sr == nil {
@@ -226,6 +237,14 @@ func (s *Store) GC(now time.Time) {
 		sr.trim(cutoff)
 		if len(sr.pts) == 0 && sr.last <= forget {
 			delete(s.byKey, seriesKey(sr.metric, sr.labels))
+			if sl := s.slabs[sr.metric]; sl != nil {
+				if sl.live--; sl.live <= 0 {
+					delete(s.slabs, sr.metric) // the last series: let the chunks go
+				}
+			}
+			// Drop what the series points to, so its chunk can be freed
+			// once its neighbours go too.
+			sr.pts, sr.labels = nil, nil
 			removed = true
 			continue
 		}

@@ -151,12 +151,16 @@ func (c *compiler) valueProgram(src string, prev *rewriter) *ValueProgram {
 		}
 		call := e.AsCall()
 		if comparisons[call.FunctionName()] && len(call.Args()) == 2 {
-			// The side with an aggregate: `0.1 < avg("x")` is avg's value.
-			lhs = call.Args()[0]
-			if !readsAggregate(lhs) && readsAggregate(call.Args()[1]) {
-				lhs = call.Args()[1]
+			// The side with an aggregate: `0.1 < avg("x")` is avg's
+			// value; a comparison without one (labels) is not the value.
+			switch l, r := call.Args()[0], call.Args()[1]; {
+			case readsAggregate(l):
+				lhs = l
+				return
+			case readsAggregate(r):
+				lhs = r
+				return
 			}
-			return
 		}
 		for _, a := range call.Args() {
 			find(a)

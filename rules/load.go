@@ -399,7 +399,7 @@ func stateKey(r *Rule, g *Group) uint64 {
 		scope = r.Scope.Source
 	}
 	fmt.Fprintf(h, "%s\x00%s\x00%q\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s",
-		r.Name, scope, r.SegmentBy, r.Across, r.Window, r.Condition.Source, r.For, r.Trigger, r.KeepFiringFor, r.NoData, g.Interval)
+		r.Name, scope, r.SegmentBy, r.Across, r.Window, r.Condition.Source, r.For, r.Trigger, r.KeepFiringFor, r.NoData, g.Interval.String()+" "+g.Schedule)
 	return h.Sum64()
 }
 

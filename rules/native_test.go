@@ -104,3 +104,26 @@ func TestNativeLeavesTheRestToCEL(t *testing.T) {
 		}
 	}
 }
+
+// The alert value is the side of a comparison that reads an aggregate,
+// even when a comparison of labels comes first.
+func TestValueSkipsComparisonsWithoutAggregates(t *testing.T) {
+	c, err := newCompiler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cond, errs := c.compileCondition(`labels["env"] == "prod" && last("u") / last("q") > 0.8`)
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	if cond.Value == nil || cond.Value.Native == nil {
+		t.Fatal("no native value program")
+	}
+	vals := make([]float64, len(cond.Aggregates))
+	for i, a := range cond.Aggregates {
+		vals[i] = map[string]float64{`last("u")`: 9, `last("q")`: 10}[a.Text]
+	}
+	if v := cond.Value.Native.Value(vals); v != 0.9 {
+		t.Fatalf("value %v, want the ratio 0.9", v)
+	}
+}

@@ -1,0 +1,153 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/vigil-alerts/vigil/model"
+)
+
+// Regression tests for what a code review found after the engine grew
+// shared indexes and state records.
+
+func at(m int) time.Time { return time.Date(2026, 1, 1, 0, m, 0, 0, time.UTC) }
+
+func feedEval(t *testing.T, e *Engine, m int, samples ...model.Sample) {
+	t.Helper()
+	for i := range samples {
+		samples[i].Time = at(m)
+	}
+	e.Store().Append(samples...)
+	if err := e.Eval(context.Background(), at(m)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func up(host string, v float64) model.Sample {
+	return model.Sample{Metric: "up", Labels: model.Labels{"host": host}, Value: v}
+}
+
+// An every-alert that fires again soon after resolving is one alert, not a
+// firing one beside a resolved one with the same fingerprint.
+func TestEveryRefireIsOneAlert(t *testing.T) {
+	e := New(NewStore(time.Hour))
+	e.SetRules(loadRules(t, `groups:
+  - name: g
+    rules:
+      - name: AllDown
+        severity: critical
+        segment_by: [host]
+        across: every
+        condition: max("up") == 0
+`))
+	for m, v := range []float64{0, 1, 0} {
+		feedEval(t, e, m, up("a", v))
+	}
+	got := e.Alerts()
+	if len(got) != 1 || got[0].State != model.StateFiring {
+		t.Fatalf("alerts after fire, resolve, fire: %+v; want one firing", got)
+	}
+}
+
+// Conditions on the CEL path (they read labels) bind every aggregate of
+// each segment, so they agree with the same condition on the native path.
+func TestCELPathBindsEveryAggregate(t *testing.T) {
+	for _, cond := range []string{
+		`count("hb") == 0 && last("up") == 1`,
+		`count("hb") == 0 && last("up") == 1 && labels["host"] != "zzz"`,
+		`last("up") == 1 && count("hb") == 0 && labels["host"] != "zzz"`,
+	} {
+		e := New(NewStore(time.Hour))
+		e.SetRules(loadRules(t, "groups:\n  - name: g\n    rules:\n      - name: NoHeartbeat\n        severity: high\n        segment_by: [host]\n        condition: '"+cond+"'\n"))
+		feedEval(t, e, 0, up("a", 1), up("b", 1), model.Sample{Metric: "hb", Labels: model.Labels{"host": "a"}, Value: 1})
+		got := e.Alerts()
+		if len(got) != 1 || got[0].Segment["host"] != "b" {
+			t.Errorf("%s: alerts %+v; want one, for host b (no heartbeat)", cond, got)
+		}
+	}
+}
+
+// A NaN sample (a summary quantile with no observations) neither hides the
+// real samples of its window nor counts as one.
+func TestNaNSampleIsIgnored(t *testing.T) {
+	e := New(NewStore(time.Hour))
+	e.SetRules(loadRules(t, `groups:
+  - name: g
+    rules:
+      - name: Slow
+        severity: high
+        segment_by: [host]
+        window: 5m
+        condition: max("lat") > 5
+`))
+	for m, v := range []float64{10, 10, math.NaN(), 10} {
+		feedEval(t, e, m, model.Sample{Metric: "lat", Labels: model.Labels{"host": "a"}, Value: v})
+		if got := e.Alerts(); len(got) != 1 || got[0].State != model.StateFiring {
+			t.Fatalf("minute %d: %+v; want firing throughout", m, got)
+		}
+	}
+}
+
+// Alerts hands out snapshots: later evaluations do not change them.
+func TestSnapshotsDoNotChange(t *testing.T) {
+	e := New(NewStore(time.Hour))
+	e.SetRules(loadRules(t, `groups:
+  - name: g
+    rules:
+      - name: AllHigh
+        severity: high
+        segment_by: [host]
+        across: every
+        condition: max("v") > 1
+`))
+	feedEval(t, e, 0, model.Sample{Metric: "v", Labels: model.Labels{"host": "a"}, Value: 50})
+	snap := e.Alerts()[0]
+	feedEval(t, e, 1, model.Sample{Metric: "v", Labels: model.Labels{"host": "a"}, Value: 60})
+	if snap.Segments[0].Value != 50 {
+		t.Fatalf("an earlier snapshot changed: segment value %v, want 50", snap.Segments[0].Value)
+	}
+}
+
+// keep_firing_for counts on across a restart from where it started.
+func TestExportKeepsKeepFiringOrigin(t *testing.T) {
+	src := `groups:
+  - name: g
+    rules:
+      - name: Down
+        severity: high
+        segment_by: [host]
+        condition: max("up") == 0
+        keep_firing_for: 5m
+`
+	run := func(restartAt int) (resolvedAt int) {
+		e := New(NewStore(time.Hour))
+		e.SetRules(loadRules(t, src))
+		for m := 0; m <= 10; m++ {
+			if m == restartAt {
+				b, _ := json.Marshal(e.Export())
+				var recs []AlertRecord
+				json.Unmarshal(b, &recs)
+				e = New(NewStore(time.Hour))
+				e.SetRules(loadRules(t, src))
+				e.Import(recs)
+			}
+			v := 1.0
+			if m == 0 {
+				v = 0
+			}
+			feedEval(t, e, m, up("a", v))
+			for _, a := range e.Alerts() {
+				if a.State == model.StateResolved && resolvedAt == 0 {
+					resolvedAt = m
+				}
+			}
+		}
+		return resolvedAt
+	}
+	if plain, restarted := run(-1), run(3); plain != 6 || restarted != plain {
+		t.Fatalf("resolved at %dm without a restart, %dm with one at 3m; want 6m both", plain, restarted)
+	}
+}
