@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"math"
 	"strings"
 
@@ -36,6 +37,9 @@ type index struct {
 	byKey    map[string]*segment
 	scanned  int    // store.list entries already looked at
 	epoch    uint64 // store.epoch the index was built for
+	// scopeErr is the last error the scope gave on a series; each series is
+	// checked once, so it is kept and reported at every evaluation.
+	scopeErr error
 	// gen changes when segments are renumbered (a rebuild); rules holding
 	// per-segment state by position realign then.
 	gen uint64
@@ -94,11 +98,11 @@ func (ix *index) update(s *Store) error {
 		ix.segments, ix.byKey, ix.scanned, ix.epoch = nil, map[string]*segment{}, 0, s.epoch
 		ix.dirty = true
 		ix.gen++
+		ix.scopeErr = nil
 	}
 	if ix.scanned == len(s.list) {
-		return nil
+		return ix.scopeErr
 	}
-	var scopeErr error
 	var act scopeActivation
 	for _, sr := range s.list[ix.scanned:] {
 		m, ok := ix.metricIx[sr.metric]
@@ -113,7 +117,7 @@ func (ix *index) update(s *Store) error {
 				// A series lacking a label the scope reads is simply
 				// out of scope; only other errors are worth reporting.
 				if !strings.Contains(err.Error(), "no such key") {
-					scopeErr = err
+					ix.scopeErr = fmt.Errorf("scope on %s%s: %w", sr.metric, sr.labels, err)
 				}
 				continue
 			}
@@ -136,7 +140,7 @@ func (ix *index) update(s *Store) error {
 		ix.dirty = true
 	}
 	ix.scanned = len(s.list)
-	return scopeErr
+	return ix.scopeErr
 }
 
 // flatten rebuilds flat and bounds after series were added.

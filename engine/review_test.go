@@ -151,3 +151,23 @@ func TestExportKeepsKeepFiringOrigin(t *testing.T) {
 		t.Fatalf("resolved at %dm without a restart, %dm with one at 3m; want 6m both", plain, restarted)
 	}
 }
+
+// A scope that fails on a series keeps the rule unhealthy at every
+// evaluation, not only the one that first met the series.
+func TestScopeErrorStaysReported(t *testing.T) {
+	e := New(NewStore(time.Hour))
+	e.SetRules(loadRules(t, `groups:
+  - name: g
+    rules:
+      - name: HighPort
+        severity: low
+        scope: int(labels["port"]) > 1000
+        condition: max("up") == 0
+`))
+	for m := range 3 {
+		feedEval(t, e, m, model.Sample{Metric: "up", Labels: model.Labels{"port": "http"}, Value: 0})
+		if h := e.RuleStatuses()[0].Health; h.OK || h.Err == "" {
+			t.Fatalf("minute %d: rule healthy (%+v); want the scope error reported", m, h)
+		}
+	}
+}

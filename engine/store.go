@@ -161,7 +161,8 @@ func (s *Store) internLabels(ls model.Labels) model.Labels {
 }
 
 // Append adds samples. A sample at a time the series already has replaces
-// that value; samples older than the retention behind the series' newest
+// that value; before adding, samples older than the retention behind the
+// newer of the series' newest and the new sample are trimmed. NaN samples
 // are dropped.
 func (s *Store) Append(samples ...model.Sample) {
 	s.mu.Lock()
