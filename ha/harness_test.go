@@ -4,12 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/vigil-alerts/vigil/internal/leakcheck"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,24 +28,7 @@ import (
 // tests: every elector loop, watchdog and saver must be stopped and waited
 // for. (Embedded etcd and gRPC keep goroutines of their own for a while.)
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			buf := make([]byte, 1<<20)
-			stacks := string(buf[:runtime.Stack(buf, true)])
-			if !strings.Contains(stacks, "vigil/ha.") {
-				break
-			}
-			if time.Now().After(deadline) {
-				fmt.Fprintf(os.Stderr, "leaked goroutines of package ha:\n%s\n", stacks)
-				code = 1
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	os.Exit(code)
+	leakcheck.Main(m, leakcheck.Options{Wait: 5 * time.Second, Only: "vigil/ha."})
 }
 
 // The evaluation clock: slot i is base + i*step. Every tick of the test's

@@ -3,13 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
+	"github.com/vigil-alerts/vigil/internal/leakcheck"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,37 +55,15 @@ var stopShared = func() {}
 // TestMain stops the shared etcd and then fails the package if a
 // goroutine the daemon started outlived its Stop.
 func TestMain(m *testing.M) {
-	before, _ := goroutines()
-	code := m.Run()
-	stopShared()
-	http.DefaultClient.CloseIdleConnections()
-	if code == 0 {
-		deadline := time.Now().Add(5 * time.Second)
-		n, stacks := goroutines()
-		for n > before && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-			n, stacks = goroutines()
-		}
-		if n > before {
-			fmt.Fprintf(os.Stderr, "goroutine leak: %d before the tests, %d after\n%s\n", before, n, stacks)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// goroutines counts live goroutines except os/signal's, which the first
-// signal.Notify starts for the life of the process.
-func goroutines() (int, string) {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var kept []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if !strings.Contains(g, "os/signal.signal_recv") {
-			kept = append(kept, g)
-		}
-	}
-	return len(kept), strings.Join(kept, "\n\n")
+	leakcheck.Main(m, leakcheck.Options{
+		Wait: 5 * time.Second,
+		// The first signal.Notify starts a goroutine for the process' life.
+		Ignore: []string{"os/signal.signal_recv"},
+		Cleanup: func() {
+			stopShared()
+			http.DefaultClient.CloseIdleConnections()
+		},
+	})
 }
 
 // syncBuf is a console the test can read while the dispatcher writes.
