@@ -211,7 +211,7 @@ func build(cfg Config, logger *slog.Logger) (*TargetCollector, error) {
 			errs = append(errs, fmt.Errorf("section %q does not apply to type %q", typ, cfg.Type))
 		}
 	}
-	tlsCfg, err := cfg.TLS.load()
+	tlsCfg, err := cfg.TLS.Load()
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -357,8 +357,9 @@ func checkTag(k string) error {
 	return nil
 }
 
-// load builds a tls.Config; a nil TLSConfig means plain connections.
-func (c *TLSConfig) load() (*tls.Config, error) {
+// Load builds a tls.Config from the PEM files; a nil TLSConfig means plain
+// connections. The HA client uses it too.
+func (c *TLSConfig) Load() (*tls.Config, error) {
 	if c == nil {
 		return nil, nil
 	}

@@ -1,8 +1,6 @@
 package ha
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -132,7 +130,7 @@ func (c Config) NewClient(lookupEnv func(string) (string, bool)) (*clientv3.Clie
 		cc.Password = pw
 	}
 	if c.TLS != nil {
-		t, err := loadTLS(c.TLS)
+		t, err := c.TLS.Load()
 		if err != nil {
 			return nil, err
 		}
@@ -162,27 +160,4 @@ func password(c Config, lookupEnv func(string) (string, bool)) (string, error) {
 		return "", fmt.Errorf("password_file: %s is empty", c.PasswordFile)
 	}
 	return v, nil
-}
-
-// loadTLS builds a tls.Config from PEM files, as collectors do.
-func loadTLS(c *collectors.TLSConfig) (*tls.Config, error) {
-	out := &tls.Config{ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls: %w", err)
-		}
-		out.RootCAs = x509.NewCertPool()
-		if !out.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls: no certificates in ca_file %s", c.CAFile)
-		}
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls: %w", err)
-		}
-		out.Certificates = []tls.Certificate{cert}
-	}
-	return out, nil
 }
