@@ -35,7 +35,7 @@ var pendingFiresAt = slot(3).Add(5 * time.Minute)
 func (c *cluster) firingSettled() {
 	c.t.Helper()
 	c.runUntil(40, "Firing delivered and recorded", func() bool {
-		return c.rcv.count("Firing", "firing") == 1 && c.persisted("Firing") && c.i > 4
+		return c.rcv.Count("Firing", "firing") == 1 && c.persisted("Firing") && c.i > 4
 	})
 }
 
@@ -43,19 +43,19 @@ func (c *cluster) firingSettled() {
 // exactly once: Firing fired and resolved, Pending fired at its time.
 func (c *cluster) finish(clear *int, checkPendingTime bool) {
 	c.t.Helper()
-	c.runUntil(120, "Pending fires", func() bool { return c.rcv.count("Pending", "firing") >= 1 })
-	if got := c.rcv.firedAt("Pending"); checkPendingTime && !got.Equal(pendingFiresAt) {
+	c.runUntil(120, "Pending fires", func() bool { return c.rcv.Count("Pending", "firing") >= 1 })
+	if got := c.rcv.FiredAt("Pending"); checkPendingTime && !got.Equal(pendingFiresAt) {
 		c.t.Errorf("Pending fired at %v, want its original time %v", got, pendingFiresAt)
 	}
 	*clear = c.i
-	c.runUntil(30, "Firing resolution", func() bool { return c.rcv.count("Firing", "resolved") >= 1 })
+	c.runUntil(30, "Firing resolution", func() bool { return c.rcv.Count("Firing", "resolved") >= 1 })
 	for range 5 { // anything sent twice would show by now
 		c.runSlot()
 	}
 	for _, w := range []struct {
 		rule, status string
 	}{{"Firing", "firing"}, {"Firing", "resolved"}, {"Pending", "firing"}} {
-		if got := c.rcv.count(w.rule, w.status); got != 1 {
+		if got := c.rcv.Count(w.rule, w.status); got != 1 {
 			c.t.Errorf("%s %s: %d messages, want exactly 1", w.rule, w.status, got)
 		}
 	}
@@ -127,7 +127,7 @@ func TestEtcdLosesQuorum(t *testing.T) {
 	if took := time.Since(lostAt); took > ttl*time.Second+time.Second {
 		t.Errorf("the leader stopped %v after quorum was lost, want within TTL", took)
 	}
-	sent := c.rcv.total()
+	sent := c.rcv.Total()
 	from := c.i
 	for range 10 {
 		c.runSlot()
@@ -137,7 +137,7 @@ func TestEtcdLosesQuorum(t *testing.T) {
 			t.Errorf("slot %d evaluated by %s without quorum", i, c.evaluated[i])
 		}
 	}
-	if got := c.rcv.total(); got != sent {
+	if got := c.rcv.Total(); got != sent {
 		t.Errorf("%d messages sent without quorum", got-sent)
 	}
 

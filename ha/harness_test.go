@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/vigil-alerts/vigil/internal/leakcheck"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"sync"
+	"github.com/vigil-alerts/vigil/notifiers/webhook/webhooktest"
 	"testing"
 	"time"
 
@@ -71,61 +68,6 @@ func ruleSet(t testing.TB) *rules.RuleSet {
 		t.Fatal(err)
 	}
 	return rs
-}
-
-// receiver is the one webhook endpoint every replica delivers to; it
-// counts messages by rule and status.
-type receiver struct {
-	*httptest.Server
-	mu   sync.Mutex
-	msgs []webhook.Payload
-}
-
-func newReceiver(t *testing.T) *receiver {
-	r := &receiver{}
-	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		var p webhook.Payload
-		if err := json.Unmarshal(body, &p); err != nil {
-			t.Errorf("receiver: %v", err)
-		}
-		r.mu.Lock()
-		r.msgs = append(r.msgs, p)
-		r.mu.Unlock()
-	}))
-	t.Cleanup(r.Close)
-	return r
-}
-
-// count is the number of messages about rule with status.
-func (r *receiver) count(rule, status string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, p := range r.msgs {
-		if p.Rule == rule && p.Status == status {
-			n++
-		}
-	}
-	return n
-}
-
-// firedAt is the fired_at of the first firing message about rule.
-func (r *receiver) firedAt(rule string) time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, p := range r.msgs {
-		if p.Rule == rule && p.Status == "firing" && len(p.Alerts) > 0 && p.Alerts[0].FiredAt != nil {
-			return *p.Alerts[0].FiredAt
-		}
-	}
-	return time.Time{}
-}
-
-func (r *receiver) total() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.msgs)
 }
 
 // replica is one Vigil process: its own etcd client, window store, elector
@@ -214,7 +156,7 @@ func (r *replica) kill() {
 type cluster struct {
 	t    *testing.T
 	etcd *etcdtest.Cluster
-	rcv  *receiver
+	rcv  *webhooktest.Receiver
 	reps []*replica
 	i    int // next slot
 	// series gives the value of each metric at slot i.
@@ -225,7 +167,7 @@ type cluster struct {
 
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
-	c := &cluster{t: t, etcd: etcdtest.StartCluster(t, 3), rcv: newReceiver(t)}
+	c := &cluster{t: t, etcd: etcdtest.StartCluster(t, 3), rcv: webhooktest.NewReceiver(t)}
 	rs := ruleSet(t)
 	for i := range 3 {
 		c.reps = append(c.reps, startReplica(t, fmt.Sprintf("vigil-%d", i), c.etcd.Endpoints(), rs, c.rcv.URL))

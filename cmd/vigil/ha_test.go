@@ -4,19 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/vigil-alerts/vigil/notifiers/webhook/webhooktest"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/vigil-alerts/vigil/notifiers/webhook"
 )
 
 // Three `vigil run` daemons in one process share an embedded etcd through
@@ -47,61 +44,6 @@ const haRules = `groups:
         notify: [hook]
 `
 
-// hookReceiver counts webhook messages by rule and status.
-type hookReceiver struct {
-	*httptest.Server
-	mu   sync.Mutex
-	msgs []webhook.Payload
-}
-
-func newHookReceiver(t *testing.T) *hookReceiver {
-	r := &hookReceiver{}
-	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		var p webhook.Payload
-		if err := json.NewDecoder(req.Body).Decode(&p); err != nil {
-			t.Errorf("receiver: %v", err)
-		}
-		r.mu.Lock()
-		r.msgs = append(r.msgs, p)
-		r.mu.Unlock()
-	}))
-	t.Cleanup(r.Close)
-	return r
-}
-
-func (r *hookReceiver) count(rule, status string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, p := range r.msgs {
-		if p.Rule == rule && p.Status == status {
-			n++
-		}
-	}
-	return n
-}
-
-func (r *hookReceiver) firedAt(rule string) time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, p := range r.msgs {
-		if p.Rule == rule && p.Status == "firing" && len(p.Alerts) > 0 && p.Alerts[0].FiredAt != nil {
-			return *p.Alerts[0].FiredAt
-		}
-	}
-	return time.Time{}
-}
-
-func (r *hookReceiver) summary() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var s []string
-	for _, p := range r.msgs {
-		s = append(s, p.Rule+"/"+p.Status)
-	}
-	return strings.Join(s, ", ")
-}
-
 type haReplica struct {
 	name    string
 	d       *daemon
@@ -110,7 +52,7 @@ type haReplica struct {
 
 type haCluster struct {
 	t    *testing.T
-	rcv  *hookReceiver
+	rcv  *webhooktest.Receiver
 	reps []*haReplica
 	base time.Time
 	i    atomic.Int64 // the shared evaluation clock, in 10s steps
@@ -121,7 +63,7 @@ func (c *haCluster) now() time.Time { return c.base.Add(time.Duration(c.i.Load()
 func startHACluster(t *testing.T, n int) *haCluster {
 	t.Helper()
 	ep := sharedEtcd(t)
-	c := &haCluster{t: t, rcv: newHookReceiver(t), base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	c := &haCluster{t: t, rcv: webhooktest.NewReceiver(t), base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	prefix := fmt.Sprintf("/vigil-test-%d/", time.Now().UnixNano())
 	for i := range n {
 		name := fmt.Sprintf("vigil-%d", i)
@@ -181,7 +123,7 @@ func (c *haCluster) tickUntil(max int, what string, cond func() bool) {
 	if poll(5*time.Second, cond) {
 		return
 	}
-	c.t.Fatalf("%s: not after %d steps; received: %s", what, max, c.rcv.summary())
+	c.t.Fatalf("%s: not after %d steps; received: %s", what, max, c.rcv.Summary())
 }
 
 func poll(within time.Duration, cond func() bool) bool {
@@ -274,7 +216,7 @@ func TestHAFailoverDeliversOnce(t *testing.T) {
 		}
 	}
 
-	c.tickUntil(8, "Up delivered by the first leader", func() bool { return c.rcv.count("Up", "firing") == 1 })
+	c.tickUntil(8, "Up delivered by the first leader", func() bool { return c.rcv.Count("Up", "firing") == 1 })
 	if upLong := c.get(lead, "/api/v1/alerts"); !strings.Contains(upLong, `"rule": "UpLong"`) || !strings.Contains(upLong, `"state": "pending"`) {
 		t.Fatalf("UpLong not pending on the leader: %s", upLong)
 	}
@@ -294,8 +236,8 @@ func TestHAFailoverDeliversOnce(t *testing.T) {
 	next := c.leader(5 * time.Second)
 	t.Logf("%s took over from %s in %v", next.name, lead.name, time.Since(stopped).Round(time.Millisecond))
 
-	c.tickUntil(16, "UpLong delivered by the new leader", func() bool { return c.rcv.count("UpLong", "firing") == 1 })
-	if got, want := c.rcv.firedAt("UpLong"), pendingSince.Add(2*time.Minute); !got.Equal(want) {
+	c.tickUntil(16, "UpLong delivered by the new leader", func() bool { return c.rcv.Count("UpLong", "firing") == 1 })
+	if got, want := c.rcv.FiredAt("UpLong"), pendingSince.Add(2*time.Minute); !got.Equal(want) {
 		t.Errorf("UpLong fired at %v, want its original time %v (pending since before the failover)", got, want)
 	}
 	c.tick()
@@ -310,8 +252,8 @@ func TestHAFailoverDeliversOnce(t *testing.T) {
 			r.stopped = true
 		}
 	}
-	if c.rcv.count("Up", "firing") != 1 || c.rcv.count("UpLong", "firing") != 1 || c.rcv.count("Up", "resolved") != 0 {
-		t.Errorf("want Up and UpLong firing once each and nothing else; received: %s", c.rcv.summary())
+	if c.rcv.Count("Up", "firing") != 1 || c.rcv.Count("UpLong", "firing") != 1 || c.rcv.Count("Up", "resolved") != 0 {
+		t.Errorf("want Up and UpLong firing once each and nothing else; received: %s", c.rcv.Summary())
 	}
 }
 
