@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigil-alerts/vigil/collectors/etcd/etcdtest"
+	"google.golang.org/grpc/connectivity"
 )
 
 // refuser stands in for a member that is down but whose host is up: it
@@ -129,6 +130,9 @@ func TestScrapeRetriesNow(t *testing.T) {
 	at := r.waitAttempts(t, 5, 5*time.Second)
 	quiet := at[len(at)-1].Add(1040 * time.Millisecond)
 	for i := range 3 {
+		// Scrape while the client waits out its back-off, not while an
+		// attempt is still in flight (its failure is that attempt's).
+		waitBackingOff(t, s)
 		before := len(r.attempts())
 		start := time.Now()
 		if _, err := s.Scrape(context.Background(), 0, time.Unix(int64(i+1), 0)); err == nil {
@@ -143,6 +147,24 @@ func TestScrapeRetriesNow(t *testing.T) {
 		}
 		if after := len(r.attempts()); after == before {
 			t.Errorf("scrape %d made no connection attempt", i)
+		}
+	}
+}
+
+// waitBackingOff waits until the single member's connection has seen its
+// last attempt fail and waits out the back-off.
+func waitBackingOff(t *testing.T, s *Scraper) {
+	t.Helper()
+	m := s.members[0]
+	m.mu.Lock()
+	cli := m.cli
+	m.mu.Unlock()
+	conn := cli.ActiveConnection()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for st := conn.GetState(); st != connectivity.TransientFailure; st = conn.GetState() {
+		if !conn.WaitForStateChange(ctx, st) {
+			t.Fatalf("connection stayed %v, want TRANSIENT_FAILURE", st)
 		}
 	}
 }
