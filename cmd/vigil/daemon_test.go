@@ -260,9 +260,11 @@ func TestConfigEditReloadsCollectors(t *testing.T) {
 	h := newHarness(t, upRule)
 	cfg := baseConfig(sharedEtcd(t), "")
 	h.write("vigil.yaml", strings.NewReplacer("    interval: 10s\n", "    interval: 20s\n", "group_wait: 1s", "group_wait: 2s").Replace(cfg))
+	// The collectors are swapped before the reload status is published.
 	h.waitFor("the new collector", func() bool {
 		cs := h.d.collectors()
-		return len(cs) == 1 && cs[0].(interface{ Interval() time.Duration }).Interval() == 20*time.Second
+		return len(cs) == 1 && cs[0].(interface{ Interval() time.Duration }).Interval() == 20*time.Second &&
+			h.d.reload.Load().Reason != "start"
 	})
 	st := h.d.reload.Load()
 	if !st.OK || len(st.Warnings) != 1 || st.Warnings[0] != "notifiers" {
