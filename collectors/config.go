@@ -104,6 +104,9 @@ type EtcdConfig struct {
 	// PasswordFile is read at load, so the secret stays out of the config.
 	PasswordFile    string `yaml:"password_file"`
 	SkipMetricsPage bool   `yaml:"skip_metrics_page"`
+	// ReconnectMaxDelay caps the client's wait between attempts to reach a
+	// member that is down (default 2s).
+	ReconnectMaxDelay Duration `yaml:"reconnect_max_delay"`
 }
 
 // PrometheusConfig is the `prometheus:` section.
@@ -270,6 +273,7 @@ func buildEtcd(cfg Config, timeout time.Duration, tlsCfg *tls.Config) (*etcd.Scr
 	ec := etcd.Config{Timeout: timeout, TLS: tlsCfg}
 	if e := cfg.Etcd; e != nil {
 		ec.Username, ec.Password, ec.SkipMetricsPage = e.Username, e.Password, e.SkipMetricsPage
+		ec.ReconnectMaxDelay = time.Duration(e.ReconnectMaxDelay)
 		if e.PasswordFile != "" {
 			if e.Password != "" {
 				return nil, errors.New("etcd: password and password_file are exclusive")

@@ -1,9 +1,13 @@
 package collectors_test
 
 import (
+	"context"
+	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/goccy/go-yaml"
 
@@ -142,5 +146,42 @@ func TestStrictDecoding(t *testing.T) {
 	err = yaml.UnmarshalWithOptions([]byte("collectors: [{name: a, type: probe, interval: soon}]"), &f, yaml.Strict())
 	if err == nil || !strings.Contains(err.Error(), "soon") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// reconnect_max_delay reaches the etcd client: a member that accepts and
+// drops every connection is retried about every 300 ms. With the default
+// (2 s) the eighth attempt would come after about 7 s.
+func TestEtcdReconnectMaxDelay(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var attempts atomic.Int32
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			attempts.Add(1)
+			c.Close()
+		}
+	}()
+	cs := build(t, load(t, `collectors:
+  - name: e
+    type: etcd
+    timeout: 1s
+    etcd: {skip_metrics_page: true, reconnect_max_delay: 300ms}
+    targets: [{address: "http://`+l.Addr().String()+`"}]`))
+	// The first collection creates the client; then it retries unprompted.
+	cs[0].Collect(context.Background(), time.Unix(0, 0))
+	deadline := time.Now().Add(4 * time.Second)
+	for attempts.Load() < 8 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d reconnection attempts in 4s, want 8 with reconnect_max_delay 300ms", attempts.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
