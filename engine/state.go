@@ -61,14 +61,16 @@ func (e *Engine) Export() []AlertRecord {
 
 // Import restores saved alert states into the loaded rules. Records of
 // rules that no longer exist, or whose meaning changed since (StateKey),
-// are dropped and counted. Call it after SetRules, before evaluating.
+// are dropped and counted. Call it after SetRules, before evaluating: a
+// rule already evaluated keeps its own state, and records for it are
+// dropped too, since a second copy of a live alert would page twice.
 func (e *Engine) Import(recs []AlertRecord) (restored, dropped int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, rec := range recs {
 		st, ok := e.states[rec.Rule]
 		state, okState := model.ParseAlertState(rec.State)
-		if !ok || st.rule.StateKey != rec.StateKey || !okState || state == model.StateInactive {
+		if !ok || st.rule.StateKey != rec.StateKey || !okState || state == model.StateInactive || !st.lastEval.IsZero() {
 			dropped++
 			continue
 		}

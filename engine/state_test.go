@@ -91,6 +91,15 @@ func TestExportImportKeepsTimersAcrossRestart(t *testing.T) {
 		}
 	}
 
+	// Once evaluated, an engine's own state stands: importing the saved
+	// records again would give host a a second firing alert.
+	if restored, dropped := e2.Import(recs); restored != 0 || dropped != 2 {
+		t.Fatalf("Import after evaluating: restored %d, dropped %d; want 0, 2", restored, dropped)
+	}
+	if n := len(e2.Alerts()); n != 2 {
+		t.Fatalf("%d alerts after a late Import, want 2", n)
+	}
+
 	// A changed condition means the old state no longer applies.
 	e3 := New(NewStore(time.Hour))
 	e3.SetRules(loadRules(t, restartRules[:len(restartRules)-len("for: 10m\n")]+"for: 5m\n"))
