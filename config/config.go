@@ -329,6 +329,17 @@ func (v *validator) ha(c *ha.Config) {
 		}
 		v.at(path, "ha.%v", e)
 	}
+	// Open the PEM files now, as collectors' are, so that `vigil check`
+	// finds what `vigil run` would refuse.
+	if t := c.TLS; t != nil && (t.CertFile == "") == (t.KeyFile == "") {
+		if _, err := t.Load(); err != nil {
+			path := "$.ha.tls.cert_file"
+			if t.CAFile != "" && strings.Contains(err.Error(), t.CAFile) {
+				path = "$.ha.tls.ca_file"
+			}
+			v.at(path, "ha.%v", err)
+		}
+	}
 	switch {
 	case c.PasswordEnv != "" && c.PasswordFile == "":
 		if pw, ok := v.lookupEnv(c.PasswordEnv); !ok || strings.TrimSpace(pw) == "" {

@@ -156,6 +156,7 @@ func TestHASection(t *testing.T) {
   session_ttl: 1500ms
   username: vigil
   password_env: VIGIL_TEST_UNSET_ETCD_PASSWORD
+  tls: {ca_file: /nonexistent/ca.pem}
 `
 	path := filepath.Join(dir, "vigil.yaml")
 	_, err = Parse(path, []byte(bad), Options{LookupEnv: noEnv})
@@ -167,6 +168,7 @@ func TestHASection(t *testing.T) {
 		path + `:3:14: ha.endpoints[1]: "etcd-1:2379" must start with http:// or https://`,
 		path + ":4:16: ha.session_ttl: 1.5s must be a whole number of seconds, at least 1s (etcd leases count seconds)",
 		path + ":6:17: ha.password_env: environment variable VIGIL_TEST_UNSET_ETCD_PASSWORD is not set or empty",
+		path + ":7:18: ha.tls: open /nonexistent/ca.pem: no such file or directory",
 	}
 	var got []string
 	for _, e := range errs {
