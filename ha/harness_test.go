@@ -2,7 +2,6 @@ package ha_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"github.com/vigil-alerts/vigil/internal/leakcheck"
 	"github.com/vigil-alerts/vigil/notifiers/webhook/webhooktest"
@@ -267,13 +266,12 @@ func (c *cluster) persisted(rule string) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	resp, err := cli.Get(ctx, "/test/deliveries/", clientv3.WithPrefix())
+	_, recs, err := ha.NewState(cli, "/test/").Load(ctx)
 	if err != nil {
 		return false
 	}
-	for _, kv := range resp.Kvs {
-		var rec notifiers.DeliveryRecord
-		if json.Unmarshal(kv.Value, &rec) == nil && rec.Group == rule && len(rec.Sent) > 0 {
+	for _, rec := range recs {
+		if rec.Group == rule && len(rec.Sent) > 0 {
 			return true
 		}
 	}

@@ -24,40 +24,77 @@ import (
 // is gone, i.e. this replica was deposed.
 var ErrNotLeader = errors.New("ha: not the leader any more; write refused")
 
-// maxTxnOps stays under etcd's default --max-txn-ops (128).
-const maxTxnOps = 120
+// ErrTooLarge: a record cannot be stored within maxValueBytes: one alert
+// record, or one alert of a delivery record, is larger than that on its
+// own. The error names the key; the other records of the save are written.
+var ErrTooLarge = errors.New("ha: record too large for one etcd value")
+
+// Bounds on what one save sends to etcd. etcd refuses a request larger than
+// its --max-request-bytes (1.5 MiB by default) and a txn of more than
+// --max-txn-ops (128) operations.
+const (
+	// maxTxnOps stays under etcd's default --max-txn-ops (128).
+	maxTxnOps = 120
+	// maxTxnBytes bounds one txn request: keys and values, plus opOverhead
+	// per op for the guard, the op framing and the request header. A
+	// third below etcd's default limit, which checks the request with
+	// its raft header.
+	maxTxnBytes = 1 << 20
+	// maxValueBytes bounds any one stored value (an alert record, a
+	// delivery record or one of its parts): a quarter of a txn, so a
+	// txn carries at least three and a value alone never makes one too
+	// large. Large delivery records are split well below it (partBytes).
+	maxValueBytes = 256 << 10
+	// opOverhead is counted per op on top of its key and value; protobuf
+	// framing of a put is about a dozen bytes.
+	opOverhead = 32
+)
 
 // State is the shared alert and delivery state under a prefix:
 //
-//	<prefix>alerts/<rule>/<fingerprint>       engine.AlertRecord as JSON
-//	<prefix>deliveries/<channel>/<group>      notifiers.DeliveryRecord as JSON
+//	<prefix>alerts/<rule>/<fingerprint>         engine.AlertRecord as JSON
+//	<prefix>deliveries/<channel>/<group>        notifiers.DeliveryRecord as JSON
+//	<prefix>deliveries/<channel>/<group>/<part> part of a large one's Sent
+//
+// A delivery record larger than partBytes is stored split (see
+// deliveries.go): its key holds the channel, group, times and the names of
+// its parts, each part the alerts of one bucket of fingerprints.
 //
 // It remembers a hash of what it last wrote or loaded per key and writes
-// only records whose state changed, so the write volume follows state
+// only keys whose state changed, so the write volume follows state
 // changes (an alert fires, resolves, a message is sent), not evaluations.
+// Writes go in guarded txns of at most maxTxnOps ops and maxTxnBytes.
 type State struct {
 	cli    *clientv3.Client
 	prefix string
 
 	mu      sync.Mutex
 	written map[string]uint64 // key -> hash of its last known content
+	layouts map[string]layout // delivery key -> its parts, as last written or loaded
 
-	puts, deletes, txns atomic.Uint64
+	puts, deletes, txns, bytes atomic.Uint64
 }
+
+// unknown is the hash of a key that is in etcd with content this State
+// does not know (a txn whose outcome is unknown, a record that did not
+// decode): it matches no record, so the next save rewrites or deletes it.
+const unknown = 0
 
 // NewState keeps state under prefix (Config.Prefix).
 func NewState(cli *clientv3.Client, prefix string) *State {
-	return &State{cli: cli, prefix: prefix, written: map[string]uint64{}}
+	return &State{cli: cli, prefix: prefix, written: map[string]uint64{}, layouts: map[string]layout{}}
 }
 
 // WriteStats counts what this State sent to etcd.
 type WriteStats struct {
 	Puts, Deletes, Txns uint64
+	// Bytes is the keys and values of the puts.
+	Bytes uint64
 }
 
 // Stats returns the writes so far.
 func (s *State) Stats() WriteStats {
-	return WriteStats{Puts: s.puts.Load(), Deletes: s.deletes.Load(), Txns: s.txns.Load()}
+	return WriteStats{Puts: s.puts.Load(), Deletes: s.deletes.Load(), Txns: s.txns.Load(), Bytes: s.bytes.Load()}
 }
 
 func (s *State) alertsPrefix() string     { return s.prefix + "alerts/" }
@@ -73,8 +110,11 @@ func (s *State) deliveryKey(r notifiers.DeliveryRecord) string {
 
 // Load reads the whole shared state (one linearizable read per kind) and
 // takes it as what is written, so the next saves send only differences.
-// A record that does not decode is skipped and reported in err, with the
-// rest returned.
+// A record that does not decode, or a split delivery record with a part
+// missing or broken, is skipped and reported in err, with the rest
+// returned; the next save replaces or deletes such a delivery record.
+// Delivery records come sorted by channel and group, their Sent by
+// fingerprint, as Dispatcher.ExportState gives them.
 func (s *State) Load(ctx context.Context) ([]engine.AlertRecord, []notifiers.DeliveryRecord, error) {
 	var errs []error
 	written := map[string]uint64{}
@@ -92,85 +132,124 @@ func (s *State) Load(ctx context.Context) ([]engine.AlertRecord, []notifiers.Del
 		alerts = append(alerts, r)
 		written[string(kv.Key)] = alertHash(r)
 	}
-	var deliveries []notifiers.DeliveryRecord
 	resp, err = s.cli.Get(ctx, s.deliveriesPrefix(), clientv3.WithPrefix())
 	if err != nil {
 		return nil, nil, fmt.Errorf("load delivery records: %w", err)
 	}
-	for _, kv := range resp.Kvs {
-		var r notifiers.DeliveryRecord
-		if err := json.Unmarshal(kv.Value, &r); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", kv.Key, err))
-			continue
-		}
-		deliveries = append(deliveries, r)
-		written[string(kv.Key)] = deliveryHash(r)
-	}
+	deliveries, layouts, derrs := s.loadDeliveries(resp.Kvs, written)
+	errs = append(errs, derrs...)
 	s.mu.Lock()
 	s.written = written
+	s.layouts = layouts
 	s.mu.Unlock()
 	return alerts, deliveries, errors.Join(errs...)
 }
 
 // SaveAlerts writes the alert records that changed since the last save or
-// load and deletes those that are gone, under t's guard.
+// load and deletes those that are gone, under t's guard. A record too
+// large for one value is not written and is named in the error
+// (ErrTooLarge); the others are.
 func (s *State) SaveAlerts(ctx context.Context, t *Term, recs []engine.AlertRecord) error {
-	cur := make(map[string]entry, len(recs))
-	for _, r := range recs {
-		cur[s.alertKey(r)] = entry{hash: alertHash(r), v: r}
-	}
-	return s.save(ctx, t, s.alertsPrefix(), cur)
-}
-
-// SaveDeliveries is SaveAlerts for the dispatcher's delivery records.
-func (s *State) SaveDeliveries(ctx context.Context, t *Term, recs []notifiers.DeliveryRecord) error {
-	cur := make(map[string]entry, len(recs))
-	for _, r := range recs {
-		cur[s.deliveryKey(r)] = entry{hash: deliveryHash(r), v: r}
-	}
-	return s.save(ctx, t, s.deliveriesPrefix(), cur)
-}
-
-type entry struct {
-	hash uint64
-	v    any
-}
-
-func (s *State) save(ctx context.Context, t *Term, under string, cur map[string]entry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var ops []clientv3.Op
-	next := map[string]uint64{} // applied to written once a batch commits
-	keys := make([]string, 0, len(cur))
-	for k := range cur {
-		keys = append(keys, k)
+	cur := make(map[string]engine.AlertRecord, len(recs))
+	for _, r := range recs {
+		cur[s.alertKey(r)] = r
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		e := cur[k]
-		if h, ok := s.written[k]; ok && h == e.hash {
+	var errs []error
+	var ops []op
+	for _, k := range sortedKeys(cur) {
+		r := cur[k]
+		h := alertHash(r)
+		if w, ok := s.written[k]; ok && w == h {
 			continue
 		}
-		b, err := json.Marshal(e.v)
+		b, err := json.Marshal(r)
 		if err != nil {
-			return fmt.Errorf("%s: %w", k, err)
+			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+			continue
 		}
-		ops = append(ops, clientv3.OpPut(k, string(b)))
-		next[k] = e.hash
+		if len(b) > maxValueBytes {
+			errs = append(errs, tooLarge(k, len(b)))
+			continue
+		}
+		ops = append(ops, op{key: k, val: b, hash: h})
 	}
+	ops = append(ops, s.stale(s.alertsPrefix(), func(k string) bool { _, ok := cur[k]; return ok })...)
+	if err := s.commit(ctx, t, ops); err != nil {
+		return errors.Join(append([]error{err}, errs...)...)
+	}
+	return errors.Join(errs...)
+}
+
+func tooLarge(what string, n int) error {
+	return fmt.Errorf("%s: %w: %d bytes, at most %d", what, ErrTooLarge, n, maxValueBytes)
+}
+
+// op is one write of a save.
+type op struct {
+	key string
+	val []byte // the value of a put
+	del bool
+	// hash is the content's hash, remembered once the txn commits.
+	hash uint64
+	// layout is remembered for a delivery key once its put commits.
+	layout *layout
+}
+
+func (o op) size() int { return len(o.key) + len(o.val) + opOverhead }
+
+// stale returns deletes, in key order, for the keys under prefix that are
+// written and not kept.
+func (s *State) stale(prefix string, keep func(string) bool) []op {
+	var ks []string
 	for k := range s.written {
-		if _, ok := cur[k]; !ok && strings.HasPrefix(k, under) {
-			ops = append(ops, clientv3.OpDelete(k))
+		if strings.HasPrefix(k, prefix) && !keep(k) {
+			ks = append(ks, k)
 		}
 	}
-	// Batches are guarded one by one; each record stands alone, so a
-	// leader deposed between two batches leaves a consistent state.
+	sort.Strings(ks)
+	ops := make([]op, len(ks))
+	for i, k := range ks {
+		ops[i] = op{key: k, del: true}
+	}
+	return ops
+}
+
+// commit sends ops in order, in guarded txns of at most maxTxnOps ops and
+// maxTxnBytes, and records each txn's writes once it commits. Every txn
+// is guarded on its own: a leader deposed between two txns has its
+// earlier ones applied and the rest refused (ErrNotLeader). Callers order
+// ops so that any such prefix leaves each record whole (deliveries.go).
+func (s *State) commit(ctx context.Context, t *Term, ops []op) error {
+	base := len(t.key) + opOverhead
 	for len(ops) > 0 {
-		n := min(len(ops), maxTxnOps)
+		n, size := 0, base
+		for n < len(ops) && n < maxTxnOps && (n == 0 || size+ops[n].size() <= maxTxnBytes) {
+			size += ops[n].size()
+			n++
+		}
 		batch := ops[:n]
 		ops = ops[n:]
-		resp, err := s.cli.Txn(ctx).If(t.Guard()).Then(batch...).Commit()
+		txn := make([]clientv3.Op, len(batch))
+		for i, o := range batch {
+			if o.del {
+				txn[i] = clientv3.OpDelete(o.key)
+			} else {
+				txn[i] = clientv3.OpPut(o.key, string(o.val))
+			}
+		}
+		resp, err := s.cli.Txn(ctx).If(t.Guard()).Then(txn...).Commit()
 		if err != nil {
+			// The txn may or may not have been applied: a put's key is
+			// taken as there with unknown content, so the next save
+			// writes it again if it is still wanted and deletes it if
+			// not; a delete is sent again.
+			for _, o := range batch {
+				if !o.del {
+					s.written[o.key] = unknown
+				}
+			}
 			return fmt.Errorf("save state: %w", err)
 		}
 		s.txns.Add(1)
@@ -180,18 +259,31 @@ func (s *State) save(ctx context.Context, t *Term, under string, cur map[string]
 			t.cancel(ErrNotLeader)
 			return ErrNotLeader
 		}
-		for _, op := range batch {
-			k := string(op.KeyBytes())
-			if op.IsDelete() {
-				delete(s.written, k)
+		for _, o := range batch {
+			if o.del {
+				delete(s.written, o.key)
+				delete(s.layouts, o.key)
 				s.deletes.Add(1)
-			} else {
-				s.written[k] = next[k]
-				s.puts.Add(1)
+				continue
 			}
+			s.written[o.key] = o.hash
+			if o.layout != nil {
+				s.layouts[o.key] = *o.layout
+			}
+			s.puts.Add(1)
+			s.bytes.Add(uint64(len(o.key) + len(o.val)))
 		}
 	}
 	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
 }
 
 // alertHash covers what a successor needs to continue an alert: its
