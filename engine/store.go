@@ -188,12 +188,38 @@ func (s *Store) Append(samples ...model.Sample) {
 			sr.trim(max(sr.pts[n-1].t, t) - s.retention)
 		}
 		if len(sr.pts) == cap(sr.pts) {
-			grown := s.points(s.slabOf(sr.metric), 2*cap(sr.pts))
+			grown := s.points(s.slabOf(sr.metric), s.grownCap(sr.pts))
 			sr.pts = append(grown, sr.pts...)
 		}
 		sr.add(t, smp.Value)
 		sr.last = max(sr.last, smp.Time.UnixNano())
 	}
+}
+
+// grownCap is the new capacity of a full points array: double, but no more
+// than a full window at the series' own sample spacing (plus slack for
+// jitter). Doubling alone would leave a series reporting every 10 s under
+// an 11-minute retention (66 points) with room for 128, nearly half of
+// the store's memory unused.
+func (s *Store) grownCap(pts []point) int {
+	n := len(pts)
+	c := 2 * n
+	if n < 2 {
+		return max(c, firstPoints)
+	}
+	spacing := (pts[n-1].t - pts[0].t) / int64(n-1)
+	if spacing <= 0 {
+		return c
+	}
+	if full := s.retention/spacing + 1; full < int64(c) {
+		c = int(full + full/16 + 2)
+		if c <= n {
+			// The estimate was wrong (spacing shrank): grow by a quarter,
+			// so a run of wrong estimates does not copy at every sample.
+			c = n + max(n/4, 1)
+		}
+	}
+	return c
 }
 
 func (sr *series) add(t int64, v float64) {
