@@ -8,6 +8,7 @@ import (
 	"hash"
 	"hash/fnv"
 	"math/bits"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -299,6 +300,9 @@ func (s *State) loadDeliveries(kvs []*mvccpb.KeyValue, written map[string]uint64
 	for _, kv := range heads {
 		k := string(kv.Key)
 		r, l, hashes, err := assemble(k, kv.Value, parts)
+		if err == nil {
+			r.Channel, r.Group, err = s.deliveryNames(k)
+		}
 		if err != nil {
 			errs = append(errs, err)
 			written[k] = unknown
@@ -318,6 +322,21 @@ func (s *State) loadDeliveries(kvs []*mvccpb.KeyValue, written map[string]uint64
 		return out[i].Group < out[j].Group
 	})
 	return out, layouts, errs
+}
+
+// deliveryNames is the inverse of deliveryKey. A record's channel and
+// group are taken from its key, not its JSON: a group key holds 0xff
+// between the group_by values, which is not UTF-8, and encoding/json
+// writes it as U+FFFD, a group the dispatcher never makes.
+func (s *State) deliveryNames(key string) (channel, group string, err error) {
+	ch, grp, _ := strings.Cut(key[len(s.deliveriesPrefix()):], "/")
+	if channel, err = url.PathUnescape(ch); err == nil {
+		group, err = url.PathUnescape(grp)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("%s: %w", key, err)
+	}
+	return channel, group, nil
 }
 
 // assemble decodes the record at key from its head and the parts it names,

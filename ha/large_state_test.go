@@ -113,9 +113,9 @@ func hostDown(i int) model.Alert {
 }
 
 // hostsGroup is the delivery record of HostDown firing on n hosts, all in
-// one group, as Dispatcher.ExportState gives it.
+// one group (group_by: [env]), as Dispatcher.ExportState gives it.
 func hostsGroup(n int) notifiers.DeliveryRecord {
-	r := notifiers.DeliveryRecord{Channel: "pager", Group: "HostDown", LastSent: base, NextFlush: base.Add(5 * time.Minute)}
+	r := notifiers.DeliveryRecord{Channel: "pager", Group: "HostDown\xffprod", LastSent: base, NextFlush: base.Add(5 * time.Minute)}
 	for i := range n {
 		r.Sent = append(r.Sent, hostDown(i))
 	}
@@ -360,6 +360,36 @@ func TestDeposedDuringMultiTxnSave(t *testing.T) {
 		t.Fatal(err)
 	} else {
 		sameJSON(t, "loaded after the cleanup", again, v1)
+	}
+}
+
+// A group of a channel with group_by is keyed by the rule and the label
+// values with 0xff between them, which JSON cannot carry: the next leader
+// still gets the group under its own key, so the dispatcher's live group
+// is the restored one and nobody is paged again.
+func TestGroupByGroupLoadsUnderItsKey(t *testing.T) {
+	ep := startEtcd(t)
+	term := leadAlone(t, ep).Term()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rec := smallGroup()
+	rec.Group = "DiskFull\xffprod\xfffra1"
+	if err := ha.NewState(newClient(t, ep), "/test/").SaveDeliveries(ctx, term, []notifiers.DeliveryRecord{rec}); err != nil {
+		t.Fatal(err)
+	}
+	next := ha.NewState(newClient(t, ep), "/test/")
+	_, got, err := next.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Group != rec.Group || got[0].Channel != rec.Channel {
+		t.Fatalf("loaded %+v, want the group %q of channel %q", got, rec.Group, rec.Channel)
+	}
+	if err := next.SaveDeliveries(ctx, term, got); err != nil {
+		t.Fatal(err)
+	}
+	if s := next.Stats(); s != (ha.WriteStats{}) {
+		t.Errorf("the next leader's save of the group it loaded wrote %+v", s)
 	}
 }
 
