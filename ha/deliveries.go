@@ -29,8 +29,9 @@ import (
 // buckets and the names of its non-empty parts. An alert's bucket is the
 // top bits of the FNV-1a hash of its fingerprint, so it stays in its part
 // while others come and go: a change to one alert rewrites one part and
-// the head. A record of at most partBytes is one value, the head holding
-// Sent itself, as before records were split.
+// the head. A small record (up to partBytes, give or take the factor of
+// two by which a layout is kept, see pickBuckets) is one value, the head
+// holding Sent itself, as before records were split.
 //
 // A part's name ends with the hash of what it holds (fingerprints and
 // states), so a changed part is a new key. A save writes the new parts,

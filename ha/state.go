@@ -56,7 +56,7 @@ const (
 //	<prefix>deliveries/<channel>/<group>        notifiers.DeliveryRecord as JSON
 //	<prefix>deliveries/<channel>/<group>/<part> part of a large one's Sent
 //
-// A delivery record larger than partBytes is stored split (see
+// A delivery record of more than about partBytes is stored split (see
 // deliveries.go): its key holds the channel, group, times and the names of
 // its parts, each part the alerts of one bucket of fingerprints.
 //
