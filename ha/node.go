@@ -224,10 +224,13 @@ func (n *Node) Deliver(l *Lead, now time.Time, extra ...model.Alert) error {
 	l.Dispatcher.Process(now, alerts)
 	ctx, cancel := context.WithTimeout(l.Term.ctx, n.o.SaveTimeout)
 	defer cancel()
-	if err := n.o.State.SaveAlerts(ctx, l.Term, l.Engine.Export()); err != nil {
+	err := n.o.State.SaveAlerts(ctx, l.Term, l.Engine.Export())
+	if errors.Is(err, ErrNotLeader) || ctx.Err() != nil {
 		return err
 	}
-	return n.o.State.SaveDeliveries(ctx, l.Term, l.Dispatcher.ExportState())
+	// One record that cannot be stored (ErrTooLarge) must not keep the
+	// delivery records, which stop re-pages after a failover, unsaved.
+	return errors.Join(err, n.o.State.SaveDeliveries(ctx, l.Term, l.Dispatcher.ExportState()))
 }
 
 // Stop ends this replica's part: the running term's dispatcher finishes
