@@ -4,43 +4,84 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-alerts/vigil/model"
 )
 
 // channel is one named destination with its own queue and workers, so a
-// slow or dead receiver only delays itself.
+// slow or dead receiver only delays itself. Its sender and settings never
+// change: a reload that changes them makes a new channel of the same name
+// and retires this one (Apply).
 type channel struct {
-	name         string
-	idx          int
+	name string
+	// conf is what the channel was built from, to tell whether a reload
+	// changes it; nil for a channel added with WithNotifier.
+	conf         *ChannelConfig
 	n            Notifier
 	sendResolved bool
 	workers      int
 
-	mu     sync.Mutex
-	queue  []*job
-	signal chan struct{} // capacity = workers; a token means "look at the queue"
+	// Set by launch. ctx is the parent of every delivery; a reload that
+	// removes the channel cancels it with errChannelRemoved. quit is
+	// closed when a reload retires the channel: its workers return after
+	// the message they are delivering.
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	quit    chan struct{}
+	signal  chan struct{} // capacity = workers; a token means "look at the queue"
+	running atomic.Int32  // workers not yet returned
+	// removed is set, under Dispatcher.mu, when a reload removes the
+	// channel (rather than replacing it by one of the same name).
+	removed bool
+
+	mu    sync.Mutex
+	queue []*job
+}
+
+// errChannelRemoved cancels the deliveries of a channel a reload removed.
+var errChannelRemoved = errors.New("channel removed by a config reload")
+
+func newChannel(name string, conf *ChannelConfig, n Notifier, sendResolved bool, workers int) *channel {
+	if workers <= 0 {
+		workers = DefaultConcurrency
+	}
+	return &channel{name: name, conf: conf, n: n, sendResolved: sendResolved, workers: workers}
+}
+
+// sameChannel reports whether a running channel built from a can stay as
+// it is for b. Channels added with WithNotifier (nil) come from the options
+// given to Build, which Apply reuses.
+func sameChannel(a, b *ChannelConfig) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return reflect.DeepEqual(*a, *b)
 }
 
 // job is one message: a snapshot of a group taken when Process decided to
 // send it.
 type job struct {
 	group     *group
+	key       string // the group's key, for logs
 	alerts    []model.Alert
 	firing    []string
 	resolved  []string
 	decidedAt time.Time
 }
 
-func (c *channel) enqueue(j *job) {
+func (c *channel) enqueue(js ...*job) {
 	c.mu.Lock()
-	c.queue = append(c.queue, j)
+	c.queue = append(c.queue, js...)
 	c.mu.Unlock()
-	select {
-	case c.signal <- struct{}{}:
-	default: // every worker already has a token and will drain the queue
+	for range min(len(js), cap(c.signal)) {
+		select {
+		case c.signal <- struct{}{}:
+		default: // every worker already has a token and will drain the queue
+		}
 	}
 }
 
@@ -62,27 +103,64 @@ func (c *channel) len() int {
 	return len(c.queue)
 }
 
-// start launches the workers; Stop is their owner's stop and wait.
-func (d *Dispatcher) start() {
-	for _, c := range d.chans {
-		for range c.workers {
-			d.wg.Add(1)
-			go d.worker(c)
-		}
+// launched reports whether launch ran for c: a channel Apply kept.
+func (c *channel) launched() bool { return c.quit != nil }
+
+// take empties the queue and returns what was in it.
+func (c *channel) take() []*job {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q := c.queue
+	c.queue = nil
+	return q
+}
+
+// launch starts c's workers (Build, or Apply under d.mu before Stop); Stop
+// is their owner's stop and wait.
+func (d *Dispatcher) launch(c *channel) {
+	c.ctx, c.cancel = context.WithCancelCause(d.ctx)
+	c.quit = make(chan struct{})
+	c.signal = make(chan struct{}, c.workers)
+	d.metrics.init(c.name)
+	c.running.Store(int32(c.workers))
+	for range c.workers {
+		d.wg.Add(1)
+		go d.worker(c)
 	}
 }
 
-// worker delivers jobs until Stop; on Stop it drains what is queued first,
-// since those messages were already decided.
+// retire stops c taking work, under d.mu: its workers return after the
+// message each is delivering (cancelled at once when removed), and the
+// messages still queued are returned to the caller, to move or drop.
+func (d *Dispatcher) retire(c *channel, removed bool) []*job {
+	q := c.take()
+	close(c.quit)
+	if removed {
+		c.removed = true
+		c.cancel(errChannelRemoved)
+	}
+	return q
+}
+
+// worker delivers jobs until Stop, or until a reload retires its channel;
+// on Stop it drains what is queued first, since those messages were
+// already decided.
 func (d *Dispatcher) worker(c *channel) {
 	defer d.wg.Done()
+	defer d.workerDone(c)
 	for {
 		for j := c.pop(); j != nil; j = c.pop() {
-			d.metrics.queue.WithLabelValues(c.name).Set(float64(c.len()))
+			select {
+			case <-c.quit: // its successor of the same name owns the gauge
+			default:
+				d.metrics.queue.WithLabelValues(c.name).Set(float64(c.len()))
+			}
 			d.deliver(c, j)
 		}
 		select {
 		case <-c.signal:
+		case <-c.quit:
+			return
 		case <-d.stopping:
 			if j := c.pop(); j != nil {
 				d.deliver(c, j)
@@ -93,11 +171,31 @@ func (d *Dispatcher) worker(c *channel) {
 	}
 }
 
+// workerDone runs as each worker returns. The last one of a channel a
+// reload removed deletes the channel's metric series, unless a later
+// reload brought the name back: no stale series for a channel that is
+// gone. They go only now, so that the message that was in flight is still
+// counted somewhere until then.
+func (d *Dispatcher) workerDone(c *channel) {
+	if c.running.Add(-1) > 0 {
+		return
+	}
+	c.cancel(context.Canceled) // releases the context; a no-op after a removal
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, live := d.byName[c.name]; c.removed && !live {
+		d.metrics.forget(c.name)
+	}
+}
+
 // deliver tries one job until it succeeds, fails permanently, or the
 // delivery timeout passes; then records the outcome on the group.
 func (d *Dispatcher) deliver(c *channel, j *job) {
-	log := d.log.With("channel", c.name, "group", j.group.key.key, "alerts", len(j.alerts))
-	ctx, cancel := context.WithTimeout(d.ctx, d.cfg.DeliveryTimeout)
+	log := d.log.With("channel", c.name, "group", j.key, "alerts", len(j.alerts))
+	d.mu.Lock()
+	timeout, backoffBase, backoffMax := d.cfg.DeliveryTimeout, d.cfg.BackoffBase, d.cfg.BackoffMax
+	d.mu.Unlock()
+	ctx, cancel := context.WithTimeout(c.ctx, timeout)
 	defer cancel()
 	start := time.Now()
 	var err error
@@ -121,7 +219,7 @@ func (d *Dispatcher) deliver(c *channel, j *job) {
 		if !retry || ctx.Err() != nil {
 			break
 		}
-		wait := backoff(d.cfg.BackoffBase, d.cfg.BackoffMax, attempt)
+		wait := backoff(backoffBase, backoffMax, attempt)
 		var ra interface{ RetryAfter() time.Duration }
 		if errors.As(err, &ra) && ra.RetryAfter() > 0 {
 			wait = ra.RetryAfter()
@@ -142,7 +240,12 @@ func (d *Dispatcher) deliver(c *channel, j *job) {
 			break
 		}
 	}
-	if err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(context.Cause(c.ctx), errChannelRemoved):
+		d.metrics.dropped.Inc()
+		log.Warn("notification abandoned: its channel was removed", "attempts", attempt, "err", err)
+	default:
 		d.metrics.failed.WithLabelValues(c.name).Inc()
 		log.Error("notification failed; will retry at the next group interval", "attempts", attempt, "err", err)
 	}

@@ -3,6 +3,7 @@ package notifiers
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -15,16 +16,24 @@ import (
 // groups to per-channel delivery queues. Process decides against the
 // caller's clock; only delivery (network I/O, backoff) runs on real time.
 type Dispatcher struct {
+	o       options // as given to Build; Apply builds with them too
+	log     *slog.Logger
+	metrics *metrics
+
+	// applyMu makes Apply one at a time. What Apply replaces is written
+	// under both applyMu and mu, so Apply reads it under applyMu alone
+	// while it builds, and everything else reads it under mu.
+	applyMu sync.Mutex
+	mu      sync.Mutex
+	// From the config; replaced by Apply. Channel indexes (routes,
+	// defaults, byName, groupKey.ch) are into this chans.
 	cfg      Config
-	log      *slog.Logger
-	metrics  *metrics
 	chans    []*channel
 	byName   map[string]int
 	routes   []route
 	defaults []int
 	inhibits []inhibitRule
 
-	mu        sync.Mutex
 	gen       uint64
 	groups    map[groupKey]*group
 	firing    map[string]model.Alert // last seen firing alerts, to notice vanished ones
@@ -51,6 +60,8 @@ type inhibitRule struct {
 	equal          []string
 }
 
+// groupKey is a group's channel (an index into Dispatcher.chans, which
+// Apply renumbers) and its key within the channel (alertKey).
 type groupKey struct {
 	ch  int
 	key string
@@ -72,9 +83,21 @@ type group struct {
 	sent      map[string]bool
 	nextFlush time.Time
 	lastSent  time.Time
-	inflight  bool
-	lastErr   string
-	failures  int
+	// spacing is the group_wait (first) or group_interval nextFlush was
+	// set with, so that Apply can move nextFlush when the setting changes;
+	// 0 when nextFlush came from ImportState.
+	spacing time.Duration
+	first   bool
+	// inflight counts messages of this group being delivered (one, or more
+	// when a reload merged groups with messages in flight).
+	inflight int
+	lastErr  string
+	failures int
+	// moved and forward are set when a reload regrouped this group (a new
+	// group_by) while a message of it was in flight: moved is where each
+	// member went, forward the groups that are owed that message's outcome.
+	moved   map[string]*group
+	forward []*group
 }
 
 // InhibitedAlert is a firing alert that is held back, and by what.
@@ -99,27 +122,23 @@ type GroupStatus struct {
 	Failures  int
 }
 
-func newDispatcher(cfg Config, o options, chans []*channel, byName map[string]int, routes []route, defaults []int, inhibits []inhibitRule) *Dispatcher {
+// newDispatcher makes a dispatcher of p; launch starts its channels.
+func newDispatcher(p *parts, o options) *Dispatcher {
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &Dispatcher{
-		cfg: cfg, log: o.logger, metrics: newMetrics(o.reg), chans: chans, byName: byName,
-		routes: routes, defaults: defaults, inhibits: inhibits,
+	return &Dispatcher{
+		o: o, log: o.logger, metrics: newMetrics(o.reg),
+		cfg: p.cfg, chans: p.chans, byName: p.byName, routes: p.routes, defaults: p.defaults, inhibits: p.inhibits,
 		groups: map[groupKey]*group{}, firing: map[string]model.Alert{},
 		inhibited: map[string]InhibitedAlert{}, unknown: map[string]bool{},
 		ctx: ctx, cancel: cancel, stopping: make(chan struct{}), done: make(chan struct{}),
 	}
-	for _, c := range chans {
-		c.signal = make(chan struct{}, c.workers)
-		d.metrics.queue.WithLabelValues(c.name).Set(0)
-		d.metrics.failed.WithLabelValues(c.name).Add(0)
-		d.metrics.sent.WithLabelValues(c.name).Add(0)
-	}
-	return d
 }
 
 // ChannelNames lists the configured channels, sorted, so the rule loader
 // can reject unknown `notify:` names with their file position.
 func (d *Dispatcher) ChannelNames() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	names := make([]string, 0, len(d.chans))
 	for _, c := range d.chans {
 		names = append(names, c.name)
@@ -138,6 +157,7 @@ func (d *Dispatcher) Process(now time.Time, alerts []model.Alert) {
 		return
 	}
 	d.gen++
+	resolved := resolvedIndex{alerts: alerts}
 	present := make(map[string]struct{}, len(d.firing))
 	var firing []*model.Alert
 	for i := range alerts {
@@ -158,7 +178,7 @@ func (d *Dispatcher) Process(now time.Time, alerts []model.Alert) {
 		if len(chans) == 0 {
 			return
 		}
-		key := d.key(a) // once per alert, not per channel
+		key := alertKey(d.cfg.GroupBy, a) // once per alert, not per channel
 		for _, ci := range chans {
 			d.place(now, groupKey{ch: ci, key: key}, a)
 		}
@@ -186,8 +206,32 @@ func (d *Dispatcher) Process(now time.Time, alerts []model.Alert) {
 		apply(&a)
 	}
 	for k, g := range d.groups {
-		d.flushIfDue(now, k, g)
+		d.flushIfDue(now, k, g, &resolved)
 	}
+}
+
+// resolvedIndex finds one Process's resolved alerts by fingerprint. It is
+// built on first use, which is rare: only when a reload changed where an
+// alert goes between its page and its resolution.
+type resolvedIndex struct {
+	alerts []model.Alert
+	byFP   map[string]int
+}
+
+func (r *resolvedIndex) get(fp string) (model.Alert, bool) {
+	if r.byFP == nil {
+		r.byFP = map[string]int{}
+		for i := range r.alerts {
+			if r.alerts[i].State == model.StateResolved {
+				r.byFP[r.alerts[i].Fingerprint] = i
+			}
+		}
+	}
+	i, ok := r.byFP[fp]
+	if !ok {
+		return model.Alert{}, false
+	}
+	return r.alerts[i], true
 }
 
 // route returns the channel indexes for a: its rule's notify list plus
@@ -227,15 +271,15 @@ func appendUnique(s []int, v int) []int {
 	return append(s, v)
 }
 
-// key is the grouping key within a channel: the rule, then the group_by
-// label values.
-func (d *Dispatcher) key(a *model.Alert) string {
-	if len(d.cfg.GroupBy) == 0 {
+// alertKey is the grouping key within a channel: the rule, then the
+// group_by label values.
+func alertKey(groupBy []string, a *model.Alert) string {
+	if len(groupBy) == 0 {
 		return a.Rule
 	}
 	var b strings.Builder
 	b.WriteString(a.Rule)
-	for _, l := range d.cfg.GroupBy {
+	for _, l := range groupBy {
 		b.WriteByte(0xff)
 		b.WriteString(a.Labels[l])
 	}
@@ -251,7 +295,7 @@ func (d *Dispatcher) place(now time.Time, k groupKey, a *model.Alert) {
 			return
 		}
 		g = &group{key: k, ch: d.chans[k.ch], members: map[string]*member{}, sent: map[string]bool{},
-			nextFlush: now.Add(d.cfg.GroupWait)}
+			nextFlush: now.Add(d.cfg.GroupWait), spacing: d.cfg.GroupWait, first: true}
 		d.groups[k] = g
 	}
 	m := g.members[a.Fingerprint]
@@ -269,20 +313,35 @@ func (d *Dispatcher) place(now time.Time, k groupKey, a *model.Alert) {
 // flushIfDue drops members that went away, and enqueues a message when the
 // group's wait is over and the receiver would learn something new (or the
 // repeat interval has passed).
-func (d *Dispatcher) flushIfDue(now time.Time, k groupKey, g *group) {
+func (d *Dispatcher) flushIfDue(now time.Time, k groupKey, g *group, resolved *resolvedIndex) {
 	sendResolved := g.ch.sendResolved
 	for fp, m := range g.members {
-		// A firing member not seen this round is inhibited now (held).
+		if m.alert.State == model.StateFiring && m.seen != d.gen {
+			if _, firing := d.firing[fp]; !firing {
+				// It resolved (or vanished), but its resolution was not
+				// routed here: a reload changed the routes or the rule's
+				// notify list since the receiver got the page. The
+				// receiver still gets the end of it.
+				a, ok := resolved.get(fp)
+				if !ok {
+					a = m.alert
+					a.State, a.ResolvedAt = model.StateResolved, now
+				}
+				m.alert, m.seen = a, d.gen
+			}
+		}
+		// A firing member not seen this round is inhibited now (held), or
+		// no longer routed here (a reload changed where it goes).
 		// If the receiver never got it, drop it quietly: if it fires again
 		// un-inhibited it is news, and if it resolves nobody is told. If
 		// the receiver did get it (or may be getting it: a message is in
 		// flight), keep it, out of messages while held, so that its
 		// resolution is still sent: the person paged is told it is over.
-		if d.held(m) && !g.sent[fp] && !g.inflight {
+		if d.held(m) && !g.sent[fp] && g.inflight == 0 {
 			delete(g.members, fp)
 		}
 	}
-	if g.inflight {
+	if g.inflight > 0 {
 		return
 	}
 	newFiring, resolvedNews, nFiring := false, false, 0
@@ -310,7 +369,7 @@ func (d *Dispatcher) flushIfDue(now time.Time, k groupKey, g *group) {
 		}
 		return
 	}
-	j := &job{group: g, decidedAt: now}
+	j := &job{group: g, key: g.key.key, decidedAt: now}
 	for fp, m := range g.members {
 		switch {
 		case d.held(m):
@@ -324,8 +383,9 @@ func (d *Dispatcher) flushIfDue(now time.Time, k groupKey, g *group) {
 	}
 	d.dropSilentResolved(g)
 	sort.Slice(j.alerts, func(a, b int) bool { return j.alerts[a].Fingerprint < j.alerts[b].Fingerprint })
-	g.inflight = true
+	g.inflight++
 	g.nextFlush = now.Add(d.cfg.GroupInterval)
+	g.spacing, g.first = d.cfg.GroupInterval, false
 	g.ch.enqueue(j)
 	d.metrics.queue.WithLabelValues(g.ch.name).Set(float64(g.ch.len()))
 }
@@ -348,35 +408,75 @@ func (d *Dispatcher) dropSilentResolved(g *group) {
 	}
 }
 
-// complete records a delivery's outcome; called by the channel worker.
+// complete records a delivery's outcome; called by the channel worker. It
+// goes to the job's group, or to the groups a reload moved its members to
+// while the message was in flight.
 func (d *Dispatcher) complete(j *job, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	g := j.group
-	g.inflight = false
+	targets := j.group.settle(nil)
+	for i, g := range targets {
+		if slices.Contains(targets[:i], g) {
+			continue
+		}
+		if err != nil {
+			g.lastErr = err.Error()
+			g.failures++
+			continue
+		}
+		g.lastErr, g.failures = "", 0
+		if j.decidedAt.After(g.lastSent) {
+			g.lastSent = j.decidedAt
+		}
+	}
 	if err != nil {
-		g.lastErr = err.Error()
-		g.failures++
 		return
 	}
-	g.lastErr, g.failures = "", 0
-	g.lastSent = j.decidedAt
 	for _, fp := range j.firing {
 		// The receiver got it, even if it is held (inhibited) by now: its
 		// resolution is due when it resolves.
-		if g.members[fp] != nil {
+		if g := j.group.holder(fp); g != nil && g.members[fp] != nil {
 			g.sent[fp] = true
 		}
 	}
 	for _, fp := range j.resolved {
+		g := j.group.holder(fp)
+		if g == nil {
+			continue
+		}
 		delete(g.sent, fp)
 		if m := g.members[fp]; m != nil && m.alert.State != model.StateFiring {
 			delete(g.members, fp)
 		}
 	}
-	if len(g.members) == 0 && d.groups[g.key] == g {
-		delete(d.groups, g.key)
+	for _, g := range targets {
+		if len(g.members) == 0 && d.groups[g.key] == g {
+			delete(d.groups, g.key)
+		}
 	}
+}
+
+// settle ends one message in flight of g and returns the groups that own
+// its outcome: g itself, or, when a reload regrouped g meanwhile, the
+// groups its members went to (each counted that message as in flight).
+func (g *group) settle(out []*group) []*group {
+	if g.forward == nil {
+		g.inflight--
+		return append(out, g)
+	}
+	for _, t := range g.forward {
+		out = t.settle(out)
+	}
+	return out
+}
+
+// holder is the group that holds g's member fp now: g, or where reloads
+// moved it.
+func (g *group) holder(fp string) *group {
+	for g != nil && g.moved != nil {
+		g = g.moved[fp]
+	}
+	return g
 }
 
 // Inhibited lists the firing alerts held back by inhibition at the last
@@ -405,7 +505,7 @@ func (d *Dispatcher) Status() []GroupStatus {
 	out := make([]GroupStatus, 0, len(d.groups))
 	for _, g := range d.groups {
 		s := GroupStatus{Channel: g.ch.name, Key: strings.ReplaceAll(g.key.key, "\xff", "/"),
-			LastSent: g.lastSent, NextFlush: g.nextFlush, InFlight: g.inflight,
+			LastSent: g.lastSent, NextFlush: g.nextFlush, InFlight: g.inflight > 0,
 			LastError: g.lastErr, Failures: g.failures}
 		for _, m := range g.members {
 			if m.alert.State == model.StateFiring {

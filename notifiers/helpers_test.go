@@ -93,6 +93,13 @@ func status(code int) func(http.ResponseWriter) {
 	return func(w http.ResponseWriter) { w.WriteHeader(code) }
 }
 
+// hitCount is the number of requests, answered or not.
+func (r *receiver) hitCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.hits
+}
+
 func (r *receiver) got() []webhook.Payload {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -128,16 +135,7 @@ type harness struct {
 func build(t *testing.T, cfg notifiers.Config, opts ...notifiers.Option) *harness {
 	t.Helper()
 	h := &harness{reg: prometheus.NewRegistry(), log: &syncBuffer{}}
-	if cfg.GroupWait == 0 {
-		cfg.GroupWait = 30 * time.Second
-	}
-	if cfg.BackoffBase == 0 {
-		cfg.BackoffBase = 5 * time.Millisecond
-		cfg.BackoffMax = 20 * time.Millisecond
-	}
-	if cfg.DeliveryTimeout == 0 {
-		cfg.DeliveryTimeout = 5 * time.Second
-	}
+	cfg = testDefaults(cfg)
 	logger := slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	opts = append([]notifiers.Option{notifiers.WithLogger(logger), notifiers.WithRegisterer(h.reg)}, opts...)
 	d, err := notifiers.Build(cfg, opts...)
@@ -155,6 +153,29 @@ func build(t *testing.T, cfg notifiers.Config, opts ...notifiers.Option) *harnes
 	return h
 }
 
+// testDefaults are build's: fast backoff, a short delivery timeout.
+func testDefaults(cfg notifiers.Config) notifiers.Config {
+	if cfg.GroupWait == 0 {
+		cfg.GroupWait = 30 * time.Second
+	}
+	if cfg.BackoffBase == 0 {
+		cfg.BackoffBase = 5 * time.Millisecond
+		cfg.BackoffMax = 20 * time.Millisecond
+	}
+	if cfg.DeliveryTimeout == 0 {
+		cfg.DeliveryTimeout = 5 * time.Second
+	}
+	return cfg
+}
+
+// apply is Dispatcher.Apply with build's defaults.
+func (h *harness) apply(t *testing.T, cfg notifiers.Config) {
+	t.Helper()
+	if err := h.d.Apply(testDefaults(cfg)); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+}
+
 // settle waits until no group is in flight and nothing is queued.
 func (h *harness) settle(t *testing.T) {
 	t.Helper()
@@ -170,6 +191,54 @@ func (h *harness) settle(t *testing.T) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	t.Fatalf("deliveries did not settle: %+v", h.d.Status())
+}
+
+// series reports whether metric name has a series for channel.
+func (h *harness) series(name, channel string) bool {
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		panic(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "channel" && l.GetValue() == channel {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// total is the value of an unlabelled counter.
+func (h *harness) total(name string) float64 {
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		panic(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+// waitUntil polls cond: it waits for an event (a delivery, a worker
+// returning), never for a duration of the dispatcher's clock.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 func (h *harness) counter(name, channel string) float64 {

@@ -15,6 +15,7 @@ type metrics struct {
 	templateErrors *prometheus.CounterVec
 	latency        *prometheus.HistogramVec
 	queue          *prometheus.GaugeVec
+	dropped        prometheus.Counter
 	inhibited      prometheus.Gauge
 	unknownChannel prometheus.Counter
 }
@@ -40,6 +41,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		queue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "vigil_notification_queue_length", Help: "Messages waiting for delivery, per channel.",
 		}, []string{"channel"}),
+		// Not per channel: the channel is gone, and so are its series.
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_notifications_dropped_total", Help: "Messages not delivered because a config reload removed their channel.",
+		}),
 		inhibited: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vigil_alerts_inhibited", Help: "Firing alerts currently held back by inhibition.",
 		}),
@@ -67,7 +72,26 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.templateErrors = reuse(m.templateErrors).(*prometheus.CounterVec)
 	m.latency = reuse(m.latency).(*prometheus.HistogramVec)
 	m.queue = reuse(m.queue).(*prometheus.GaugeVec)
+	m.dropped = reuse(m.dropped).(prometheus.Counter)
 	m.inhibited = reuse(m.inhibited).(prometheus.Gauge)
 	m.unknownChannel = reuse(m.unknownChannel).(prometheus.Counter)
 	return m
+}
+
+// init makes a channel's series exist from the start (0, not absent), so
+// rate() and alerts on them work before its first message.
+func (m *metrics) init(channel string) {
+	m.queue.WithLabelValues(channel).Set(0)
+	m.failed.WithLabelValues(channel).Add(0)
+	m.sent.WithLabelValues(channel).Add(0)
+}
+
+// forget deletes every series of a channel a reload removed.
+func (m *metrics) forget(channel string) {
+	m.sent.DeleteLabelValues(channel)
+	m.failed.DeleteLabelValues(channel)
+	m.attempts.DeleteLabelValues(channel)
+	m.templateErrors.DeleteLabelValues(channel)
+	m.latency.DeleteLabelValues(channel)
+	m.queue.DeleteLabelValues(channel)
 }

@@ -101,26 +101,56 @@ func Build(cfg Config, opts ...Option) (*Dispatcher, error) {
 	if o.logger == nil {
 		o.logger = slog.Default()
 	}
+	p, err := o.parts(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	d := newDispatcher(p, o)
+	for _, c := range p.chans {
+		d.launch(c)
+	}
+	return d, nil
+}
+
+// parts is everything one Config makes, before any of it is in use: what
+// Build starts with and what Apply swaps in.
+type parts struct {
+	cfg      Config
+	chans    []*channel
+	byName   map[string]int
+	routes   []route
+	defaults []int
+	inhibits []inhibitRule
+}
+
+// parts builds and checks everything cfg describes. keep, when set, may
+// return a running channel to use as it is instead of building the named
+// one again (Apply: same name, same config); conf is nil for a channel
+// added with WithNotifier.
+func (o options) parts(cfg Config, keep func(name string, conf *ChannelConfig) *channel) (*parts, error) {
 	cfg = cfg.withDefaults()
 	var errs []error
 	var chans []*channel
 	byName := map[string]int{}
-	add := func(name string, n Notifier, sendResolved bool, conc int) {
-		if _, dup := byName[name]; dup {
-			errs = append(errs, fmt.Errorf("channel %q: defined twice", name))
+	add := func(c *channel) {
+		if _, dup := byName[c.name]; dup {
+			errs = append(errs, fmt.Errorf("channel %q: defined twice", c.name))
 			return
 		}
-		if conc <= 0 {
-			conc = DefaultConcurrency
-		}
-		byName[name] = len(chans)
-		chans = append(chans, &channel{name: name, idx: len(chans), n: n, sendResolved: sendResolved, workers: conc})
+		byName[c.name] = len(chans)
+		chans = append(chans, c)
 	}
 	for i, cc := range cfg.Channels {
 		where := fmt.Sprintf("channels[%d]", i)
 		if cc.Name == "" {
 			errs = append(errs, fmt.Errorf("%s: name is required", where))
 			continue
+		}
+		if keep != nil {
+			if c := keep(cc.Name, &cc); c != nil {
+				add(c)
+				continue
+			}
 		}
 		where = fmt.Sprintf("channel %q", cc.Name)
 		n, err := buildOne(cc, o)
@@ -132,10 +162,16 @@ func Build(cfg Config, opts ...Option) (*Dispatcher, error) {
 		if cc.SendResolved != nil {
 			sendResolved = *cc.SendResolved
 		}
-		add(cc.Name, n, sendResolved, cc.Concurrency)
+		add(newChannel(cc.Name, &cc, n, sendResolved, cc.Concurrency))
 	}
 	for _, e := range o.extra {
-		add(e.name, e.n, e.sendResolved, 0)
+		if keep != nil {
+			if c := keep(e.name, nil); c != nil {
+				add(c)
+				continue
+			}
+		}
+		add(newChannel(e.name, nil, e.n, e.sendResolved, 0))
 	}
 	known := func(where string, names []string) []int {
 		var idx []int
@@ -180,9 +216,7 @@ func Build(cfg Config, opts ...Option) (*Dispatcher, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	d := newDispatcher(cfg, o, chans, byName, routes, defaults, inhibits)
-	d.start()
-	return d, nil
+	return &parts{cfg: cfg, chans: chans, byName: byName, routes: routes, defaults: defaults, inhibits: inhibits}, nil
 }
 
 // buildOne builds the single integration a channel names.
