@@ -72,9 +72,12 @@ type daemon struct {
 	// ha is nil when Vigil runs alone (no `ha:` section).
 	ha *haParts
 
-	cfg    atomic.Pointer[config.Config]
-	colls  atomic.Pointer[[]collectors.Collector]
-	reload atomic.Pointer[reloadStatus]
+	cfg   atomic.Pointer[config.Config]
+	colls atomic.Pointer[[]collectors.Collector]
+	// notifierCfg is the section the dispatchers run with; an HA term
+	// builds its dispatcher from it.
+	notifierCfg atomic.Pointer[notifiers.Config]
+	reload      atomic.Pointer[reloadStatus]
 	// stateErr is a start-up problem with the state file, for the page.
 	stateErr string
 	ready    atomic.Bool
@@ -128,6 +131,7 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.notifierCfg.Store(&cfg.Notifiers)
 	colls, err := collectors.Build(cfg.Collectors, o.Logger.With("component", "collectors"))
 	if err != nil {
 		d.disp.Stop(context.Background())
@@ -143,11 +147,7 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 	if cfg.HA != nil {
 		if err := d.setupHA(cfg, nopts); err != nil {
 			d.disp.Stop(context.Background())
-			for _, c := range colls {
-				if cl, ok := c.(io.Closer); ok {
-					cl.Close()
-				}
-			}
+			closeCollectors(colls)
 			return nil, err
 		}
 	} else {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-alerts/vigil/model"
+	"github.com/vigil-alerts/vigil/notifiers/webhook/webhooktest"
 )
 
 // A rule file edited while Vigil runs takes effect; an unchanged rule
@@ -254,8 +255,9 @@ func TestRestartDoesNotResendFiring(t *testing.T) {
 	h.waitFor("the resolution", func() bool { return strings.Contains(h.console.String(), "RESOLVED") })
 }
 
-// An edited config reloads too: collectors are rebuilt, and a change
-// that needs a restart (notifiers) is reported, not half-applied.
+// An edited config reloads too: collectors are rebuilt and the notifiers
+// section is applied, with no warning about a restart; only http, state
+// and ha need one.
 func TestConfigEditReloadsCollectors(t *testing.T) {
 	h := newHarness(t, upRule)
 	cfg := baseConfig(sharedEtcd(t), "")
@@ -267,13 +269,94 @@ func TestConfigEditReloadsCollectors(t *testing.T) {
 			h.d.reload.Load().Reason != "start"
 	})
 	st := h.d.reload.Load()
-	if !st.OK || len(st.Warnings) != 1 || st.Warnings[0] != "notifiers" {
+	if !st.OK || len(st.Warnings) != 0 {
 		t.Fatalf("reload status %+v", st)
+	}
+	if got := h.d.cfg.Load().Notifiers.GroupWait; got != 2*time.Second {
+		t.Errorf("config in use has group_wait %v, want the edited 2s", got)
 	}
 	h.tick(1) // the new collector collects
 	if _, ok := h.alert("MemberUp"); !ok {
 		t.Fatal("no data from the rebuilt collector")
 	}
+	h.write("vigil.yaml", strings.Replace(cfg, "  path: state.json\n", "  path: other.json\n", 1))
+	h.waitFor("the state change reported", func() bool { return len(h.d.reload.Load().Warnings) > 0 })
+	if st := h.d.reload.Load(); !st.OK || len(st.Warnings) != 1 || st.Warnings[0] != "state" {
+		t.Fatalf("reload status %+v", st)
+	}
+}
+
+// hookChannel is a notifiers channel entry for baseConfig's extra text.
+func hookChannel(name, url string) string {
+	return "    - name: " + name + "\n      webhook: {url: " + url + "}\n"
+}
+
+// A webhook channel added to vigil.yaml, and a rule's notify naming it,
+// take effect in one reload, without a restart: the new receiver is sent
+// the alert that already fires, and the channel that already had it is
+// not paged again.
+func TestConfigEditAddsWebhookChannel(t *testing.T) {
+	rules := strings.Replace(upRule, "for: 1m", "for: 0s", 1)
+	h := newHarness(t, rules)
+	h.tick(3)
+	h.waitFor("the console message", func() bool { return strings.Contains(h.console.String(), "MemberUp") })
+	pages := strings.Count(h.console.String(), "[FIRING:1] MemberUp")
+	if pages != 1 {
+		t.Fatalf("console: %d pages before the reload, want 1:\n%s", pages, h.console.String())
+	}
+
+	// Both files change before the reload, the rule file first: the rule
+	// loads only against the new config's channels.
+	rcv := webhooktest.NewReceiver(t)
+	h.d.watch.Close()
+	h.write("rules/etcd.yaml", strings.Replace(rules, "notify: [console]", "notify: [console, hook]", 1))
+	h.write("vigil.yaml", baseConfig(sharedEtcd(t), hookChannel("hook", rcv.URL)))
+	req, _ := http.NewRequest("POST", "http://"+h.d.Addr()+"/-/reload", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /-/reload: %d %s", resp.StatusCode, body)
+	}
+	if st := h.d.reload.Load(); !st.OK || len(st.Warnings) != 0 {
+		t.Fatalf("reload status %+v", st)
+	}
+	if got := strings.Join(h.d.disp.ChannelNames(), ","); got != "console,hook" {
+		t.Fatalf("channels after the reload: %s", got)
+	}
+
+	h.tick(2) // group_wait (1s) passes for the new channel's group
+	h.waitFor("the webhook message", func() bool { return rcv.Count("MemberUp", "firing") == 1 })
+	h.tick(3)
+	if n := strings.Count(h.console.String(), "[FIRING:1] MemberUp"); n != pages {
+		t.Errorf("console paged again after the reload: %d pages, was %d", n, pages)
+	}
+	_, metrics := h.get("/metrics", "")
+	contains(t, "/metrics", metrics, `vigil_notifications_sent_total{channel="hook"} 1`,
+		`vigil_reloads_total{result="success"} 1`, `vigil_reloads_total{result="failure"} 0`)
+	if rcv.Total() != 1 {
+		t.Errorf("webhook: %s", rcv.Summary())
+	}
+}
+
+// A notifiers section that does not load fails the reload with
+// file:line:col and leaves the running channels as they were.
+func TestConfigEditBadChannelKeepsNotifiers(t *testing.T) {
+	h := newHarness(t, strings.Replace(upRule, "for: 1m", "for: 0s", 1))
+	h.write("vigil.yaml", baseConfig(sharedEtcd(t), "    - name: hook\n      webhook: {url_env: VIGIL_TEST_UNSET}\n"))
+	h.waitFor("the failed reload", func() bool { return !h.d.reload.Load().OK })
+	st := h.d.reload.Load()
+	if len(st.Errors) == 0 || !strings.HasPrefix(st.Errors[0], h.cfgPath+":") || !strings.Contains(strings.Join(st.Errors, "\n"), "VIGIL_TEST_UNSET") {
+		t.Fatalf("errors without file:line or the variable: %q", st.Errors)
+	}
+	if got := strings.Join(h.d.disp.ChannelNames(), ","); got != "console" {
+		t.Fatalf("channels after the failed reload: %s", got)
+	}
+	h.tick(3)
+	h.waitFor("the console message from the old notifiers", func() bool { return strings.Contains(h.console.String(), "[FIRING:1] MemberUp") })
 }
 
 // With the real scheduler, collection and evaluation run by themselves,

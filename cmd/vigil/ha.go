@@ -47,7 +47,6 @@ func (d *daemon) setupHA(cfg *config.Config, nopts []notifiers.Option) error {
 		cli.Close()
 		return fmt.Errorf("%s: ha: %w", cfg.File, err)
 	}
-	ncfg := cfg.Notifiers // notifiers change only at a restart
 	node, err := ha.NewNode(ha.NodeOptions{
 		Elector: el, State: ha.NewState(cli, c.Prefix), Logger: log,
 		NewEngine: func() *engine.Engine {
@@ -55,7 +54,9 @@ func (d *daemon) setupHA(cfg *config.Config, nopts []notifiers.Option) error {
 			e.SetRules(d.eng.Rules())
 			return e
 		},
-		NewDispatcher: func() (*notifiers.Dispatcher, error) { return notifiers.Build(ncfg, nopts...) },
+		// The section in use: a reload applies a new one to the running
+		// term's dispatcher and stores it here for the terms after.
+		NewDispatcher: func() (*notifiers.Dispatcher, error) { return notifiers.Build(*d.notifierCfg.Load(), nopts...) },
 	})
 	if err != nil {
 		cli.Close()

@@ -278,3 +278,50 @@ func TestStatusWithoutHA(t *testing.T) {
 		t.Error("vigil_ha_leading registered without ha:")
 	}
 }
+
+// A reload while leading applies the notifiers section to the running
+// term's dispatcher, and a later term (here another replica's, after a
+// failover) builds from the new section: a channel added by the reload
+// gets what already fires once, and keeps its dedup state across the
+// failover.
+func TestHAReloadAppliesNotifiers(t *testing.T) {
+	c := startHACluster(t, 2)
+	lead := c.leader(10 * time.Second)
+	c.tickUntil(8, "Up delivered before the reload", func() bool { return c.rcv.Count("Up", "firing") == 1 })
+
+	rcv2 := webhooktest.NewReceiver(t)
+	for _, r := range c.reps {
+		dir := filepath.Dir(r.d.o.ConfigPath)
+		b, err := os.ReadFile(r.d.o.ConfigPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := strings.Replace(string(b), "    - name: hook\n", hookChannel("hook2", rcv2.URL)+"    - name: hook\n", 1)
+		os.WriteFile(r.d.o.ConfigPath, []byte(cfg), 0o644)
+		os.WriteFile(filepath.Join(dir, "rules", "up.yaml"), []byte(strings.ReplaceAll(haRules, "notify: [hook]", "notify: [hook, hook2]")), 0o644)
+		if err := r.d.Reload("test"); err != nil {
+			t.Fatalf("%s: reload: %v", r.name, err)
+		}
+	}
+	c.tickUntil(4, "Up sent to the added channel by the running term", func() bool { return rcv2.Count("Up", "firing") == 1 })
+
+	if err := lead.d.Stop(); err != nil {
+		t.Fatalf("leader stop: %v", err)
+	}
+	lead.stopped = true
+	c.leader(5 * time.Second)
+	c.tickUntil(16, "UpLong sent to both channels by the next term", func() bool {
+		return c.rcv.Count("UpLong", "firing") == 1 && rcv2.Count("UpLong", "firing") == 1
+	})
+	c.tick()
+	c.tick()
+	for _, r := range c.reps {
+		if !r.stopped {
+			r.d.Stop()
+			r.stopped = true
+		}
+	}
+	if c.rcv.Count("Up", "firing") != 1 || rcv2.Count("Up", "firing") != 1 {
+		t.Errorf("Up paged again: hook %s; hook2 %s", c.rcv.Summary(), rcv2.Summary())
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"reflect"
@@ -19,10 +20,12 @@ import (
 // How a rule reloads: an event (file watch, SIGHUP, POST /-/reload, the
 // periodic re-check) calls Reload; Reload reads the config and every rule
 // file, and if anything differs from what was last loaded, validates and
-// compiles all of it, then swaps the new rule set in (engine.SetRules
-// keeps the alerts of unchanged rules) — or keeps the old set and records
-// the errors, with file:line:col, for the API, the page and the
-// VigilReloadFailed alert.
+// compiles all of it (rules against the new config's channels), builds the
+// new collectors and channels, then swaps them in with the new rule set
+// (engine.SetRules keeps the alerts of unchanged rules, Dispatcher.Apply
+// the queues and dedup state of unchanged channels) — or keeps everything
+// old and records the errors, with file:line:col, for the API, the page and
+// the VigilReloadFailed alert.
 
 // reloadStatus is the outcome of the last reload attempt that found changes.
 type reloadStatus struct {
@@ -70,23 +73,32 @@ func (d *daemon) Reload(reason string) error {
 	}
 	d.applied = sum
 	warnings := restartOnly(old, cfg)
-	if !reflect.DeepEqual(old.Collectors, cfg.Collectors) {
-		colls, err := collectors.Build(cfg.Collectors, d.log.With("component", "collectors"))
+	collsChanged := !reflect.DeepEqual(old.Collectors, cfg.Collectors)
+	var colls []collectors.Collector
+	if collsChanged {
+		colls, err = collectors.Build(cfg.Collectors, d.log.With("component", "collectors"))
 		if err != nil { // config.Load built them once already: unlikely
 			d.failReload(reason, now, err)
 			return err
 		}
+	}
+	if !reflect.DeepEqual(old.Notifiers, cfg.Notifiers) {
+		w, err := d.applyNotifiers(cfg)
+		if err != nil { // config.Load built them once already: unlikely
+			closeCollectors(colls)
+			d.failReload(reason, now, err)
+			return err
+		}
+		warnings = append(warnings, w...)
+	}
+	if collsChanged {
 		prev := d.collectors()
 		d.colls.Store(&colls)
 		d.scheduleCollectors(prev, colls)
-		for _, c := range prev {
-			if cl, ok := c.(io.Closer); ok {
-				cl.Close()
-			}
-		}
+		closeCollectors(prev)
 	}
 	// Settings that need a restart keep their old values.
-	cfg.HTTP, cfg.State, cfg.Notifiers, cfg.HA = old.HTTP, old.State, old.Notifiers, old.HA
+	cfg.HTTP, cfg.State, cfg.HA = old.HTTP, old.State, old.HA
 	d.cfg.Store(cfg)
 	d.eng.SetRules(rs)
 	if d.ha != nil {
@@ -105,6 +117,39 @@ func (d *daemon) Reload(reason string) error {
 		d.log.Warn("config change needs a restart", "change", w)
 	}
 	return nil
+}
+
+// applyNotifiers gives the dispatchers cfg's notifiers section: first the
+// daemon's own, which builds and checks everything (an error leaves every
+// dispatcher as it was), then, under HA, the running term's. A term that
+// starts from now on builds from the new section. The warnings say what
+// was applied only partly.
+func (d *daemon) applyNotifiers(cfg *config.Config) ([]string, error) {
+	n := cfg.Notifiers
+	if err := d.disp.Apply(n); err != nil {
+		return nil, fmt.Errorf("%s: notifiers: %w", cfg.File, err)
+	}
+	d.notifierCfg.Store(&n)
+	if d.ha == nil {
+		return nil, nil
+	}
+	// A term that was being set up with the old section is current by
+	// the time Current returns (the node holds its lock while it builds).
+	if l := d.ha.node.Current(); l != nil {
+		if err := l.Dispatcher.Apply(n); err != nil {
+			d.log.Error("notifiers not applied to the running term; the next term uses them", "err", err)
+			return []string{"notifiers (the running term keeps the old ones: " + err.Error() + ")"}, nil
+		}
+	}
+	return nil, nil
+}
+
+func closeCollectors(cs []collectors.Collector) {
+	for _, c := range cs {
+		if cl, ok := c.(io.Closer); ok {
+			cl.Close()
+		}
+	}
 }
 
 // loadRules loads the config's rules and applies the daemon's adjustment.
@@ -209,9 +254,6 @@ func restartOnly(old, cfg *config.Config) []string {
 	}
 	if old.State != cfg.State {
 		w = append(w, "state")
-	}
-	if !reflect.DeepEqual(old.Notifiers, cfg.Notifiers) {
-		w = append(w, "notifiers")
 	}
 	if !reflect.DeepEqual(old.HA, cfg.HA) {
 		w = append(w, "ha")
