@@ -20,8 +20,8 @@ import (
 //     recipients, concurrency, send_resolved) gets a new sender and
 //     workers. Its groups, and so what its receiver was already sent, are
 //     kept: nothing is paged again. Messages still queued move to the new
-//     sender; a message already being delivered finishes with the old one,
-//     within delivery_timeout.
+//     sender, and so does a message waiting for its next attempt; an
+//     attempt already sent finishes with the old one.
 //   - A removed channel's queued messages are dropped, a delivery in flight
 //     to it is cancelled, both counted in vigil_notifications_dropped_total
 //     and logged; its groups are forgotten and its per-channel metric
@@ -69,7 +69,10 @@ func (d *Dispatcher) Apply(cfg Config) error {
 		if kept[c] {
 			continue
 		}
-		_, stays := p.byName[c.name]
+		i, stays := p.byName[c.name]
+		if stays {
+			c.successor = p.chans[i]
+		}
 		q := d.retire(c, !stays)
 		if stays {
 			changed = append(changed, c.name)

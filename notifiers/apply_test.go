@@ -179,6 +179,40 @@ func TestApplyMovesQueuedMessagesToNewSender(t *testing.T) {
 	}
 }
 
+// A message being retried against a broken URL is handed to the fixed
+// URL at its next attempt, not after its delivery deadline.
+func TestApplyFixedURLTakesTheRetry(t *testing.T) {
+	var brokenHits atomic.Int32
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		brokenHits.Add(1)
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	t.Cleanup(broken.Close)
+	fixed := newReceiver(t)
+	cfg := func(url string) notifiers.Config {
+		return notifiers.Config{DeliveryTimeout: time.Minute, Channels: []notifiers.ChannelConfig{webhookChannel("a", url)}}
+	}
+	h := build(t, cfg(broken.URL))
+	alerts := members(unreachable, 1, model.StateFiring, "a")
+	h.d.Process(t0, alerts)
+	h.d.Process(t0.Add(30*time.Second), alerts)
+	waitUntil(t, "retries against the broken URL", func() bool { return brokenHits.Load() >= 2 })
+
+	h.apply(t, cfg(fixed.URL))
+	waitUntil(t, "the message at the fixed URL", func() bool { return len(fixed.got()) == 1 })
+	h.settle(t)
+	st := h.d.Status()
+	if len(st) != 1 || !st[0].LastSent.Equal(t0.Add(30*time.Second)) || st[0].Failures != 0 {
+		t.Fatalf("delivery not recorded on the group: %+v", st)
+	}
+	if v := h.counter("vigil_notifications_failed_total", "a"); v != 0 {
+		t.Errorf("failed{a} = %v: the handed-over message counted as a failure", v)
+	}
+	if !strings.Contains(h.log.String(), "notification handed to the channel's new settings") {
+		t.Errorf("hand-over not logged:\n%s", h.log.String())
+	}
+}
+
 // Removing a channel whose receiver hangs does not hold up Apply or
 // Process: its queued message is dropped and its delivery in flight
 // cancelled, both counted and logged, its groups forgotten and its metric

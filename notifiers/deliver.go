@@ -35,8 +35,10 @@ type channel struct {
 	signal  chan struct{} // capacity = workers; a token means "look at the queue"
 	running atomic.Int32  // workers not yet returned
 	// removed is set, under Dispatcher.mu, when a reload removes the
-	// channel (rather than replacing it by one of the same name).
-	removed bool
+	// channel; successor when a reload replaces it by one of the same name
+	// with new settings.
+	removed   bool
+	successor *channel
 
 	mu    sync.Mutex
 	queue []*job
@@ -200,7 +202,18 @@ func (d *Dispatcher) deliver(c *channel, j *job) {
 	start := time.Now()
 	var err error
 	attempt := 0
+	quit := c.quit
 	for {
+		if attempt > 0 && quit != nil && closed(quit) {
+			// A reload changed the channel's settings (a fixed URL, a
+			// new token) while this message waited to be tried again:
+			// the retry is the new sender's, with its own deadline.
+			if d.handOver(c, j) {
+				log.Info("notification handed to the channel's new settings for its retry", "attempts", attempt, "err", err)
+				return
+			}
+			quit = nil // removed, or stopping: the context ends this
+		}
 		attempt++
 		d.metrics.attempts.WithLabelValues(c.name).Inc()
 		var retry bool
@@ -233,8 +246,9 @@ func (d *Dispatcher) deliver(c *channel, j *job) {
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			t.Stop()
+		case <-quit:
 		}
+		t.Stop()
 		if ctx.Err() != nil {
 			err = errors.Join(err, ctx.Err())
 			break
@@ -250,6 +264,34 @@ func (d *Dispatcher) deliver(c *channel, j *job) {
 		log.Error("notification failed; will retry at the next group interval", "attempts", attempt, "err", err)
 	}
 	d.complete(j, err)
+}
+
+// handOver queues j on the channel that now has c's name and settings,
+// under d.mu, so that it cannot race with another reload moving queues.
+// It returns false when c was removed (or its successor was) or the
+// dispatcher is stopping.
+func (d *Dispatcher) handOver(c *channel, j *job) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := c.successor
+	for s != nil && s.successor != nil {
+		s = s.successor
+	}
+	if s == nil || s.removed || d.stopped {
+		return false
+	}
+	s.enqueue(j)
+	d.metrics.queue.WithLabelValues(s.name).Set(float64(s.len()))
+	return true
+}
+
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 func delivered(err error) bool {
