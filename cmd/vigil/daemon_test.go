@@ -279,10 +279,13 @@ func TestConfigEditReloadsCollectors(t *testing.T) {
 	if _, ok := h.alert("MemberUp"); !ok {
 		t.Fatal("no data from the rebuilt collector")
 	}
-	h.write("vigil.yaml", strings.Replace(cfg, "  path: state.json\n", "  path: other.json\n", 1))
+	h.write("vigil.yaml", strings.NewReplacer("  path: state.json\n", "  path: other.json\n", "debounce: 20ms", "debounce: 30ms").Replace(cfg))
 	h.waitFor("the state change reported", func() bool { return len(h.d.reload.Load().Warnings) > 0 })
-	if st := h.d.reload.Load(); !st.OK || len(st.Warnings) != 1 || st.Warnings[0] != "state" {
+	if st := h.d.reload.Load(); !st.OK || len(st.Warnings) != 2 || st.Warnings[0] != "state" || !strings.HasPrefix(st.Warnings[1], "reload.debounce") {
 		t.Fatalf("reload status %+v", st)
+	}
+	if got := time.Duration(h.d.cfg.Load().Reload.Debounce); got != 20*time.Millisecond {
+		t.Errorf("config in use has debounce %v, want the running watcher's 20ms", got)
 	}
 }
 

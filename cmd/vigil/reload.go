@@ -99,6 +99,7 @@ func (d *daemon) Reload(reason string) error {
 	}
 	// Settings that need a restart keep their old values.
 	cfg.HTTP, cfg.State, cfg.HA = old.HTTP, old.State, old.HA
+	cfg.Reload.Debounce, cfg.Reload.CheckInterval = old.Reload.Debounce, old.Reload.CheckInterval
 	d.cfg.Store(cfg)
 	d.eng.SetRules(rs)
 	if d.ha != nil {
@@ -257,6 +258,9 @@ func restartOnly(old, cfg *config.Config) []string {
 	}
 	if !reflect.DeepEqual(old.HA, cfg.HA) {
 		w = append(w, "ha")
+	}
+	if old.Reload.Debounce != cfg.Reload.Debounce || old.Reload.CheckInterval != cfg.Reload.CheckInterval {
+		w = append(w, "reload.debounce, reload.check_interval (the file watcher's)")
 	}
 	if !reflect.DeepEqual(old.RuleDirs, cfg.RuleDirs) {
 		w = append(w, "rule_dirs (loaded now; watched for changes after a restart)")

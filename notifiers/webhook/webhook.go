@@ -120,7 +120,10 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 		n.key = k
 	}
 	for h, env := range cfg.HeadersEnv {
-		v, err := secret.Load("headers_env["+h+"]", env, "", opts.LookupEnv)
+		v, err := secret.Load("headers", env, "", opts.LookupEnv)
+		if err != nil {
+			err = fmt.Errorf("header %q: %w", h, err)
+		}
 		errs = append(errs, err)
 		n.secretHeaders[h] = v
 	}

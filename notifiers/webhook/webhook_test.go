@@ -181,3 +181,13 @@ func TestSecretsStayOut(t *testing.T) {
 }
 
 func asRA(err error, target any) bool { return err != nil && errors.As(err, target) }
+
+// A header whose variable is unset is named in the error, with the variable.
+func TestHeaderEnvUnset(t *testing.T) {
+	_, err := webhook.New(webhook.Config{URL: "http://127.0.0.1:1/hook", HeadersEnv: map[string]string{"Authorization": "VIGIL_TEST_UNSET"}},
+		webhook.Options{LookupEnv: env()})
+	want := `header "Authorization": headers_env: environment variable VIGIL_TEST_UNSET is not set or empty`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want it to contain %s", err, want)
+	}
+}
