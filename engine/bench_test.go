@@ -197,7 +197,7 @@ func (d *handData) evaluate(holds map[string]int) {
 			_, cv := d.window(h, can, time.Minute)
 			if fmax(cv) == 0 {
 				holds["EtcdMemberUnreachable"]++
-				holds["EtcdMemberDownCritical"]++
+				holds["EtcdMemberDown"]++
 				down++
 			}
 			up += cv[len(cv)-1]

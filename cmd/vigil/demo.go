@@ -132,7 +132,7 @@ func demo(args []string, stdout, stderr io.Writer) int {
 			return wait(demoTimeline.healthy)
 		},
 		func() bool {
-			say("stopping member %s: EtcdMemberDownCritical goes pending, then fires; EtcdMemberUnreachable after its 5m", name(2))
+			say("stopping member %s: EtcdMemberDown goes pending, then fires; EtcdMemberUnreachable after its 5m", name(2))
 			members[2].Shutdown()
 			return wait(demoTimeline.oneDown)
 		},
