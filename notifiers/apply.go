@@ -123,8 +123,7 @@ func (d *Dispatcher) Apply(cfg Config) error {
 		}
 	}
 
-	d.cfg, d.chans, d.byName = p.cfg, p.chans, p.byName
-	d.routes, d.defaults, d.inhibits = p.routes, p.defaults, p.inhibits
+	d.parts = *p
 	d.groups = groups
 	// An evaluation that began before the reload may still name a channel
 	// that the same reload removed: that is not worth an error log.

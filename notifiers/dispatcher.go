@@ -26,13 +26,8 @@ type Dispatcher struct {
 	applyMu sync.Mutex
 	mu      sync.Mutex
 	// From the config; replaced by Apply. Channel indexes (routes,
-	// defaults, byName, groupKey.ch) are into this chans.
-	cfg      Config
-	chans    []*channel
-	byName   map[string]int
-	routes   []route
-	defaults []int
-	inhibits []inhibitRule
+	// defaults, byName, groupKey.ch) are into its chans.
+	parts
 
 	gen       uint64
 	groups    map[groupKey]*group
@@ -127,7 +122,7 @@ func newDispatcher(p *parts, o options) *Dispatcher {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Dispatcher{
 		o: o, log: o.logger, metrics: newMetrics(o.reg),
-		cfg: p.cfg, chans: p.chans, byName: p.byName, routes: p.routes, defaults: p.defaults, inhibits: p.inhibits,
+		parts:  *p,
 		groups: map[groupKey]*group{}, firing: map[string]model.Alert{},
 		inhibited: map[string]InhibitedAlert{}, unknown: map[string]bool{},
 		ctx: ctx, cancel: cancel, stopping: make(chan struct{}), done: make(chan struct{}),

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/notifiers"
@@ -194,7 +195,10 @@ func (h *harness) settle(t *testing.T) {
 }
 
 // series reports whether metric name has a series for channel.
-func (h *harness) series(name, channel string) bool {
+func (h *harness) series(name, channel string) bool { return h.metric(name, channel) != nil }
+
+// metric is metric name's series for channel, or nil.
+func (h *harness) metric(name, channel string) *dto.Metric {
 	mfs, err := h.reg.Gather()
 	if err != nil {
 		panic(err)
@@ -206,12 +210,12 @@ func (h *harness) series(name, channel string) bool {
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "channel" && l.GetValue() == channel {
-					return true
+					return m
 				}
 			}
 		}
 	}
-	return false
+	return nil
 }
 
 // total is the value of an unlabelled counter.
@@ -242,23 +246,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 }
 
 func (h *harness) counter(name, channel string) float64 {
-	mfs, err := h.reg.Gather()
-	if err != nil {
-		panic(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "channel" && l.GetValue() == channel {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	return h.metric(name, channel).GetCounter().GetValue()
 }
 
 func webhookChannel(name, url string) notifiers.ChannelConfig {
