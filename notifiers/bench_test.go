@@ -11,13 +11,39 @@ import (
 	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/notifiers"
 	"github.com/vigil-alerts/vigil/notifiers/console"
+	"github.com/vigil-alerts/vigil/silences"
 )
 
 // BenchmarkRouteAndGroup measures one Process of 10,000 alert state
 // changes: 100 rules x 100 segments flipping between firing and resolved,
 // each routed by its notify list plus two config routes, with an inhibit
 // rule to evaluate. One op = 10,000 state changes.
-func BenchmarkRouteAndGroup(b *testing.B) {
+func BenchmarkRouteAndGroup(b *testing.B) { benchRouteAndGroup(b) }
+
+// BenchmarkRouteAndGroupSilenced is BenchmarkRouteAndGroup with 1,000
+// active one-host silences, one of which mutes a member of every rule.
+func BenchmarkRouteAndGroupSilenced(b *testing.B) {
+	st := silences.NewStore()
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 1000 {
+		host := fmt.Sprintf("other%03d", i) // no alert has it
+		if i == 7 {
+			host = "m007"
+		}
+		m, err := silences.NewMatcher("member", "=", host)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := st.Add(silences.Silence{Matchers: []silences.Matcher{m}, EndsAt: now.Add(1000 * time.Hour),
+			CreatedBy: "bench", Comment: "maintenance"}, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+	benchRouteAndGroup(b, notifiers.WithSilences(st))
+}
+
+func benchRouteAndGroup(b *testing.B, opts ...notifiers.Option) {
+	opts = append([]notifiers.Option{notifiers.WithConsoleWriter(io.Discard), notifiers.WithLogger(slog.New(slog.DiscardHandler))}, opts...)
 	d, err := notifiers.Build(notifiers.Config{
 		GroupWait: time.Hour, GroupBy: []string{"cluster"},
 		Channels: []notifiers.ChannelConfig{
@@ -33,7 +59,7 @@ func BenchmarkRouteAndGroup(b *testing.B) {
 			Source: notifiers.MatchConfig{Rules: []string{"ClusterDown"}},
 			Target: notifiers.MatchConfig{Severity: []string{"high"}}, Equal: []string{"cluster"},
 		}},
-	}, notifiers.WithConsoleWriter(io.Discard), notifiers.WithLogger(slog.New(slog.DiscardHandler)))
+	}, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,11 +12,11 @@ import (
 	"github.com/vigil-alerts/vigil/model"
 )
 
-// Dispatcher routes, inhibits, groups and deduplicates alerts, and hands
-// groups to per-channel delivery queues. Process decides against the
+// Dispatcher routes, inhibits, silences, groups and deduplicates alerts,
+// and hands groups to per-channel delivery queues. Process decides against the
 // caller's clock; only delivery (network I/O, backoff) runs on real time.
 type Dispatcher struct {
-	o       options // as given to Build; Apply builds with them too
+	o       options // as given to Build; Apply builds with them too (o.silences is kept)
 	log     *slog.Logger
 	metrics *metrics
 
@@ -33,6 +33,7 @@ type Dispatcher struct {
 	groups    map[groupKey]*group
 	firing    map[string]model.Alert // last seen firing alerts, to notice vanished ones
 	inhibited map[string]InhibitedAlert
+	silenced  map[string]SilencedAlert
 	unknown   map[string]bool // unknown channel names already logged
 	stopped   bool
 
@@ -102,6 +103,13 @@ type InhibitedAlert struct {
 	By []string
 }
 
+// SilencedAlert is a firing alert that is held back by silences.
+type SilencedAlert struct {
+	Alert model.Alert
+	// By lists the IDs of the active silences muting it, sorted.
+	By []string
+}
+
 // GroupStatus describes one group for the API.
 type GroupStatus struct {
 	Channel   string
@@ -124,7 +132,7 @@ func newDispatcher(p *parts, o options) *Dispatcher {
 		o: o, log: o.logger, metrics: newMetrics(o.reg),
 		parts:  *p,
 		groups: map[groupKey]*group{}, firing: map[string]model.Alert{},
-		inhibited: map[string]InhibitedAlert{}, unknown: map[string]bool{},
+		inhibited: map[string]InhibitedAlert{}, silenced: map[string]SilencedAlert{}, unknown: map[string]bool{},
 		ctx: ctx, cancel: cancel, stopping: make(chan struct{}), done: make(chan struct{}),
 	}
 }
@@ -144,7 +152,9 @@ func (d *Dispatcher) ChannelNames() []string {
 
 // Process takes the engine's current alerts after an evaluation at now.
 // Pending alerts are ignored; a firing alert that is missing from alerts
-// is treated as resolved at now. It never blocks on delivery.
+// is treated as resolved at now. A firing alert that an active silence
+// mutes at now (WithSilences) is held exactly as an inhibited one is. It
+// never blocks on delivery.
 func (d *Dispatcher) Process(now time.Time, alerts []model.Alert) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -163,10 +173,14 @@ func (d *Dispatcher) Process(now time.Time, alerts []model.Alert) {
 		}
 	}
 	d.computeInhibited(firing)
+	d.computeSilenced(now, firing)
 
 	var chanBuf [8]int
 	apply := func(a *model.Alert) {
 		if _, held := d.inhibited[a.Fingerprint]; held {
+			return
+		}
+		if _, held := d.silenced[a.Fingerprint]; held {
 			return
 		}
 		chans := d.route(a, chanBuf[:0])
@@ -325,13 +339,14 @@ func (d *Dispatcher) flushIfDue(now time.Time, k groupKey, g *group, resolved *r
 				m.alert, m.seen = a, d.gen
 			}
 		}
-		// A firing member not seen this round is inhibited now (held), or
-		// no longer routed here (a reload changed where it goes).
-		// If the receiver never got it, drop it quietly: if it fires again
-		// un-inhibited it is news, and if it resolves nobody is told. If
-		// the receiver did get it (or may be getting it: a message is in
-		// flight), keep it, out of messages while held, so that its
-		// resolution is still sent: the person paged is told it is over.
+		// A firing member not seen this round is inhibited or silenced
+		// now (held), or no longer routed here (a reload changed where it
+		// goes). If the receiver never got it, drop it quietly: if it
+		// fires again un-held it is news, and if it resolves nobody is
+		// told. If the receiver did get it (or may be getting it: a
+		// message is in flight), keep it, out of messages while held, so
+		// that its resolution is still sent: the person paged is told it
+		// is over.
 		if d.held(m) && !g.sent[fp] && g.inflight == 0 {
 			delete(g.members, fp)
 		}
@@ -386,7 +401,7 @@ func (d *Dispatcher) flushIfDue(now time.Time, k groupKey, g *group, resolved *r
 }
 
 // held reports whether m is a firing member that the last Process did not
-// place: it is inhibited, so no message lists it, repeats it or counts it
+// place: it is inhibited or silenced, so no message lists it, repeats it or counts it
 // as news, but the group remembers whether the receiver got it.
 func (d *Dispatcher) held(m *member) bool {
 	return m.alert.State == model.StateFiring && m.seen != d.gen
@@ -490,6 +505,41 @@ func (d *Dispatcher) Inhibited() []InhibitedAlert {
 		return out[i].Alert.Fingerprint < out[j].Alert.Fingerprint
 	})
 	return out
+}
+
+// Silenced lists the firing alerts held back by silences at the last
+// Process, with the silences muting them, sorted by rule and fingerprint.
+// An alert both inhibited and silenced is in this list and Inhibited's.
+func (d *Dispatcher) Silenced() []SilencedAlert {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]SilencedAlert, 0, len(d.silenced))
+	for _, sa := range d.silenced {
+		sa.By = slices.Clone(sa.By)
+		out = append(out, sa)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Alert.Rule != out[j].Alert.Rule {
+			return out[i].Alert.Rule < out[j].Alert.Rule
+		}
+		return out[i].Alert.Fingerprint < out[j].Alert.Fingerprint
+	})
+	return out
+}
+
+// computeSilenced rebuilds d.silenced: the firing alerts that an active
+// silence mutes at now. Resolved alerts are never silenced: a receiver
+// that was paged is told the alert is over.
+func (d *Dispatcher) computeSilenced(now time.Time, firing []*model.Alert) {
+	clear(d.silenced)
+	if st := d.o.silences; st != nil {
+		for _, a := range firing {
+			if by := st.Mutes(a.Labels, now); len(by) > 0 {
+				d.silenced[a.Fingerprint] = SilencedAlert{Alert: *a, By: by}
+			}
+		}
+	}
+	d.metrics.silenced.Set(float64(len(d.silenced)))
 }
 
 // Status lists every group with its delivery state, so failed deliveries

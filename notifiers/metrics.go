@@ -17,6 +17,7 @@ type metrics struct {
 	queue          *prometheus.GaugeVec
 	dropped        prometheus.Counter
 	inhibited      prometheus.Gauge
+	silenced       prometheus.Gauge
 	unknownChannel prometheus.Counter
 }
 
@@ -48,6 +49,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		inhibited: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vigil_alerts_inhibited", Help: "Firing alerts currently held back by inhibition.",
 		}),
+		silenced: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vigil_notifications_silenced", Help: "Firing alerts currently held back by silences.",
+		}),
 		unknownChannel: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_notification_unknown_channel_total", Help: "Alerts naming a channel that is not configured.",
 		}),
@@ -74,6 +78,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.queue = reuse(m.queue).(*prometheus.GaugeVec)
 	m.dropped = reuse(m.dropped).(prometheus.Counter)
 	m.inhibited = reuse(m.inhibited).(prometheus.Gauge)
+	m.silenced = reuse(m.silenced).(prometheus.Gauge)
 	m.unknownChannel = reuse(m.unknownChannel).(prometheus.Counter)
 	return m
 }

@@ -1,7 +1,7 @@
 // Package notifiers is where an alert reaches a person: it routes the
-// engine's alerts to named channels, holds back inhibited ones, groups,
-// deduplicates and repeats them against the caller's clock, and delivers
-// each group through a per-channel queue with retries.
+// engine's alerts to named channels, holds back inhibited and silenced
+// ones, groups, deduplicates and repeats them against the caller's clock,
+// and delivers each group through a per-channel queue with retries.
 //
 // One integration per sub-package (slack, email, webhook, console); Build
 // is the one place that builds them all from config.
@@ -25,6 +25,7 @@ import (
 	"github.com/vigil-alerts/vigil/notifiers/internal/secret"
 	"github.com/vigil-alerts/vigil/notifiers/slack"
 	"github.com/vigil-alerts/vigil/notifiers/webhook"
+	"github.com/vigil-alerts/vigil/silences"
 )
 
 // Notifier delivers one group of alerts. retry says whether a failure is
@@ -49,6 +50,7 @@ type options struct {
 	externalURL string
 	emailTLS    *tls.Config
 	extra       []extraChannel
+	silences    *silences.Store
 }
 
 type extraChannel struct {
@@ -83,6 +85,11 @@ func WithExternalURL(u string) Option { return func(o *options) { o.externalURL 
 
 // WithEmailTLSConfig overrides TLS settings of email channels (private CA).
 func WithEmailTLSConfig(c *tls.Config) Option { return func(o *options) { o.emailTLS = c } }
+
+// WithSilences makes Process hold back firing alerts muted by an active
+// silence of s, as it holds back inhibited ones. The store is not config:
+// Apply keeps it. Without this option nothing is silenced.
+func WithSilences(s *silences.Store) Option { return func(o *options) { o.silences = s } }
 
 // WithNotifier adds a channel that is not in config, for embedding Vigil
 // with a custom integration.
