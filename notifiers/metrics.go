@@ -50,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "vigil_alerts_inhibited", Help: "Firing alerts currently held back by inhibition.",
 		}),
 		silenced: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "vigil_notifications_silenced", Help: "Firing alerts currently held back by silences.",
+			Name: "vigil_alerts_silenced", Help: "Firing alerts currently held back by silences.",
 		}),
 		unknownChannel: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_notification_unknown_channel_total", Help: "Alerts naming a channel that is not configured.",

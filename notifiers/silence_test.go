@@ -102,11 +102,11 @@ func TestSilenceHoldsOneMemberOfThirty(t *testing.T) {
 	if len(sil) != 1 || sil[0].Alert.Fingerprint != all[7].Fingerprint || !slices.Equal(sil[0].By, []string{s.ID}) {
 		t.Fatalf("Silenced() = %+v, want etcd-07 by %s", sil, s.ID)
 	}
-	if v := h.gauge("vigil_notifications_silenced"); v != 1 {
-		t.Errorf("vigil_notifications_silenced = %v, want 1", v)
+	if v := h.gauge("vigil_alerts_silenced"); v != 1 {
+		t.Errorf("vigil_alerts_silenced = %v, want 1", v)
 	}
-	if v := hp.gauge("vigil_notifications_silenced"); v != 0 {
-		t.Errorf("vigil_notifications_silenced without a store = %v, want 0", v)
+	if v := hp.gauge("vigil_alerts_silenced"); v != 0 {
+		t.Errorf("vigil_alerts_silenced without a store = %v, want 0", v)
 	}
 	if n := len(hp.d.Silenced()); n != 0 {
 		t.Errorf("Silenced() without a store: %d", n)
@@ -131,8 +131,8 @@ func TestSilenceHoldsOneMemberOfThirty(t *testing.T) {
 			t.Errorf("%s silenced by %v, want %v", sa.Alert.Labels["member"], sa.By, want)
 		}
 	}
-	if v := h.gauge("vigil_notifications_silenced"); v != 8 {
-		t.Errorf("vigil_notifications_silenced = %v, want 8", v)
+	if v := h.gauge("vigil_alerts_silenced"); v != 8 {
+		t.Errorf("vigil_alerts_silenced = %v, want 8", v)
 	}
 	for _, id := range []string{s.ID, s2.ID} {
 		if _, err := st.Expire(id, t0.Add(2*time.Minute)); err != nil {
@@ -140,7 +140,7 @@ func TestSilenceHoldsOneMemberOfThirty(t *testing.T) {
 		}
 	}
 	h.d.Process(t0.Add(2*time.Minute), all)
-	if n, v := len(h.d.Silenced()), h.gauge("vigil_notifications_silenced"); n != 0 || v != 0 {
+	if n, v := len(h.d.Silenced()), h.gauge("vigil_alerts_silenced"); n != 0 || v != 0 {
 		t.Errorf("after Expire: Silenced() %d, gauge %v", n, v)
 	}
 	h.settle(t)
@@ -310,8 +310,8 @@ func TestPendingSilenceMutesNothingUntilItStarts(t *testing.T) {
 	if len(sil) != 2 || !slices.Equal(sil[0].By, []string{s.ID}) || !slices.Equal(sil[1].By, []string{s.ID}) {
 		t.Fatalf("Silenced() = %+v, want etcd-03 and etcd-05 by %s", sil, s.ID)
 	}
-	if v := h.gauge("vigil_notifications_silenced"); v != 2 {
-		t.Errorf("vigil_notifications_silenced = %v, want 2", v)
+	if v := h.gauge("vigil_alerts_silenced"); v != 2 {
+		t.Errorf("vigil_alerts_silenced = %v, want 2", v)
 	}
 	if got := statuses(rcv.got(), m5.Fingerprint); len(got) != 0 {
 		t.Errorf("etcd-05 sent while silenced: %v", got)
@@ -339,7 +339,7 @@ func TestSilencedAndInhibited(t *testing.T) {
 	if len(sil) != 1 || sil[0].Alert.Fingerprint != m3.Fingerprint || !slices.Equal(sil[0].By, []string{s.ID}) {
 		t.Errorf("Silenced() = %+v", sil)
 	}
-	if a, b := h.gauge("vigil_alerts_inhibited"), h.gauge("vigil_notifications_silenced"); a != 1 || b != 1 {
+	if a, b := h.gauge("vigil_alerts_inhibited"), h.gauge("vigil_alerts_silenced"); a != 1 || b != 1 {
 		t.Errorf("gauges inhibited %v silenced %v, want 1 and 1", a, b)
 	}
 }
