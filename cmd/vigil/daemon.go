@@ -28,6 +28,7 @@ import (
 	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/notifiers"
 	"github.com/vigil-alerts/vigil/rules"
+	"github.com/vigil-alerts/vigil/silences"
 )
 
 // This file assembles `vigil run`: one config, one engine, one dispatcher,
@@ -64,6 +65,7 @@ type daemon struct {
 	store *engine.Store
 	eng   *engine.Engine
 	disp  *notifiers.Dispatcher
+	sil   *silences.Store
 	sched *scheduler.Scheduler
 	watch *watch.Watcher
 	srv   *http.Server
@@ -122,8 +124,10 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 		return nil, err
 	}
 	d.m = newMetrics(d.reg, d.collectors)
+	d.sil = silences.NewStore()
+	d.registerSilenceMetrics()
 	nopts := []notifiers.Option{notifiers.WithLogger(o.Logger.With("component", "notifiers")),
-		notifiers.WithRegisterer(d.reg), notifiers.WithLookupEnv(o.LookupEnv)}
+		notifiers.WithRegisterer(d.reg), notifiers.WithLookupEnv(o.LookupEnv), notifiers.WithSilences(d.sil)}
 	if o.Console != nil {
 		nopts = append(nopts, notifiers.WithConsoleWriter(o.Console))
 	}
@@ -354,6 +358,7 @@ func (d *daemon) evaluate(ctx context.Context, groups []string, slot time.Time) 
 	if ctx.Err() != nil {
 		return
 	}
+	d.gcSilences(ctx, slot, true)
 	alerts := d.eng.Alerts()
 	d.countAlerts(alerts)
 	if a, ok := d.reloadAlert(slot); ok {
@@ -399,6 +404,9 @@ func (d *daemon) restoreState(cfg *config.Config) {
 		d.log.Info("no saved alert state yet", "file", cfg.State.Path)
 		return
 	}
+	if err := d.sil.Replace(st.Silences); err != nil {
+		d.log.Error("saved silences not restored", "err", err)
+	}
 	restored, dropped := d.eng.Import(st.Alerts)
 	groups, gone := d.disp.ImportState(st.Deliveries)
 	d.log.Info("alert state restored", "file", cfg.State.Path, "saved_at", st.SavedAt, "restored", restored, "dropped", dropped,
@@ -415,11 +423,12 @@ func (d *daemon) saveState(final bool) error {
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
 	recs, dels := d.eng.Export(), d.disp.ExportState()
-	key := recordsKey(recs, dels)
+	key := fmt.Appendf(recordsKey(recs, dels), "silences|%d\n", d.sil.Version())
 	if !final && string(key) == string(d.lastSave) {
 		return nil
 	}
-	if err := statefile.Save(path, statefile.State{SavedAt: d.o.Now(), Alerts: recs, Deliveries: dels}); err != nil {
+	st := statefile.State{SavedAt: d.o.Now(), Alerts: recs, Deliveries: dels, Silences: d.sil.List()}
+	if err := statefile.Save(path, st); err != nil {
 		d.m.stateSaveFails.Inc()
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,10 +29,12 @@ type haParts struct {
 	cli  *clientv3.Client
 	el   *ha.Elector
 	node *ha.Node
-	// cancel stops the elector's Run (which resigns); done is closed when
-	// Run has returned. Both are set by Start.
+	// silences keeps the process' silence store in step with etcd.
+	silences *ha.SilenceSync
+	// cancel stops the elector's Run (which resigns) and the silence
+	// sync; wg is done when both have returned. Set by Start.
 	cancel context.CancelFunc
-	done   chan struct{}
+	wg     sync.WaitGroup
 }
 
 // setupHA builds the replica's parts; nothing talks to etcd until Start.
@@ -62,7 +65,8 @@ func (d *daemon) setupHA(cfg *config.Config, nopts []notifiers.Option) error {
 		cli.Close()
 		return fmt.Errorf("%s: ha: %w", cfg.File, err)
 	}
-	d.ha = &haParts{name: c.Name, cli: cli, el: el, node: node}
+	d.ha = &haParts{name: c.Name, cli: cli, el: el, node: node,
+		silences: ha.NewSilenceSync(cli, c.Prefix, d.sil, log.With("part", "silences"))}
 	d.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "vigil_ha_leading", Help: "1 while this replica leads (evaluates and notifies), 0 while it follows.",
 	}, func() float64 {
@@ -77,13 +81,18 @@ func (d *daemon) setupHA(cfg *config.Config, nopts []notifiers.Option) error {
 	return nil
 }
 
-// startHA starts campaigning.
+// startHA starts campaigning and following the shared silences.
 func (h *haParts) start() {
 	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel, h.done = cancel, make(chan struct{})
+	h.cancel = cancel
+	h.wg.Add(2)
 	go func() {
-		defer close(h.done)
+		defer h.wg.Done()
 		_ = h.el.Run(ctx)
+	}()
+	go func() {
+		defer h.wg.Done()
+		_ = h.silences.Run(ctx)
 	}()
 }
 
@@ -94,7 +103,7 @@ func (h *haParts) stop(ctx context.Context) error {
 	err := h.node.Stop(ctx)
 	if h.cancel != nil {
 		h.cancel()
-		<-h.done
+		h.wg.Wait() // before the client they use closes
 	}
 	h.cli.Close()
 	if err != nil {
@@ -111,6 +120,7 @@ func (d *daemon) evaluateHA(ctx context.Context, groups []string, slot time.Time
 	if err != nil {
 		d.log.Warn("leading, but the term could not be set up; retrying at the next slot", "err", err)
 	}
+	d.gcSilences(ctx, slot, l != nil)
 	if l == nil {
 		// A follower has no alerts of its own: the leader's count.
 		for _, s := range []model.AlertState{model.StatePending, model.StateFiring, model.StateResolved} {

@@ -33,6 +33,9 @@ func (d *daemon) handler() http.Handler {
 	private.HandleFunc("GET /api/v1/alerts", d.apiAlerts)
 	private.HandleFunc("GET /api/v1/rules", d.apiRules)
 	private.HandleFunc("GET /api/v1/status", d.apiStatus)
+	private.HandleFunc("GET /api/v1/silences", d.apiSilences)
+	private.HandleFunc("POST /api/v1/silences", d.postSilence)
+	private.HandleFunc("DELETE /api/v1/silences/{id}", d.deleteSilence)
 	private.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
 		if err := d.Reload("POST /-/reload"); err != nil {
 			http.Error(w, "reload failed, keeping the last good rules:\n"+err.Error(), http.StatusUnprocessableEntity)
@@ -77,6 +80,7 @@ type apiAlert struct {
 	ResolvedAt  time.Time         `json:"resolved_at,omitzero"`
 	LastEvalAt  time.Time         `json:"last_eval_at,omitzero"`
 	InhibitedBy []string          `json:"inhibited_by,omitempty"`
+	SilencedBy  []string          `json:"silenced_by,omitempty"`
 }
 
 type apiSegment struct {
@@ -84,11 +88,11 @@ type apiSegment struct {
 	Value  float64      `json:"value"`
 }
 
-func toAPI(a model.Alert, by []string) apiAlert {
+func toAPI(a model.Alert, inhibitedBy, silencedBy []string) apiAlert {
 	out := apiAlert{Fingerprint: a.Fingerprint, Rule: a.Rule, Group: a.Group, Severity: a.Severity,
 		State: a.State.String(), Value: a.Value, Labels: a.Labels, Segment: a.Segment,
 		Annotations: a.Annotations, ActiveAt: a.ActiveAt, FiredAt: a.FiredAt, ResolvedAt: a.ResolvedAt,
-		LastEvalAt: a.LastEvalAt, InhibitedBy: by}
+		LastEvalAt: a.LastEvalAt, InhibitedBy: inhibitedBy, SilencedBy: silencedBy}
 	for _, s := range a.Segments {
 		out.Segments = append(out.Segments, apiSegment{s.Labels, s.Value})
 	}
@@ -98,8 +102,10 @@ func toAPI(a model.Alert, by []string) apiAlert {
 // alertsView is what the API and the page show of the alerts.
 type alertsView struct {
 	Alerts []apiAlert `json:"alerts"`
-	// Inhibited firing alerts are in Alerts too, with inhibited_by set.
+	// Inhibited and silenced firing alerts are in Alerts too, with
+	// inhibited_by or silenced_by set.
 	Inhibited int `json:"inhibited"`
+	Silenced  int `json:"silenced"`
 	// Following, with ha:, names the leader this replica follows: the
 	// alerts are the leader's, so a follower lists none.
 	Following string `json:"following,omitempty"`
@@ -123,8 +129,13 @@ func (d *daemon) alertsView() alertsView {
 		inhibited[ia.Alert.Fingerprint] = ia.By
 	}
 	v.Inhibited = len(inhibited)
+	silenced := map[string][]string{}
+	for _, sa := range disp.Silenced() {
+		silenced[sa.Alert.Fingerprint] = sa.By
+	}
+	v.Silenced = len(silenced)
 	for _, a := range eng.Alerts() {
-		v.Alerts = append(v.Alerts, toAPI(a, inhibited[a.Fingerprint]))
+		v.Alerts = append(v.Alerts, toAPI(a, inhibited[a.Fingerprint], silenced[a.Fingerprint]))
 	}
 	return v
 }

@@ -35,6 +35,7 @@ var statusTmpl = template.Must(template.New("status").Funcs(template.FuncMap{
 
 type statusData struct {
 	alertsView
+	silencesView
 	Groups                 []apiGroup
 	Reload                 *reloadStatus
 	StateErr               string
@@ -46,7 +47,7 @@ type statusData struct {
 
 func (d *daemon) statusPage(w http.ResponseWriter, _ *http.Request) {
 	rv := d.rulesView()
-	data := statusData{alertsView: d.alertsView(), Groups: rv.Groups, Reload: rv.Reload, StateErr: rv.State,
+	data := statusData{alertsView: d.alertsView(), silencesView: d.silencesView(), Groups: rv.Groups, Reload: rv.Reload, StateErr: rv.State,
 		Now: d.o.Now().UTC().Format("2006-01-02 15:04:05Z"), Refresh: 5, HA: d.haStatus()}
 	for _, g := range rv.Groups {
 		data.Rules += len(g.Rules)

@@ -15,19 +15,23 @@ import (
 
 	"github.com/vigil-alerts/vigil/engine"
 	"github.com/vigil-alerts/vigil/notifiers"
+	"github.com/vigil-alerts/vigil/silences"
 )
 
 // Version of the file layout; a file of another version is set aside.
 const Version = 1
 
-// State is what one save holds: the engine's alerts and what each
-// channel was already told about them, so a restart neither resets a
-// pending `for` nor pages again for an alert already delivered.
+// State is what one save holds: the engine's alerts, what each channel
+// was already told about them, and the silences, so a restart neither
+// resets a pending `for` nor pages again for an alert already delivered.
 type State struct {
 	Version    int                        `json:"version"`
 	SavedAt    time.Time                  `json:"saved_at"`
 	Alerts     []engine.AlertRecord       `json:"alerts"`
 	Deliveries []notifiers.DeliveryRecord `json:"deliveries,omitempty"`
+	// Silences are kept until long after they expire, so a restart
+	// neither ends a maintenance window early nor forgets its history.
+	Silences []silences.Silence `json:"silences,omitempty"`
 }
 
 // CorruptError says the file could not be used and where it was moved.
