@@ -23,9 +23,11 @@ import (
 //     sender, and so does a message waiting for its next attempt; an
 //     attempt already sent finishes with the old one.
 //   - A removed channel's queued messages are dropped, a delivery in flight
-//     to it is cancelled, both counted in vigil_notifications_dropped_total
-//     and logged; its groups are forgotten and its per-channel metric
-//     series deleted once its last delivery has returned.
+//     to it is cancelled (an attempt still finishing with settings an
+//     earlier reload replaced too), both counted in
+//     vigil_notifications_dropped_total and logged; its groups are
+//     forgotten and its per-channel metric series deleted once its last
+//     delivery has returned.
 //   - A new channel starts empty: alerts already firing that now route to
 //     it are news to it, sent after group_wait.
 //   - Routes, default_channels, inhibit_rules and timings are used from the

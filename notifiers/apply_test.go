@@ -527,3 +527,70 @@ func TestApplyConcurrently(t *testing.T) {
 		return !h.series("vigil_notifications_sent_total", "b") && !h.series("vigil_notifications_sent_total", "c")
 	})
 }
+
+// A channel changed by one reload and removed by the next: the old
+// sender's attempt, still in flight when the first reload retired it, is
+// cancelled by the second like any delivery to the removed channel. It is
+// not retried, counts as dropped (not failed), and leaves no series for
+// the name that is gone.
+func TestApplyChangedThenRemovedCancelsOldDelivery(t *testing.T) {
+	release := make(chan struct{})
+	var hits, cancelled atomic.Int32
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := hits.Add(1)
+		io.Copy(io.Discard, r.Body) // the server notices a client going away only after the body
+		if n == 1 {
+			select {
+			case <-r.Context().Done():
+				cancelled.Add(1)
+				return
+			case <-release:
+			}
+		}
+		w.WriteHeader(http.StatusBadGateway) // retryable
+	}))
+	t.Cleanup(old.Close)
+	t.Cleanup(func() { close(release) }) // before old.Close, which waits for handlers
+	newURL, other := newReceiver(t), newReceiver(t)
+	cfg := func(chans ...notifiers.ChannelConfig) notifiers.Config {
+		return notifiers.Config{DeliveryTimeout: time.Minute, Channels: chans}
+	}
+	chanA := func(url string) notifiers.ChannelConfig {
+		return notifiers.ChannelConfig{Name: "a", Concurrency: 1, Webhook: &webhook.Config{URL: url, Timeout: time.Minute}}
+	}
+	h := build(t, cfg(chanA(old.URL)))
+	alerts := members(unreachable, 1, model.StateFiring, "a")
+	h.d.Process(t0, alerts)
+	h.d.Process(t0.Add(30*time.Second), alerts)
+	waitUntil(t, "the first attempt in flight at the old URL", func() bool { return hits.Load() == 1 })
+
+	h.apply(t, cfg(chanA(newURL.URL)))
+	h.apply(t, cfg(webhookChannel("b", other.URL)))
+	waitUntil(t, "the attempt at the old URL cancelled", func() bool { return cancelled.Load() == 1 })
+	waitUntil(t, "the message counted as dropped", func() bool { return h.total("vigil_notifications_dropped_total") == 1 })
+	waitUntil(t, "a's series deleted", func() bool { return !h.series("vigil_notifications_sent_total", "a") })
+
+	// Stop waits for every worker, retired ones included: nothing of a
+	// may come back after it.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.d.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v (a retired sender kept it waiting)", err)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("the old URL of removed channel a got %d requests; retries went on after the removal", n)
+	}
+	if n := newURL.hitCount(); n != 0 {
+		t.Errorf("the new URL of removed channel a got %d requests", n)
+	}
+	for _, name := range []string{"vigil_notifications_sent_total", "vigil_notifications_failed_total",
+		"vigil_notification_attempts_total", "vigil_notification_queue_length"} {
+		if h.series(name, "a") {
+			t.Errorf("stale series %s{channel=\"a\"} after a was removed", name)
+		}
+	}
+	logs := h.log.String()
+	if !strings.Contains(logs, "notification abandoned: its channel was removed") || strings.Contains(logs, "notification failed") {
+		t.Errorf("the cancelled delivery is not logged as abandoned:\n%s", logs)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,14 +133,22 @@ func (d *Dispatcher) launch(c *channel) {
 }
 
 // retire stops c taking work, under d.mu: its workers return after the
-// message each is delivering (cancelled at once when removed), and the
-// messages still queued are returned to the caller, to move or drop.
+// message each is delivering, and the messages still queued are returned
+// to the caller, to move or drop. When the name is removed, every
+// delivery to it is cancelled: c's, and those of the channels of the same
+// name that earlier reloads replaced and that are still finishing an
+// attempt with their old settings.
 func (d *Dispatcher) retire(c *channel, removed bool) []*job {
 	q := c.take()
 	close(c.quit)
+	d.retired[c.name] = append(d.retired[c.name], c)
 	if removed {
-		c.removed = true
-		c.cancel(errChannelRemoved)
+		for _, r := range d.retired[c.name] {
+			if !r.removed {
+				r.removed = true
+				r.cancel(errChannelRemoved)
+			}
+		}
 	}
 	return q
 }
@@ -175,9 +184,10 @@ func (d *Dispatcher) worker(c *channel) {
 
 // workerDone runs as each worker returns. The last one of a channel a
 // reload removed deletes the channel's metric series, unless a later
-// reload brought the name back: no stale series for a channel that is
-// gone. They go only now, so that the message that was in flight is still
-// counted somewhere until then.
+// reload brought the name back or another retired channel of the name is
+// still finishing: no stale series for a channel that is gone. They go
+// only now, so that the message that was in flight is still counted
+// somewhere until then.
 func (d *Dispatcher) workerDone(c *channel) {
 	if c.running.Add(-1) > 0 {
 		return
@@ -185,7 +195,13 @@ func (d *Dispatcher) workerDone(c *channel) {
 	c.cancel(context.Canceled) // releases the context; a no-op after a removal
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, live := d.byName[c.name]; c.removed && !live {
+	rest := slices.DeleteFunc(d.retired[c.name], func(r *channel) bool { return r == c })
+	if len(rest) == 0 {
+		delete(d.retired, c.name)
+	} else {
+		d.retired[c.name] = rest
+	}
+	if _, live := d.byName[c.name]; c.removed && !live && len(rest) == 0 {
 		d.metrics.forget(c.name)
 	}
 }
@@ -212,7 +228,11 @@ func (d *Dispatcher) deliver(c *channel, j *job) {
 				log.Info("notification handed to the channel's new settings for its retry", "attempts", attempt, "err", err)
 				return
 			}
-			quit = nil // removed, or stopping: the context ends this
+			if ctx.Err() != nil { // removed: no attempt with settings that are gone
+				err = errors.Join(err, ctx.Err())
+				break
+			}
+			quit = nil // stopping: the delivery carries on until Stop's deadline
 		}
 		attempt++
 		d.metrics.attempts.WithLabelValues(c.name).Inc()

@@ -35,7 +35,12 @@ type Dispatcher struct {
 	inhibited map[string]InhibitedAlert
 	silenced  map[string]SilencedAlert
 	unknown   map[string]bool // unknown channel names already logged
-	stopped   bool
+	// retired holds, by name, the channels a reload retired whose workers
+	// have not all returned yet (an attempt still finishing with old
+	// settings), so that removing the name cancels those deliveries too,
+	// and its metric series go only when the last of them returns.
+	retired map[string][]*channel
+	stopped bool
 
 	// delivery lifecycle: ctx is cancelled when Stop runs out of time.
 	ctx      context.Context
@@ -133,7 +138,8 @@ func newDispatcher(p *parts, o options) *Dispatcher {
 		parts:  *p,
 		groups: map[groupKey]*group{}, firing: map[string]model.Alert{},
 		inhibited: map[string]InhibitedAlert{}, silenced: map[string]SilencedAlert{}, unknown: map[string]bool{},
-		ctx: ctx, cancel: cancel, stopping: make(chan struct{}), done: make(chan struct{}),
+		retired: map[string][]*channel{},
+		ctx:     ctx, cancel: cancel, stopping: make(chan struct{}), done: make(chan struct{}),
 	}
 }
 
