@@ -5,6 +5,7 @@
 //	vigil test FILE...           run rule unit tests
 //	vigil run --config FILE      the daemon: collect, evaluate, notify, serve
 //	vigil demo                   all of it against an in-process etcd cluster
+//	vigil silence add|list|expire  silences on a running Vigil, through its API
 package main
 
 import (
@@ -27,6 +28,7 @@ commands:
   test FILE...           run rule unit tests
   run --config FILE      run the daemon (see examples/vigil.yaml)
   demo                   run Vigil against an in-process 3-member etcd cluster
+  silence add|list|expire  mute alerts on a running Vigil (vigil silence for help)
 `
 
 func main() {
@@ -47,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runDaemon(args[1:], stdout, stderr)
 	case "demo":
 		return demo(args[1:], stdout, stderr)
+	case "silence":
+		return silenceCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -170,4 +171,36 @@ func TestHASilenceFromAnyReplica(t *testing.T) {
 		t.Fatalf("DELETE on the new leader: %d %s", code, out)
 	}
 	c.tickUntil(4, "UpLong sent once the silence expired", func() bool { return c.rcv.Count("UpLong", "firing") == 1 })
+}
+
+// `vigil silence` against a running daemon: add, list, expire.
+func TestSilenceCommand(t *testing.T) {
+	h := newHarness(t, upRule)
+	url := "--url=http://" + h.d.Addr()
+	var out, errOut bytes.Buffer
+	if code := run([]string{"silence", "add", url, "--for", "90m", "--comment", "disk swap", "--by", "carol",
+		`host.mac="02:00:00:00:00:01"`, "severity!=critical"}, &out, &errOut); code != 0 {
+		t.Fatalf("add: exit %d: %s", code, errOut.String())
+	}
+	id, _, _ := strings.Cut(out.String(), " ")
+	if !strings.Contains(out.String(), "active until 2026-03-01T13:30:00Z") {
+		t.Errorf("add printed %q", out.String())
+	}
+	out.Reset()
+	if code := run([]string{"silence", "list", url}, &out, &errOut); code != 0 {
+		t.Fatalf("list: exit %d: %s", code, errOut.String())
+	}
+	contains(t, "silence list", out.String(), id, "active", "carol", `host.mac="02:00:00:00:00:01" severity!="critical"`, "disk swap")
+	out.Reset()
+	if code := run([]string{"silence", "expire", url, id}, &out, &errOut); code != 0 || !strings.Contains(out.String(), id+" expired") {
+		t.Fatalf("expire: exit %d: %s%s", code, out.String(), errOut.String())
+	}
+	if s, _ := h.d.sil.Get(id); s.State(h.now()) != "expired" {
+		t.Errorf("silence %s is %s after expire", id, s.State(h.now()))
+	}
+	errOut.Reset()
+	if code := run([]string{"silence", "add", url, "--for", "1h", "--by", "carol", "a=b"}, &out, &errOut); code != 1 ||
+		!strings.Contains(errOut.String(), "400 Bad Request") || !strings.Contains(errOut.String(), "comment") {
+		t.Errorf("add without a comment: exit %d: %s", code, errOut.String())
+	}
 }
