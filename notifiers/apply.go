@@ -92,7 +92,6 @@ func (d *Dispatcher) Apply(cfg Config) error {
 		d.launch(c)
 		if q, ok := moving[c.name]; ok {
 			c.enqueue(q...)
-			d.metrics.queue.WithLabelValues(c.name).Set(float64(c.len()))
 		} else {
 			added = append(added, c.name)
 		}

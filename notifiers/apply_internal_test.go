@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"testing"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/vigil-alerts/vigil/notifiers/console"
 )
 
@@ -53,5 +55,43 @@ func TestApplyKeepsOrReplacesChannels(t *testing.T) {
 		if d.byName[c.name] != i || !c.launched() {
 			t.Errorf("channel %q: index %d, byName %d, launched %v", c.name, i, d.byName[c.name], c.launched())
 		}
+	}
+}
+
+// A retired channel never writes the queue gauge it shares with its
+// successor: whatever its worker still does with its (taken) queue, the
+// gauge is the successor's.
+func TestRetiredChannelLeavesQueueGauge(t *testing.T) {
+	m := newMetrics(nil)
+	gauge := func() float64 {
+		var out dto.Metric
+		if err := m.queue.WithLabelValues("a").Write(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out.GetGauge().GetValue()
+	}
+	old := newChannel("a", nil, nil, false, 1)
+	old.gauge = m.queue.WithLabelValues("a")
+	old.enqueue(&job{key: "1"}, &job{key: "2"}, &job{key: "3"})
+	old.pop()
+	if v := gauge(); v != 2 {
+		t.Fatalf("gauge %v, want 2", v)
+	}
+	q := old.take() // retire
+	succ := newChannel("a", nil, nil, false, 1)
+	succ.gauge = m.queue.WithLabelValues("a")
+	succ.enqueue(q...)
+	if v := gauge(); v != 2 {
+		t.Fatalf("gauge %v after the move, want 2", v)
+	}
+	// What the retired worker might still do: look at its queue again.
+	if j := old.pop(); j != nil {
+		t.Fatalf("retired channel popped %v", j)
+	}
+	old.enqueue(&job{key: "4"})
+	old.pop()
+	old.take()
+	if v := gauge(); v != 2 {
+		t.Errorf("gauge %v after the retired channel's queue operations, want the successor's 2", v)
 	}
 }

@@ -594,3 +594,50 @@ func TestApplyChangedThenRemovedCancelsOldDelivery(t *testing.T) {
 		t.Errorf("the cancelled delivery is not logged as abandoned:\n%s", logs)
 	}
 }
+
+// The queue gauge of a channel whose config changes is the new sender's
+// from the reload on: it counts the messages moved to it, and the old
+// sender finishing its attempt afterwards does not touch it.
+func TestApplyChangedChannelQueueGauge(t *testing.T) {
+	oldStep, releaseOld := blockFirst(t)
+	newStep, releaseNew := blockFirst(t)
+	oldURL, newURL := newReceiver(t, oldStep), newReceiver(t, newStep)
+	cfg := func(url string) notifiers.Config {
+		return notifiers.Config{Channels: []notifiers.ChannelConfig{{Name: "a", Concurrency: 1, Webhook: &webhook.Config{URL: url}}}}
+	}
+	h := build(t, cfg(oldURL.URL))
+	queued := func() float64 { return h.metric("vigil_notification_queue_length", "a").GetGauge().GetValue() }
+	var alerts []model.Alert
+	for _, rule := range []string{"RuleOne", "RuleTwo", "RuleThree"} {
+		alerts = append(alerts, members(rule, 1, model.StateFiring, "a")...)
+	}
+	h.d.Process(t0, alerts)
+	h.d.Process(t0.Add(30*time.Second), alerts)
+	waitUntil(t, "one message in flight to the old URL", func() bool { return oldURL.hitCount() == 1 })
+	if v := queued(); v != 2 {
+		t.Fatalf("queue_length{a} = %v before the reload, want 2", v)
+	}
+
+	h.apply(t, cfg(newURL.URL))
+	waitUntil(t, "one moved message in flight to the new URL", func() bool { return newURL.hitCount() == 1 })
+	if v := queued(); v != 1 {
+		t.Fatalf("queue_length{a} = %v after the reload, want the 1 moved message still queued", v)
+	}
+	releaseOld()
+	waitUntil(t, "the old sender's message recorded", func() bool {
+		for _, g := range h.d.Status() {
+			if !g.LastSent.IsZero() {
+				return true
+			}
+		}
+		return false
+	})
+	if v := queued(); v != 1 {
+		t.Errorf("queue_length{a} = %v after the old sender finished, want 1", v)
+	}
+	releaseNew()
+	h.settle(t)
+	if v := queued(); v != 0 {
+		t.Errorf("queue_length{a} = %v once everything was sent, want 0", v)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vigil-alerts/vigil/model"
 )
 
@@ -41,8 +43,14 @@ type channel struct {
 	removed   bool
 	successor *channel
 
-	mu    sync.Mutex
-	queue []*job
+	// mu guards queue, and the gauge of its length, which a channel shares
+	// with the channels of the same name that replace it. It is written
+	// only with the queue, under mu, and never once retire took the
+	// queue: after that the gauge is the successor's.
+	mu      sync.Mutex
+	queue   []*job
+	gauge   prometheus.Gauge // vigil_notification_queue_length{channel=name}; set by launch
+	retired bool
 }
 
 // errChannelRemoved cancels the deliveries of a channel a reload removed.
@@ -79,6 +87,7 @@ type job struct {
 func (c *channel) enqueue(js ...*job) {
 	c.mu.Lock()
 	c.queue = append(c.queue, js...)
+	c.publish()
 	c.mu.Unlock()
 	for range min(len(js), cap(c.signal)) {
 		select {
@@ -97,24 +106,29 @@ func (c *channel) pop() *job {
 	j := c.queue[0]
 	c.queue[0] = nil
 	c.queue = c.queue[1:]
+	c.publish()
 	return j
 }
 
-func (c *channel) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.queue)
+// publish sets the queue gauge, under c.mu, unless c is retired.
+func (c *channel) publish() {
+	if !c.retired && c.gauge != nil {
+		c.gauge.Set(float64(len(c.queue)))
+	}
 }
 
 // launched reports whether launch ran for c: a channel Apply kept.
 func (c *channel) launched() bool { return c.quit != nil }
 
-// take empties the queue and returns what was in it.
+// take empties the queue for good (retire) and returns what was in it.
+// The gauge reads 0 until a successor, if any, moves the messages in.
 func (c *channel) take() []*job {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	q := c.queue
 	c.queue = nil
+	c.publish()
+	c.retired = true
 	return q
 }
 
@@ -125,6 +139,7 @@ func (d *Dispatcher) launch(c *channel) {
 	c.quit = make(chan struct{})
 	c.signal = make(chan struct{}, c.workers)
 	d.metrics.init(c.name)
+	c.gauge = d.metrics.queue.WithLabelValues(c.name)
 	c.running.Store(int32(c.workers))
 	for range c.workers {
 		d.wg.Add(1)
@@ -161,11 +176,6 @@ func (d *Dispatcher) worker(c *channel) {
 	defer d.workerDone(c)
 	for {
 		for j := c.pop(); j != nil; j = c.pop() {
-			select {
-			case <-c.quit: // its successor of the same name owns the gauge
-			default:
-				d.metrics.queue.WithLabelValues(c.name).Set(float64(c.len()))
-			}
 			d.deliver(c, j)
 		}
 		select {
@@ -301,7 +311,6 @@ func (d *Dispatcher) handOver(c *channel, j *job) bool {
 		return false
 	}
 	s.enqueue(j)
-	d.metrics.queue.WithLabelValues(s.name).Set(float64(s.len()))
 	return true
 }
 

@@ -403,7 +403,6 @@ func (d *Dispatcher) flushIfDue(now time.Time, k groupKey, g *group, resolved *r
 	g.nextFlush = now.Add(d.cfg.GroupInterval)
 	g.spacing, g.first = d.cfg.GroupInterval, false
 	g.ch.enqueue(j)
-	d.metrics.queue.WithLabelValues(g.ch.name).Set(float64(g.ch.len()))
 }
 
 // held reports whether m is a firing member that the last Process did not
