@@ -20,8 +20,9 @@ import (
 //     recipients, concurrency, send_resolved) gets a new sender and
 //     workers. Its groups, and so what its receiver was already sent, are
 //     kept: nothing is paged again. Messages still queued move to the new
-//     sender, and so does a message waiting for its next attempt; an
-//     attempt already sent finishes with the old one.
+//     sender, and so does a message waiting for its next attempt (still
+//     not before a Retry-After the receiver asked for); an attempt
+//     already sent finishes with the old one.
 //   - A removed channel's queued messages are dropped, a delivery in flight
 //     to it is cancelled (an attempt still finishing with settings an
 //     earlier reload replaced too), both counted in

@@ -641,3 +641,39 @@ func TestApplyChangedChannelQueueGauge(t *testing.T) {
 		t.Errorf("queue_length{a} = %v once everything was sent, want 0", v)
 	}
 }
+
+// A message waiting out a 429's Retry-After when a reload changes its
+// channel (here only concurrency: the same receiver) is handed to the new
+// sender, which still waits until the receiver said it may try again.
+func TestApplyHandOverKeepsRetryAfter(t *testing.T) {
+	limited := func(w http.ResponseWriter) {
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}
+	r := newReceiver(t, limited)
+	cfg := func(workers int) notifiers.Config {
+		return notifiers.Config{DeliveryTimeout: time.Minute,
+			Channels: []notifiers.ChannelConfig{{Name: "a", Concurrency: workers, Webhook: &webhook.Config{URL: r.URL}}}}
+	}
+	h := build(t, cfg(1))
+	alerts := members(unreachable, 1, model.StateFiring, "a")
+	h.d.Process(t0, alerts)
+	h.d.Process(t0.Add(30*time.Second), alerts)
+	waitUntil(t, "the first attempt rate limited", func() bool { return r.hitCount() == 1 })
+
+	h.apply(t, cfg(2))
+	waitUntil(t, "the message delivered", func() bool { return len(r.got()) == 1 })
+	r.mu.Lock()
+	gap := r.times[1].Sub(r.times[0])
+	r.mu.Unlock()
+	if gap < time.Second {
+		t.Errorf("the retry came %s after the 429, before its Retry-After of 1s", gap)
+	}
+	if !strings.Contains(h.log.String(), "notification handed to the channel's new settings") {
+		t.Errorf("the retry was not handed over:\n%s", h.log.String())
+	}
+	h.settle(t)
+	if st := h.d.Status(); len(st) != 1 || st[0].LastSent.IsZero() || st[0].Failures != 0 {
+		t.Errorf("delivery not recorded on the group: %+v", st)
+	}
+}

@@ -82,6 +82,9 @@ type job struct {
 	firing    []string
 	resolved  []string
 	decidedAt time.Time
+	// notBefore is when a receiver's Retry-After allows the next attempt,
+	// zero if it asked for none. A hand-over carries it to the new sender.
+	notBefore time.Time
 }
 
 func (c *channel) enqueue(js ...*job) {
@@ -229,13 +232,38 @@ func (d *Dispatcher) deliver(c *channel, j *job) {
 	var err error
 	attempt := 0
 	quit := c.quit
+	// wait is the pause before the next attempt: a backoff, or a
+	// Retry-After, first of all one that a hand-over brought with j.
+	wait := time.Until(j.notBefore)
 	for {
-		if attempt > 0 && quit != nil && closed(quit) {
+		if wait > 0 {
+			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+				err = errors.Join(err, errors.New("next attempt would be past the delivery deadline"))
+				break
+			}
+			log.Debug("waiting for the next attempt", "attempts", attempt, "wait", wait, "err", err)
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			case <-quit:
+			}
+			t.Stop()
+			if ctx.Err() != nil {
+				err = errors.Join(err, ctx.Err())
+				break
+			}
+			wait = 0
+		}
+		if (attempt > 0 || !j.notBefore.IsZero()) && quit != nil && closed(quit) {
 			// A reload changed the channel's settings (a fixed URL, a
 			// new token) while this message waited to be tried again:
-			// the retry is the new sender's, with its own deadline.
+			// the retry is the new sender's, with its own deadline, but
+			// not before the time a Retry-After asked for: the receiver
+			// limits its callers, not their settings.
 			if d.handOver(c, j) {
-				log.Info("notification handed to the channel's new settings for its retry", "attempts", attempt, "err", err)
+				log.Info("notification handed to the channel's new settings for its retry", "attempts", attempt,
+					"wait", max(0, time.Until(j.notBefore)), "err", err)
 				return
 			}
 			if ctx.Err() != nil { // removed: no attempt with settings that are gone
@@ -243,6 +271,9 @@ func (d *Dispatcher) deliver(c *channel, j *job) {
 				break
 			}
 			quit = nil // stopping: the delivery carries on until Stop's deadline
+			if wait = time.Until(j.notBefore); wait > 0 {
+				continue
+			}
 		}
 		attempt++
 		d.metrics.attempts.WithLabelValues(c.name).Inc()
@@ -262,26 +293,11 @@ func (d *Dispatcher) deliver(c *channel, j *job) {
 		if !retry || ctx.Err() != nil {
 			break
 		}
-		wait := backoff(backoffBase, backoffMax, attempt)
+		wait, j.notBefore = backoff(backoffBase, backoffMax, attempt), time.Time{}
 		var ra interface{ RetryAfter() time.Duration }
 		if errors.As(err, &ra) && ra.RetryAfter() > 0 {
 			wait = ra.RetryAfter()
-		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			err = errors.Join(err, errors.New("next attempt would be past the delivery deadline"))
-			break
-		}
-		log.Debug("notification attempt failed, retrying", "attempt", attempt, "wait", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		case <-quit:
-		}
-		t.Stop()
-		if ctx.Err() != nil {
-			err = errors.Join(err, ctx.Err())
-			break
+			j.notBefore = time.Now().Add(wait)
 		}
 	}
 	switch {
