@@ -503,12 +503,7 @@ func (d *Dispatcher) Inhibited() []InhibitedAlert {
 	for _, ia := range d.inhibited {
 		out = append(out, ia)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Alert.Rule != out[j].Alert.Rule {
-			return out[i].Alert.Rule < out[j].Alert.Rule
-		}
-		return out[i].Alert.Fingerprint < out[j].Alert.Fingerprint
-	})
+	slices.SortFunc(out, func(a, b InhibitedAlert) int { return byRuleAndFingerprint(a.Alert, b.Alert) })
 	return out
 }
 
@@ -523,13 +518,15 @@ func (d *Dispatcher) Silenced() []SilencedAlert {
 		sa.By = slices.Clone(sa.By)
 		out = append(out, sa)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Alert.Rule != out[j].Alert.Rule {
-			return out[i].Alert.Rule < out[j].Alert.Rule
-		}
-		return out[i].Alert.Fingerprint < out[j].Alert.Fingerprint
-	})
+	slices.SortFunc(out, func(a, b SilencedAlert) int { return byRuleAndFingerprint(a.Alert, b.Alert) })
 	return out
+}
+
+func byRuleAndFingerprint(a, b model.Alert) int {
+	if c := strings.Compare(a.Rule, b.Rule); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Fingerprint, b.Fingerprint)
 }
 
 // computeSilenced rebuilds d.silenced: the firing alerts that an active

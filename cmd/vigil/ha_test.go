@@ -194,13 +194,8 @@ func (c *haCluster) leader(within time.Duration) *haReplica {
 
 func (c *haCluster) get(r *haReplica, path string) string {
 	c.t.Helper()
-	resp, err := http.Get("http://" + r.d.Addr() + path)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
+	_, b := request(c.t, "GET", "http://"+r.d.Addr()+path, "", "")
+	return b
 }
 
 func TestHAFailoverDeliversOnce(t *testing.T) {

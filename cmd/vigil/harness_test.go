@@ -229,13 +229,22 @@ func (h *harness) hasRule(name string) bool {
 
 func (h *harness) get(path, token string) (int, string) {
 	h.t.Helper()
-	req, _ := http.NewRequest("GET", "http://"+h.d.Addr()+path, nil)
+	return request(h.t, "GET", "http://"+h.d.Addr()+path, token, "")
+}
+
+// request sends body (JSON, if any) and returns the status and the answer.
+func request(t *testing.T, method, url, token, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,15 +14,7 @@ import (
 // do sends a request with a JSON body and returns the status and body.
 func (h *harness) do(method, path, body string) (int, string) {
 	h.t.Helper()
-	req, _ := http.NewRequest(method, "http://"+h.d.Addr()+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return request(h.t, method, "http://"+h.d.Addr()+path, "", body)
 }
 
 func (h *harness) silence(body string) apiSilence {
@@ -114,14 +105,7 @@ func TestBadSilenceRefused(t *testing.T) {
 // post sends a silence to one replica of an HA cluster.
 func (c *haCluster) post(r *haReplica, method, path, body string) (int, string) {
 	c.t.Helper()
-	req, _ := http.NewRequest(method, "http://"+r.d.Addr()+path, strings.NewReader(body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return request(c.t, method, "http://"+r.d.Addr()+path, "", body)
 }
 
 // With ha:, a silence made on a follower mutes the leader's page, still
