@@ -78,10 +78,12 @@ func visible(dom string) string {
 
 // The status page, as Chromium shows it: rules with health and last
 // evaluation, firing and pending alerts with segments and values, the
-// inhibited alert and what inhibits it, and the last reload error.
+// inhibited alert and what inhibits it, the silenced one and its silence,
+// and the last reload error.
 func TestStatusPageInBrowser(t *testing.T) {
 	bin := chromium(t)
 	h := newHarness(t, pageRules)
+	sil := h.silence(`{"matchers": ["alertname=AllUp"], "duration": "3h", "created_by": "ops", "comment": "cluster rebuild"}`)
 	h.tick(2)
 	h.write("rules/broken.yaml", "groups:\n  - name: b\n    rules:\n      - name: Broken\n        severity: high\n        condition: max(\"x\") >\n")
 	h.waitFor("the failed reload", func() bool { return !h.d.reload.Load().OK })
@@ -89,11 +91,13 @@ func TestStatusPageInBrowser(t *testing.T) {
 	text := visible(browse(t, bin, "http://"+h.d.Addr()+"/"))
 	contains(t, "page text", text,
 		"Vigil",
-		"3 rules in 1 groups", "2 firing", "1 pending", "1 inhibited",
+		"3 rules in 1 groups", "2 firing", "1 pending", "1 inhibited", "1 silenced",
 		"Last reload failed",
 		"broken.yaml:6:", // the error's place
 		// alerts with state, segment and value
-		"firing AllUp critical 1 segments:", `{host.mac="02:00:00:00:00:01"} = 1`, "all 1 members answer",
+		"silenced firing AllUp critical 1 segments:", "silenced by "+sil.ID,
+		// the silence: state, matchers, until, who, why
+		`active alertname="AllUp" 2026-03-01 12:00:00Z 2026-03-01 15:00:00Z ops cluster rebuild `+sil.ID, `{host.mac="02:00:00:00:00:01"} = 1`, "all 1 members answer",
 		"inhibited firing MemberUp high", "inhibited by AllUp/",
 		"pending MemberSlowToAnswer low", "pending since 2026-03-01 12:00:10Z",
 		// rules with health and last evaluation
