@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/user"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,7 +19,7 @@ import (
 
 const silenceUsage = `usage:
   vigil silence add [flags] MATCHER...   mute matching alerts (MATCHER: name=value, name!=value, name=~regex, name!~regex)
-      --for 2h --comment "why" [--by NAME] [--start RFC3339]
+      --for 2h --comment "why" [--by NAME, default you] [--start RFC3339]
   vigil silence list [flags]             list silences with their state
   vigil silence expire [flags] ID...     end silences now
 flags for every subcommand:
@@ -37,7 +38,7 @@ func silenceCmd(args []string, stdout, stderr io.Writer) int {
 	tokenFile := fs.String("token-file", "", "file holding the bearer token")
 	dur := fs.Duration("for", 0, "how long the silence lasts")
 	comment := fs.String("comment", "", "why (required)")
-	by := fs.String("by", os.Getenv("USER"), "who (default $USER)")
+	by := fs.String("by", whoami(), "who (default: the user running the command)")
 	start := fs.String("start", "", "start time, RFC 3339 (default now)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
@@ -106,6 +107,17 @@ func silenceCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "vigil silence: unknown subcommand %q\n\n%s", args[0], silenceUsage)
 	return 2
+}
+
+// whoami names the person making a silence when --by is not given.
+func whoami() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return ""
 }
 
 func envOr(key, def string) string {
