@@ -16,6 +16,9 @@ import (
 //
 //   - A channel whose name and config are unchanged is kept as it is: its
 //     queue, workers and deliveries in flight, and its groups' dedup state.
+//   - A channel whose name is kept and whose only change is to its own
+//     group_by, group_wait, group_interval or repeat_interval is kept too:
+//     those shape its groups (below), not its sender.
 //   - A channel whose name is kept but whose config changed (URL, token,
 //     recipients, concurrency, send_resolved) gets a new sender and
 //     workers. Its groups, and so what its receiver was already sent, are
@@ -32,9 +35,12 @@ import (
 //   - A new channel starts empty: alerts already firing that now route to
 //     it are news to it, sent after group_wait.
 //   - Routes, default_channels, inhibit_rules and timings are used from the
-//     next Process. A group's next message, scheduled with the old
-//     group_wait or group_interval, moves by the difference. A new group_by
-//     regroups every channel's alerts, keeping what each receiver was sent.
+//     next Process. A group's next message, scheduled with its channel's
+//     old group_wait or group_interval, moves by the difference; a new
+//     repeat_interval counts from the group's last message. A channel
+//     whose group_by changes (its own, or the global one it uses) has its
+//     alerts regrouped, keeping what its receiver was sent; other
+//     channels' groups are left as they are.
 //
 // An alert a receiver was paged about that no longer routes to it is not
 // repeated to it, and it still gets the resolution. Apply after Stop does
@@ -99,8 +105,21 @@ func (d *Dispatcher) Apply(cfg Config) error {
 	}
 
 	// Groups follow their channel by name to its index in the new list;
-	// a removed channel's groups are forgotten.
+	// a removed channel's groups are forgotten. The groups of a channel
+	// whose group_by changes (its own or the global one it uses) are
+	// regrouped.
+	var retimed []string
+	was := make(map[string]grouping, len(d.chans))
+	for i, c := range d.chans {
+		was[c.name] = d.grouping[i]
+	}
+	for i, c := range p.chans {
+		if old, ok := was[c.name]; ok && !old.equal(p.grouping[i]) {
+			retimed = append(retimed, c.name)
+		}
+	}
 	groups := make(map[groupKey]*group, len(d.groups))
+	rekey := map[groupKey]*group{}
 	forgotten := map[string]int{}
 	for _, g := range d.groups {
 		i, ok := p.byName[g.ch.name]
@@ -108,16 +127,24 @@ func (d *Dispatcher) Apply(cfg Config) error {
 			forgotten[g.ch.name]++
 			continue
 		}
+		regrouped := !slices.Equal(was[g.ch.name].by, p.grouping[i].by)
 		g.ch, g.key.ch = p.chans[i], i
-		groups[g.key] = g
+		if regrouped {
+			rekey[g.key] = g
+		} else {
+			groups[g.key] = g
+		}
 	}
-	if !slices.Equal(d.cfg.GroupBy, p.cfg.GroupBy) {
-		groups = regroup(groups, p.cfg.GroupBy)
+	// Only the regrouped channels' groups are re-keyed, so no key can
+	// collide with a group left as it is.
+	for k, g := range regroup(rekey, func(g *group, m *member) string { return alertKey(p.grouping[g.key.ch].by, &m.alert) }) {
+		groups[k] = g
 	}
 	for _, g := range groups {
-		want := p.cfg.GroupInterval
+		gr := p.grouping[g.key.ch]
+		want := gr.interval
 		if g.first {
-			want = p.cfg.GroupWait
+			want = gr.wait
 		}
 		if g.spacing != 0 && g.spacing != want {
 			g.nextFlush = g.nextFlush.Add(want - g.spacing)
@@ -143,18 +170,18 @@ func (d *Dispatcher) Apply(cfg Config) error {
 			"channel", name, "dropped", dropped[name], "groups_forgotten", forgotten[name])
 	}
 	d.log.Info("notifiers config applied", "added", added, "changed", changed, "removed", removed,
-		"channels", len(d.chans), "groups", len(d.groups))
+		"regrouped_or_retimed", retimed, "channels", len(d.chans), "groups", len(d.groups))
 	return nil
 }
 
 // regroup re-keys every group's members under a new group_by: each member
-// moves, with whether its receiver was sent it, to the group its alert
-// belongs to now on the same channel. A merged group takes the earliest
+// moves, with whether its receiver was sent it, to the group keyOf puts
+// it in now on the same channel. A merged group takes the earliest
 // next message and the latest last message of the groups it merges. A
 // group with a message in flight forwards that message's outcome to where
 // its members went (complete), and those groups count it as in flight, so
 // they do not send the same alerts again meanwhile.
-func regroup(groups map[groupKey]*group, groupBy []string) map[groupKey]*group {
+func regroup(groups map[groupKey]*group, keyOf func(g *group, m *member) string) map[groupKey]*group {
 	old := make([]*group, 0, len(groups))
 	for _, g := range groups {
 		old = append(old, g)
@@ -170,7 +197,7 @@ func regroup(groups map[groupKey]*group, groupBy []string) map[groupKey]*group {
 	out := make(map[groupKey]*group, len(groups))
 	for _, g := range old {
 		for fp, m := range g.members {
-			k := groupKey{ch: g.key.ch, key: alertKey(groupBy, &m.alert)}
+			k := groupKey{ch: g.key.ch, key: keyOf(g, m)}
 			t := out[k]
 			if t == nil {
 				t = &group{key: k, ch: g.ch, members: map[string]*member{}, sent: map[string]bool{},

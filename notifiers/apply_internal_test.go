@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -30,7 +31,8 @@ func TestApplyKeepsOrReplacesChannels(t *testing.T) {
 	next := Config{Channels: []ChannelConfig{
 		{Name: "c", Console: &console.Config{}},
 		{Name: "b", Concurrency: 1, Console: &console.Config{}},
-		{Name: "a", Console: &console.Config{}},
+		// Only its grouping changes: the same sender, the new timings.
+		{Name: "a", Console: &console.Config{}, GroupBy: []string{"cluster"}, RepeatInterval: 24 * time.Hour},
 	}}
 	if err := d.Apply(next); err != nil {
 		t.Fatal(err)
@@ -38,7 +40,10 @@ func TestApplyKeepsOrReplacesChannels(t *testing.T) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if got := d.chans[d.byName["a"]]; got != a {
-		t.Error("unchanged channel a was replaced")
+		t.Error("channel a, whose sender is unchanged, was replaced")
+	}
+	if g := d.grouping[d.byName["a"]]; g.repeat != 24*time.Hour || len(g.by) != 1 || g.wait != DefaultGroupWait {
+		t.Errorf("channel a's grouping after Apply: %+v", g)
 	}
 	if got := d.chans[d.byName["b"]]; got == b || got.workers != 1 {
 		t.Errorf("changed channel b not replaced by one with its new settings: %+v", got)

@@ -466,7 +466,7 @@ func TestApplyAfterStopDoesNothing(t *testing.T) {
 
 // Apply runs while Process, deliveries, ExportState, ImportState, Status
 // and the rest do (run with -race): every config of the cycle adds,
-// changes or removes a channel, or changes group_by.
+// changes or removes a channel, or changes group_by or a channel's own.
 func TestApplyConcurrently(t *testing.T) {
 	a, b, c := newReceiver(t), newReceiver(t), newReceiver(t)
 	rules := []string{unreachable}
@@ -477,6 +477,8 @@ func TestApplyConcurrently(t *testing.T) {
 		{Channels: []notifiers.ChannelConfig{webhookChannel("b", c.URL), webhookChannel("a", a.URL)},
 			Routes: []notifiers.RouteConfig{routeTo(rules, "b")}, GroupBy: []string{"member"}, GroupInterval: time.Minute},
 		{Channels: []notifiers.ChannelConfig{webhookChannel("c", c.URL)}, DefaultChannels: []string{"c"}, GroupWait: time.Second},
+		{Channels: []notifiers.ChannelConfig{webhookChannel("b", c.URL), withGrouping(webhookChannel("a", a.URL), []string{"member"}, time.Hour)},
+			Routes: []notifiers.RouteConfig{routeTo(rules, "a", "b")}},
 	}
 	h := build(t, configs[0])
 	const rounds = 200

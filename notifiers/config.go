@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/vigil-alerts/vigil/notifiers/console"
@@ -23,7 +24,7 @@ type Config struct {
 	Inhibit         []InhibitConfig `yaml:"inhibit_rules,omitempty" json:"inhibit_rules,omitempty"`
 
 	// GroupBy adds labels to the grouping key; alerts are always grouped
-	// by rule first.
+	// by rule first. A channel may set its own (ChannelConfig.GroupBy).
 	GroupBy []string `yaml:"group_by,omitempty" json:"group_by,omitempty"`
 	// GroupWait is how long a new group waits for more alerts before its
 	// first message (default 30s).
@@ -53,6 +54,19 @@ type ChannelConfig struct {
 	// Concurrency is how many groups of this channel are delivered at
 	// once (default 2).
 	Concurrency int `yaml:"concurrency,omitempty" json:"concurrency,omitempty"`
+
+	// GroupBy, GroupWait, GroupInterval and RepeatInterval, when set,
+	// replace the global settings of the same name for this channel's
+	// groups, as a receiver-specific route does in Alertmanager: email may
+	// repeat daily where Slack repeats every 4h. Unset (nil, 0) is the
+	// global value; `group_by: []` groups by rule alone even when the
+	// global group_by is set. They shape messages, not the sender: a
+	// reload that changes only them keeps the channel's sender, queue and
+	// deliveries.
+	GroupBy        []string      `yaml:"group_by,omitempty" json:"group_by,omitzero"`
+	GroupWait      time.Duration `yaml:"group_wait,omitempty" json:"group_wait,omitempty"`
+	GroupInterval  time.Duration `yaml:"group_interval,omitempty" json:"group_interval,omitempty"`
+	RepeatInterval time.Duration `yaml:"repeat_interval,omitempty" json:"repeat_interval,omitempty"`
 
 	Slack   *slack.Config   `yaml:"slack,omitempty" json:"slack,omitempty"`
 	Email   *email.Config   `yaml:"email,omitempty" json:"email,omitempty"`
@@ -110,6 +124,71 @@ func (c Config) withDefaults() Config {
 	set(&c.BackoffBase, DefaultBackoffBase)
 	set(&c.BackoffMax, DefaultBackoffMax)
 	return c
+}
+
+// grouping is how one channel groups and times its messages: its own
+// settings where it has them, the global ones (after defaults) elsewhere.
+type grouping struct {
+	by                     []string
+	wait, interval, repeat time.Duration
+}
+
+// grouping is the effective grouping of a channel built from cc; nil (a
+// channel added with WithNotifier) has the global settings. c has its
+// defaults applied.
+func (c Config) grouping(cc *ChannelConfig) grouping {
+	g := grouping{by: c.GroupBy, wait: c.GroupWait, interval: c.GroupInterval, repeat: c.RepeatInterval}
+	if cc == nil {
+		return g
+	}
+	if cc.GroupBy != nil {
+		g.by = cc.GroupBy
+	}
+	override := func(d *time.Duration, v time.Duration) {
+		if v > 0 {
+			*d = v
+		}
+	}
+	override(&g.wait, cc.GroupWait)
+	override(&g.interval, cc.GroupInterval)
+	override(&g.repeat, cc.RepeatInterval)
+	return g
+}
+
+func (g grouping) equal(o grouping) bool {
+	return slices.Equal(g.by, o.by) && g.wait == o.wait && g.interval == o.interval && g.repeat == o.repeat
+}
+
+// sender is c without its grouping overrides: what its sender, queue and
+// workers are built from.
+func (c ChannelConfig) sender() ChannelConfig {
+	c.GroupBy, c.GroupWait, c.GroupInterval, c.RepeatInterval = nil, 0, 0, 0
+	return c
+}
+
+// labelName is what a rule may call a label (rules/load.go labelPattern),
+// so every label a rule can set can be grouped by.
+var labelName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.:/-]*$`)
+
+// checkGrouping reports negative timings and group_by entries that are not
+// label names, each as "<field>: ..." after where (empty for the global
+// settings, `channel "x": ` for a channel's). Zero means unset.
+func checkGrouping(where string, by []string, wait, interval, repeat time.Duration) []error {
+	var errs []error
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{{"group_wait", wait}, {"group_interval", interval}, {"repeat_interval", repeat}} {
+		if d.v < 0 {
+			errs = append(errs, fmt.Errorf("%s%s: %s is negative", where, d.field, d.v))
+		}
+	}
+	for i, l := range by {
+		if !labelName.MatchString(l) {
+			errs = append(errs, fmt.Errorf("%sgroup_by[%d]: %q is not a label name", where, i, l))
+		}
+	}
+	return errs
 }
 
 // matcher is a compiled MatchConfig.

@@ -65,12 +65,13 @@ func newChannel(name string, conf *ChannelConfig, n Notifier, sendResolved bool,
 
 // sameChannel reports whether a running channel built from a can stay as
 // it is for b. Channels added with WithNotifier (nil) come from the options
-// given to Build, which Apply reuses.
+// given to Build, which Apply reuses. The grouping overrides do not count:
+// the dispatcher reads them from its parts, not from the channel.
 func sameChannel(a, b *ChannelConfig) bool {
 	if a == nil || b == nil {
 		return a == nil && b == nil
 	}
-	return reflect.DeepEqual(*a, *b)
+	return reflect.DeepEqual(a.sender(), b.sender())
 }
 
 // job is one message: a snapshot of a group taken when Process decided to

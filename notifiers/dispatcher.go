@@ -73,10 +73,11 @@ type member struct {
 	seen  uint64
 }
 
-// group is one message thread: one rule (and group_by values) on one
-// channel. sent holds the firing alerts the receiver last got, which is
-// what dedup compares against; it changes only after a delivery succeeds,
-// so a failed one is tried again at the next group interval.
+// group is one message thread: one rule (and the channel's group_by
+// values) on one channel, timed by the channel's grouping. sent holds the
+// firing alerts the receiver last got, which is what dedup compares
+// against; it changes only after a delivery succeeds, so a failed one is
+// tried again at the next group interval.
 type group struct {
 	key       groupKey
 	ch        *channel
@@ -193,8 +194,14 @@ func (d *Dispatcher) Process(now time.Time, alerts []model.Alert) {
 		if len(chans) == 0 {
 			return
 		}
-		key := alertKey(d.cfg.GroupBy, a) // once per alert, not per channel
-		for _, ci := range chans {
+		// The key once per alert and group_by, not per channel: channels
+		// that group alike are usually all of them.
+		var key string
+		var keyBy []string
+		for i, ci := range chans {
+			if by := d.grouping[ci].by; i == 0 || !slices.Equal(by, keyBy) {
+				key, keyBy = alertKey(by, a), by
+			}
 			d.place(now, groupKey{ch: ci, key: key}, a)
 		}
 	}
@@ -287,7 +294,7 @@ func appendUnique(s []int, v int) []int {
 }
 
 // alertKey is the grouping key within a channel: the rule, then the
-// group_by label values.
+// values of the channel's group_by labels.
 func alertKey(groupBy []string, a *model.Alert) string {
 	if len(groupBy) == 0 {
 		return a.Rule
@@ -309,8 +316,9 @@ func (d *Dispatcher) place(now time.Time, k groupKey, a *model.Alert) {
 		if a.State != model.StateFiring {
 			return
 		}
+		wait := d.grouping[k.ch].wait
 		g = &group{key: k, ch: d.chans[k.ch], members: map[string]*member{}, sent: map[string]bool{},
-			nextFlush: now.Add(d.cfg.GroupWait), spacing: d.cfg.GroupWait, first: true}
+			nextFlush: now.Add(wait), spacing: wait, first: true}
 		d.groups[k] = g
 	}
 	m := g.members[a.Fingerprint]
@@ -374,8 +382,9 @@ func (d *Dispatcher) flushIfDue(now time.Time, k groupKey, g *group, resolved *r
 			resolvedNews = true
 		}
 	}
+	gr := d.grouping[k.ch]
 	due := !now.Before(g.nextFlush)
-	repeat := nFiring > 0 && !g.lastSent.IsZero() && !now.Before(g.lastSent.Add(d.cfg.RepeatInterval))
+	repeat := nFiring > 0 && !g.lastSent.IsZero() && !now.Before(g.lastSent.Add(gr.repeat))
 	if !due || !(newFiring || resolvedNews || repeat) {
 		if due || nFiring == 0 {
 			d.dropSilentResolved(g)
@@ -400,8 +409,8 @@ func (d *Dispatcher) flushIfDue(now time.Time, k groupKey, g *group, resolved *r
 	d.dropSilentResolved(g)
 	sort.Slice(j.alerts, func(a, b int) bool { return j.alerts[a].Fingerprint < j.alerts[b].Fingerprint })
 	g.inflight++
-	g.nextFlush = now.Add(d.cfg.GroupInterval)
-	g.spacing, g.first = d.cfg.GroupInterval, false
+	g.nextFlush = now.Add(gr.interval)
+	g.spacing, g.first = gr.interval, false
 	g.ch.enqueue(j)
 }
 

@@ -122,8 +122,11 @@ func Build(cfg Config, opts ...Option) (*Dispatcher, error) {
 // parts is everything one Config makes, before any of it is in use: what
 // Build starts with and what Apply swaps in.
 type parts struct {
-	cfg      Config
-	chans    []*channel
+	cfg   Config
+	chans []*channel
+	// grouping is each channel's effective grouping, by the same index
+	// as chans: a reload can change it without replacing the channel.
+	grouping []grouping
 	byName   map[string]int
 	routes   []route
 	defaults []int
@@ -132,20 +135,22 @@ type parts struct {
 
 // parts builds and checks everything cfg describes. keep, when set, may
 // return a running channel to use as it is instead of building the named
-// one again (Apply: same name, same config); conf is nil for a channel
-// added with WithNotifier.
+// one again (Apply: same name, same config but for grouping, see
+// sameChannel); conf is nil for a channel added with WithNotifier.
 func (o options) parts(cfg Config, keep func(name string, conf *ChannelConfig) *channel) (*parts, error) {
+	errs := checkGrouping("", cfg.GroupBy, cfg.GroupWait, cfg.GroupInterval, cfg.RepeatInterval)
 	cfg = cfg.withDefaults()
-	var errs []error
 	var chans []*channel
+	var groupings []grouping
 	byName := map[string]int{}
-	add := func(c *channel) {
+	add := func(c *channel, conf *ChannelConfig) {
 		if _, dup := byName[c.name]; dup {
 			errs = append(errs, fmt.Errorf("channel %q: defined twice", c.name))
 			return
 		}
 		byName[c.name] = len(chans)
 		chans = append(chans, c)
+		groupings = append(groupings, cfg.grouping(conf))
 	}
 	for i, cc := range cfg.Channels {
 		where := fmt.Sprintf("channels[%d]", i)
@@ -153,13 +158,14 @@ func (o options) parts(cfg Config, keep func(name string, conf *ChannelConfig) *
 			errs = append(errs, fmt.Errorf("%s: name is required", where))
 			continue
 		}
+		where = fmt.Sprintf("channel %q", cc.Name)
+		errs = append(errs, checkGrouping(where+": ", cc.GroupBy, cc.GroupWait, cc.GroupInterval, cc.RepeatInterval)...)
 		if keep != nil {
 			if c := keep(cc.Name, &cc); c != nil {
-				add(c)
+				add(c, &cc)
 				continue
 			}
 		}
-		where = fmt.Sprintf("channel %q", cc.Name)
 		n, err := buildOne(cc, o)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", where, err))
@@ -169,16 +175,16 @@ func (o options) parts(cfg Config, keep func(name string, conf *ChannelConfig) *
 		if cc.SendResolved != nil {
 			sendResolved = *cc.SendResolved
 		}
-		add(newChannel(cc.Name, &cc, n, sendResolved, cc.Concurrency))
+		add(newChannel(cc.Name, &cc, n, sendResolved, cc.Concurrency), &cc)
 	}
 	for _, e := range o.extra {
 		if keep != nil {
 			if c := keep(e.name, nil); c != nil {
-				add(c)
+				add(c, nil)
 				continue
 			}
 		}
-		add(newChannel(e.name, nil, e.n, e.sendResolved, 0))
+		add(newChannel(e.name, nil, e.n, e.sendResolved, 0), nil)
 	}
 	known := func(where string, names []string) []int {
 		var idx []int
@@ -223,7 +229,7 @@ func (o options) parts(cfg Config, keep func(name string, conf *ChannelConfig) *
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &parts{cfg: cfg, chans: chans, byName: byName, routes: routes, defaults: defaults, inhibits: inhibits}, nil
+	return &parts{cfg: cfg, chans: chans, grouping: groupings, byName: byName, routes: routes, defaults: defaults, inhibits: inhibits}, nil
 }
 
 // buildOne builds the single integration a channel names.

@@ -14,7 +14,7 @@ import (
 type DeliveryRecord struct {
 	Channel string `json:"channel"`
 	// Group is the grouping key within the channel: the rule, then the
-	// group_by values, separated by 0xff.
+	// values of the channel's group_by labels, separated by 0xff.
 	Group string `json:"group"`
 	// Sent are the alerts the receiver last got as firing, sorted by
 	// fingerprint, as last seen (a resolved one's resolution may still
@@ -70,7 +70,10 @@ func (d *Dispatcher) ExportState() []DeliveryRecord {
 // receiver already got as firing is not sent again before the repeat
 // interval, and its resolution is sent once, even if the alert resolves
 // at the very first Process. Records of channels that are not configured
-// are dropped and counted. Messages already in flight are not affected.
+// are dropped and counted. Groups are keyed by channel and by the key
+// that channel's group_by gives; a record saved under another group_by
+// is regrouped, so a changed config does not page again. Messages already
+// in flight are not affected.
 func (d *Dispatcher) ImportState(recs []DeliveryRecord) (restored, dropped int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -79,6 +82,7 @@ func (d *Dispatcher) ImportState(recs []DeliveryRecord) (restored, dropped int) 
 	}
 	d.groups = map[groupKey]*group{}
 	d.firing = map[string]model.Alert{}
+	stale := false
 	for _, r := range recs {
 		ci, ok := d.byName[r.Channel]
 		if !ok {
@@ -101,6 +105,23 @@ func (d *Dispatcher) ImportState(recs []DeliveryRecord) (restored, dropped int) 
 		}
 		d.groups[k] = g
 		restored++
+		for _, a := range r.Sent {
+			if a.Rule != "" && alertKey(d.grouping[ci].by, &a) != r.Group {
+				stale = true
+			}
+		}
+	}
+	if stale {
+		// Saved under another group_by than the channel has now (the
+		// config changed across the hand-over): each alert goes to the
+		// group it is placed in now, with what its receiver was sent, as
+		// a reload does. An alert saved without its rule stays put.
+		d.groups = regroup(d.groups, func(g *group, m *member) string {
+			if m.alert.Rule == "" {
+				return g.key.key
+			}
+			return alertKey(d.grouping[g.key.ch].by, &m.alert)
+		})
 	}
 	return restored, dropped
 }
