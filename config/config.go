@@ -399,7 +399,11 @@ func (v *validator) collectors(cfgs []collectors.Config) {
 	}
 }
 
-var notifierWhere = regexp.MustCompile(`^(channel "([^"]*)"|channels\[(\d+)\]|routes\[(\d+)\]|inhibit_rules\[(\d+)\]|default_channels)`)
+var notifierWhere = regexp.MustCompile(`^(channel "([^"]*)"|channels\[(\d+)\]|routes\[(\d+)\]|inhibit_rules\[(\d+)\]|default_channels|(group_wait|group_interval|repeat_interval|group_by(?:\[\d+\])?):)`)
+
+// groupingField is the grouping setting a channel's error is about, when
+// it is one: the error then points at that field, not at the channel.
+var groupingField = regexp.MustCompile(`^: (group_wait|group_interval|repeat_interval|group_by(?:\[\d+\])?): `)
 
 // notifiers builds the dispatcher once (every channel, route and inhibit
 // rule) and maps each error to the entry it names.
@@ -419,12 +423,17 @@ func (v *validator) notifiers(cfg notifiers.Config) {
 						break
 					}
 				}
+				if f := groupingField.FindStringSubmatch(e.Error()[len(m[0]):]); f != nil && path != "$.notifiers" {
+					path += "." + f[1]
+				}
 			case m[3] != "":
 				path = "$.notifiers.channels[" + m[3] + "]"
 			case m[4] != "":
 				path = "$.notifiers.routes[" + m[4] + "]"
 			case m[5] != "":
 				path = "$.notifiers.inhibit_rules[" + m[5] + "]"
+			case m[6] != "":
+				path = "$.notifiers." + m[6]
 			default:
 				path = "$.notifiers.default_channels"
 			}

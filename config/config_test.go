@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func noEnv(string) (string, bool) { return "", false }
@@ -180,5 +181,74 @@ func TestHASection(t *testing.T) {
 	_, err = Parse(path, []byte(base+"ha:\n  prefix: /x/\n"), Options{LookupEnv: noEnv})
 	if err == nil || !strings.Contains(err.Error(), ":3:3: ha.endpoints: at least one etcd endpoint is required") {
 		t.Errorf("missing endpoints: %v", err)
+	}
+}
+
+// A channel's own group_by and timings are checked as the global ones
+// are, each error at its field, with the rest of the file's mistakes.
+func TestChannelGroupingErrors(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vigil.yaml")
+	src := `rule_dirs: [.]
+notifiers:
+  group_by: [cluster]
+  repeat_interval: -1h
+  channels:
+    - name: ok
+      console: {}
+      group_by: []
+      repeat_interval: 24h
+    - name: slack
+      console: {}
+      group_wait: -30s
+      group_by: [cluster, "bad label"]
+    - name: email
+      console: {output: printer}
+      repeat_interval: -24h
+`
+	_, err := Parse(path, []byte(src), Options{LookupEnv: noEnv})
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("want Errors, got %v", err)
+	}
+	want := []string{
+		path + `:4:20: notifiers: repeat_interval: -1h0m0s is negative`,
+		path + `:12:19: notifiers: channel "slack": group_wait: -30s is negative`,
+		path + `:13:27: notifiers: channel "slack": group_by[1]: "bad label" is not a label name`,
+		path + `:14:7: notifiers: channel "email": console: output: "printer" is neither stdout nor stderr`,
+		path + `:16:24: notifiers: channel "email": repeat_interval: -24h0m0s is negative`,
+	}
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Error())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// A duration that does not parse is a decoding error at its value.
+	bad := strings.Replace(src, "repeat_interval: 24h", "repeat_interval: daily", 1)
+	_, err = Parse(path, []byte(bad), Options{LookupEnv: noEnv})
+	if err == nil || !strings.Contains(err.Error(), path+":9:24:") {
+		t.Errorf("unparsable override: %v, want it at 9:24", err)
+	}
+
+	// Through Load, as `vigil check --config` reads it.
+	good := strings.NewReplacer("-1h", "1h", "-30s", "1m", `, "bad label"`, "", "output: printer", "output: stderr", "-24h", "24h").Replace(src)
+	if err := os.WriteFile(path, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, Options{LookupEnv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch := c.Notifiers.Channels[0]; ch.GroupBy == nil || len(ch.GroupBy) != 0 || ch.RepeatInterval != 24*time.Hour {
+		t.Errorf("channel ok: group_by %#v, repeat_interval %v; want [] (not unset) and 24h", ch.GroupBy, ch.RepeatInterval)
+	}
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path, Options{LookupEnv: noEnv}); err == nil || !strings.Contains(err.Error(), path+`:12:19: notifiers: channel "slack": group_wait`) {
+		t.Errorf("Load: %v", err)
 	}
 }
