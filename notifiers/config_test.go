@@ -51,6 +51,11 @@ func TestExampleConfigBuilds(t *testing.T) {
 	if file.Notifiers.GroupInterval != 5*time.Minute || file.Notifiers.RepeatInterval != 4*time.Hour {
 		t.Errorf("durations: %+v", file.Notifiers)
 	}
+	for _, c := range file.Notifiers.Channels {
+		if c.Name == "oncall-email" && c.RepeatInterval != 24*time.Hour {
+			t.Errorf("oncall-email's own repeat_interval = %v, want 24h", c.RepeatInterval)
+		}
+	}
 	// Unknown fields are errors for the strict caller.
 	bad := bytes.Replace(b, []byte("group_wait:"), []byte("group_waiting:"), 1)
 	if err := yaml.UnmarshalWithOptions(bad, &file, yaml.Strict()); err == nil {
