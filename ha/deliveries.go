@@ -64,6 +64,42 @@ type deliveryHead struct {
 	Parts   []string `json:"parts,omitempty"`
 }
 
+// MarshalJSON adds buckets and parts to the record's own JSON, which an
+// embedded type's MarshalJSON would otherwise replace whole.
+func (h deliveryHead) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(h.DeliveryRecord)
+	if err != nil || (h.Buckets == 0 && len(h.Parts) == 0) {
+		return b, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	if m["buckets"], err = json.Marshal(h.Buckets); err != nil {
+		return nil, err
+	}
+	if m["parts"], err = json.Marshal(h.Parts); err != nil {
+		return nil, err
+	}
+	return json.Marshal(m)
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (h *deliveryHead) UnmarshalJSON(b []byte) error {
+	if err := json.Unmarshal(b, &h.DeliveryRecord); err != nil {
+		return err
+	}
+	var extra struct {
+		Buckets int      `json:"buckets"`
+		Parts   []string `json:"parts"`
+	}
+	if err := json.Unmarshal(b, &extra); err != nil {
+		return err
+	}
+	h.Buckets, h.Parts = extra.Buckets, extra.Parts
+	return nil
+}
+
 // deliveryPart is the value of one part: some of the record's Sent, in
 // fingerprint order.
 type deliveryPart struct {

@@ -1,7 +1,9 @@
 package notifiers
 
 import (
+	"encoding/json"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/vigil-alerts/vigil/model"
@@ -26,6 +28,36 @@ type DeliveryRecord struct {
 	// NextFlush is the earliest time of the group's next message (group
 	// wait, then group interval).
 	NextFlush time.Time `json:"next_flush,omitzero"`
+}
+
+// deliveryJSON is DeliveryRecord on the wire. JSON strings are UTF-8, so
+// the 0xff separators of a group_by key would come back as U+FFFD (and the
+// group never match again): the key travels as the rule plus a list.
+type deliveryJSON struct {
+	Channel     string        `json:"channel"`
+	Group       string        `json:"group"`
+	GroupValues []string      `json:"group_values,omitempty"`
+	Sent        []model.Alert `json:"sent,omitempty"`
+	LastSent    time.Time     `json:"last_sent,omitzero"`
+	NextFlush   time.Time     `json:"next_flush,omitzero"`
+}
+
+// MarshalJSON writes the group key losslessly (see deliveryJSON).
+func (r DeliveryRecord) MarshalJSON() ([]byte, error) {
+	parts := strings.Split(r.Group, "\xff")
+	return json.Marshal(deliveryJSON{Channel: r.Channel, Group: parts[0], GroupValues: parts[1:],
+		Sent: r.Sent, LastSent: r.LastSent, NextFlush: r.NextFlush})
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (r *DeliveryRecord) UnmarshalJSON(b []byte) error {
+	var w deliveryJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*r = DeliveryRecord{Channel: w.Channel, Group: strings.Join(append([]string{w.Group}, w.GroupValues...), "\xff"),
+		Sent: w.Sent, LastSent: w.LastSent, NextFlush: w.NextFlush}
+	return nil
 }
 
 // Fingerprints lists the fingerprints of r.Sent, in order.

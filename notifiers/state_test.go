@@ -110,3 +110,24 @@ func TestImportStateDropsUnknownChannels(t *testing.T) {
 		t.Fatalf("restored %d, dropped %d; want 1, 1", restored, dropped)
 	}
 }
+
+// A group_by key survives JSON (the state file, etcd) byte for byte: its
+// 0xff separators are not valid UTF-8 and would come back as U+FFFD.
+func TestDeliveryRecordJSONKeepsGroupKey(t *testing.T) {
+	for _, group := range []string{"EtcdMemberUnreachable", "EtcdMemberUnreachable\xffprod\xff02:00:00:00:00:01", "Rule\xff"} {
+		in := notifiers.DeliveryRecord{Channel: "ops", Group: group, LastSent: t0, NextFlush: t0.Add(time.Minute),
+			Sent: []model.Alert{{Fingerprint: "f1", Rule: "EtcdMemberUnreachable", State: model.StateFiring}}}
+		b, err := json.Marshal(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out notifiers.DeliveryRecord
+		if err := json.Unmarshal(b, &out); err != nil {
+			t.Fatal(err)
+		}
+		if out.Group != in.Group || out.Channel != in.Channel || !out.LastSent.Equal(in.LastSent) ||
+			!out.NextFlush.Equal(in.NextFlush) || len(out.Sent) != 1 || out.Sent[0].Fingerprint != "f1" {
+			t.Errorf("round trip of group %q: got %+v from %s", group, out, b)
+		}
+	}
+}
