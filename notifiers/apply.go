@@ -9,18 +9,22 @@ import (
 
 // Apply makes cfg the running dispatcher's config (a reload), built with
 // the options given to Build. Everything that can fail — building every
-// new or changed channel, checking routes and inhibit rules — is done
-// first, without holding up Process; on an error nothing changes and the
+// channel (an unchanged one too, which reads its secrets again), checking
+// routes and inhibit rules — is done first, without holding up Process; on an error nothing changes and the
 // error names the channel or route, as Build's do. Then, in one step under
 // the lock Process takes:
 //
-//   - A channel whose name and config are unchanged is kept as it is: its
-//     queue, workers and deliveries in flight, and its groups' dedup state.
+//   - A channel whose name, config and secrets are unchanged is kept as it
+//     is: its queue, workers and deliveries in flight, and its groups'
+//     dedup state. Every channel's *_file secrets are read again, so a
+//     rotated secret file (a Kubernetes Secret volume) counts as a change
+//     of config, below; *_env secrets cannot change in a running process.
 //   - A channel whose name is kept and whose only change is to its own
 //     group_by, group_wait, group_interval or repeat_interval is kept too:
 //     those shape its groups (below), not its sender.
 //   - A channel whose name is kept but whose config changed (URL, token,
-//     recipients, concurrency, send_resolved) gets a new sender and
+//     recipients, concurrency, send_resolved), or whose secrets read again
+//     differ from those it was built with, gets a new sender and
 //     workers. Its groups, and so what its receiver was already sent, are
 //     kept: nothing is paged again. Messages still queued move to the new
 //     sender, and so does a message waiting for its next attempt (still
@@ -52,8 +56,8 @@ func (d *Dispatcher) Apply(cfg Config) error {
 	for _, c := range d.chans {
 		running[c.name] = c
 	}
-	p, err := d.o.parts(cfg, func(name string, conf *ChannelConfig) *channel {
-		if c := running[name]; c != nil && sameChannel(c.conf, conf) {
+	p, err := d.o.parts(cfg, func(name string, conf *ChannelConfig, n Notifier) *channel {
+		if c := running[name]; c != nil && sameChannel(c, conf, n) {
 			return c
 		}
 		return nil

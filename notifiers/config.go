@@ -74,6 +74,25 @@ type ChannelConfig struct {
 	Console *console.Config `yaml:"console,omitempty" json:"console,omitempty"`
 }
 
+// SecretFiles lists, sorted and once each, every file the channels read a
+// secret from (*_file fields): what a reload re-reads to notice a rotated
+// secret, as a Kubernetes Secret volume rotates one in place.
+func (c Config) SecretFiles() []string {
+	var fs []string
+	for _, cc := range c.Channels {
+		switch {
+		case cc.Slack != nil:
+			fs = append(fs, cc.Slack.SecretFiles()...)
+		case cc.Email != nil:
+			fs = append(fs, cc.Email.SecretFiles()...)
+		case cc.Webhook != nil:
+			fs = append(fs, cc.Webhook.SecretFiles()...)
+		}
+	}
+	slices.Sort(fs)
+	return slices.Compact(fs)
+}
+
 // RouteConfig sends alerts that match every given condition to Channels,
 // in addition to their rule's notify list. All matching routes apply.
 type RouteConfig struct {

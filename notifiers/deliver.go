@@ -23,7 +23,11 @@ type channel struct {
 	name string
 	// conf is what the channel was built from, to tell whether a reload
 	// changes it; nil for a channel added with WithNotifier.
-	conf         *ChannelConfig
+	conf *ChannelConfig
+	// secrets is a hash of the secrets n was built with (see
+	// secretDigest): a reload whose config is unchanged but whose secret
+	// files were rotated replaces the channel.
+	secrets      [32]byte
 	n            Notifier
 	sendResolved bool
 	workers      int
@@ -60,18 +64,37 @@ func newChannel(name string, conf *ChannelConfig, n Notifier, sendResolved bool,
 	if workers <= 0 {
 		workers = DefaultConcurrency
 	}
-	return &channel{name: name, conf: conf, n: n, sendResolved: sendResolved, workers: workers}
+	return &channel{name: name, conf: conf, n: n, secrets: secretDigest(n), sendResolved: sendResolved, workers: workers}
 }
 
-// sameChannel reports whether a running channel built from a can stay as
-// it is for b. Channels added with WithNotifier (nil) come from the options
-// given to Build, which Apply reuses. The grouping overrides do not count:
-// the dispatcher reads them from its parts, not from the channel.
-func sameChannel(a, b *ChannelConfig) bool {
+// secretDigester is a Notifier that can tell which secrets it resolved
+// (slack, email, webhook), as a hash.
+type secretDigester interface {
+	SecretDigest() [32]byte
+}
+
+// secretDigest is n's SecretDigest, or zero for a Notifier without
+// secrets (console, WithNotifier).
+func secretDigest(n Notifier) [32]byte {
+	if s, ok := n.(secretDigester); ok {
+		return s.SecretDigest()
+	}
+	return [32]byte{}
+}
+
+// sameChannel reports whether running channel c can stay as it is for
+// config b, whose sender, built again, is n: same config and the same
+// secrets (a secret file may have been rotated since c was built; env
+// variables cannot change in a running process). Channels added with
+// WithNotifier (nil) come from the options given to Build, which Apply
+// reuses. The grouping overrides do not count: the dispatcher reads them
+// from its parts, not from the channel.
+func sameChannel(c *channel, b *ChannelConfig, n Notifier) bool {
+	a := c.conf
 	if a == nil || b == nil {
 		return a == nil && b == nil
 	}
-	return reflect.DeepEqual(a.sender(), b.sender())
+	return reflect.DeepEqual(a.sender(), b.sender()) && c.secrets == secretDigest(n)
 }
 
 // job is one message: a snapshot of a group taken when Process decided to

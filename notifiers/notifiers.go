@@ -134,10 +134,12 @@ type parts struct {
 }
 
 // parts builds and checks everything cfg describes. keep, when set, may
-// return a running channel to use as it is instead of building the named
-// one again (Apply: same name, same config but for grouping, see
-// sameChannel); conf is nil for a channel added with WithNotifier.
-func (o options) parts(cfg Config, keep func(name string, conf *ChannelConfig) *channel) (*parts, error) {
+// return a running channel to use as it is instead of the one just built
+// from conf, whose sender is n (Apply: same name, same config but for
+// grouping, same secrets, see sameChannel); conf is nil for a channel
+// added with WithNotifier. Every channel of cfg is built, kept or not, so
+// that its secrets are read again.
+func (o options) parts(cfg Config, keep func(name string, conf *ChannelConfig, n Notifier) *channel) (*parts, error) {
 	errs := checkGrouping("", cfg.GroupBy, cfg.GroupWait, cfg.GroupInterval, cfg.RepeatInterval)
 	cfg = cfg.withDefaults()
 	var chans []*channel
@@ -160,16 +162,16 @@ func (o options) parts(cfg Config, keep func(name string, conf *ChannelConfig) *
 		}
 		where = fmt.Sprintf("channel %q", cc.Name)
 		errs = append(errs, checkGrouping(where+": ", cc.GroupBy, cc.GroupWait, cc.GroupInterval, cc.RepeatInterval)...)
-		if keep != nil {
-			if c := keep(cc.Name, &cc); c != nil {
-				add(c, &cc)
-				continue
-			}
-		}
 		n, err := buildOne(cc, o)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", where, err))
 			continue
+		}
+		if keep != nil {
+			if c := keep(cc.Name, &cc, n); c != nil {
+				add(c, &cc)
+				continue
+			}
 		}
 		sendResolved := true
 		if cc.SendResolved != nil {
@@ -179,7 +181,7 @@ func (o options) parts(cfg Config, keep func(name string, conf *ChannelConfig) *
 	}
 	for _, e := range o.extra {
 		if keep != nil {
-			if c := keep(e.name, nil); c != nil {
+			if c := keep(e.name, nil, e.n); c != nil {
 				add(c, nil)
 				continue
 			}

@@ -156,6 +156,19 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 	return n, nil
 }
 
+// SecretFiles lists the file cfg reads the password from, if any, so a
+// caller can tell when it is rotated.
+func (cfg Config) SecretFiles() []string {
+	if cfg.PasswordFile == "" {
+		return nil
+	}
+	return []string{cfg.PasswordFile}
+}
+
+// SecretDigest is a hash of the password in use, to tell whether a
+// password read again differs (secret.Digest).
+func (n *Notifier) SecretDigest() [32]byte { return secret.Digest(n.password) }
+
 // String never shows the password.
 func (n *Notifier) String() string { return "email(" + n.cfg.Smarthost + ")" }
 

@@ -107,6 +107,22 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 	return n, nil
 }
 
+// SecretFiles lists the files cfg reads secrets from, so a caller can
+// tell when one is rotated.
+func (cfg Config) SecretFiles() []string {
+	var fs []string
+	for _, f := range []string{cfg.WebhookURLFile, cfg.TokenFile} {
+		if f != "" {
+			fs = append(fs, f)
+		}
+	}
+	return fs
+}
+
+// SecretDigest is a hash of the webhook URL or token in use, to tell
+// whether secrets read again differ (secret.Digest).
+func (n *Notifier) SecretDigest() [32]byte { return secret.Digest(n.webhook, n.token) }
+
 // String never shows the URL or token.
 func (n *Notifier) String() string {
 	if n.api != nil {

@@ -141,6 +141,40 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 	return n, nil
 }
 
+// SecretFiles lists the files cfg reads secrets from, sorted by field,
+// so a caller can tell when one is rotated.
+func (cfg Config) SecretFiles() []string {
+	var fs []string
+	for _, f := range []string{cfg.URLFile, cfg.SecretFile} {
+		if f != "" {
+			fs = append(fs, f)
+		}
+	}
+	for _, h := range sortedKeys(cfg.HeadersFile) {
+		fs = append(fs, cfg.HeadersFile[h])
+	}
+	return fs
+}
+
+// SecretDigest is a hash of the URL, signing key and secret header values
+// in use, to tell whether secrets read again differ (secret.Digest).
+func (n *Notifier) SecretDigest() [32]byte {
+	ss := []secret.Secret{n.url, n.key}
+	for _, h := range sortedKeys(n.secretHeaders) {
+		ss = append(ss, secret.New(h), n.secretHeaders[h])
+	}
+	return secret.Digest(ss...)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
 // String never shows the URL or keys.
 func (n *Notifier) String() string { return fmt.Sprintf("webhook(%s, format=%s)", n.name, n.format) }
 

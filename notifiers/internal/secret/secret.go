@@ -3,8 +3,11 @@
 package secret
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -105,3 +108,20 @@ func Redact(err error, secrets ...Secret) error {
 type redacted string
 
 func (r redacted) Error() string { return string(r) }
+
+// Digest is a hash of the values of ss, in order, for telling whether
+// secrets read again (a rotated file) differ from those in use without
+// keeping a second copy. It is compared, never logged or shown.
+func Digest(ss ...Secret) [sha256.Size]byte {
+	h := sha256.New()
+	var n [8]byte
+	for _, s := range ss {
+		v := s.Reveal()
+		binary.BigEndian.PutUint64(n[:], uint64(len(v)))
+		h.Write(n[:])
+		io.WriteString(h, v)
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}

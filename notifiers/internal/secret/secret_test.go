@@ -70,3 +70,13 @@ func TestRedact(t *testing.T) {
 		t.Error("Redact changed what it should not")
 	}
 }
+
+func TestDigest(t *testing.T) {
+	a, b := Digest(New("ab"), New("c")), Digest(New("a"), New("bc"))
+	if a == b {
+		t.Error("Digest does not tell value boundaries apart")
+	}
+	if Digest(New("x")) != Digest(New("x")) || Digest(New("x")) == Digest(New("y")) {
+		t.Error("Digest is not a function of the values")
+	}
+}
