@@ -204,6 +204,21 @@ func (c *Config) LoadRules() (*rules.RuleSet, error) {
 	return rs, nil
 }
 
+// SecretFiles lists, sorted and once each, the files this config reads
+// secrets from that a reload applies again: every channel's *_file
+// secrets and http.bearer_token_file. A reload re-reads them to notice a
+// rotation (a Kubernetes Secret volume updates files in place). The HA
+// password and TLS files are left out: the etcd client keeps them until
+// a restart.
+func (c *Config) SecretFiles() []string {
+	fs := c.Notifiers.SecretFiles()
+	if c.HTTP.BearerTokenFile != "" {
+		fs = append(fs, c.HTTP.BearerTokenFile)
+	}
+	slices.Sort(fs)
+	return slices.Compact(fs)
+}
+
 // ChannelNames lists the configured channel names, sorted.
 func (c *Config) ChannelNames() []string {
 	var names []string

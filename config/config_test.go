@@ -123,6 +123,33 @@ func TestBearerTokenFromFile(t *testing.T) {
 	}
 }
 
+// SecretFiles names the files a reload re-reads for rotated secrets: the
+// channels' and the API's bearer token, once each.
+func TestSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	tok, hook := filepath.Join(dir, "token"), filepath.Join(dir, "hook")
+	os.WriteFile(tok, []byte("s3cret\n"), 0o600)
+	os.WriteFile(hook, []byte("https://hooks.example/T0\n"), 0o600)
+	p := filepath.Join(dir, "vigil.yaml")
+	os.WriteFile(p, []byte(`rule_dirs: [.]
+http:
+  bearer_token_file: `+tok+`
+notifiers:
+  channels:
+    - name: a
+      webhook: {url_file: `+hook+`, secret_file: `+tok+`}
+    - name: b
+      webhook: {url: "https://example.com/"}
+`), 0o644)
+	c, err := Load(p, Options{LookupEnv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(c.SecretFiles(), ","), hook+","+tok; got != want {
+		t.Errorf("SecretFiles = %s, want %s", got, want)
+	}
+}
+
 func mustAbs(t *testing.T, p string) string {
 	a, err := filepath.Abs(p)
 	if err != nil {
