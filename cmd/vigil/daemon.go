@@ -68,9 +68,13 @@ type daemon struct {
 	sil   *silences.Store
 	sched *scheduler.Scheduler
 	watch *watch.Watcher
-	srv   *http.Server
-	ln    net.Listener
-	start time.Time
+	// secretWatch watches the directories of the secret files the config
+	// named at start (nil without any, or if they cannot be watched: the
+	// periodic re-check still finds a rotation).
+	secretWatch *watch.Watcher
+	srv         *http.Server
+	ln          net.Listener
+	start       time.Time
 	// ha is nil when Vigil runs alone (no `ha:` section).
 	ha *haParts
 
@@ -86,6 +90,9 @@ type daemon struct {
 
 	reloadMu sync.Mutex // one reload at a time
 	applied  string     // checksum of the inputs last loaded (good or bad)
+	// notifierSecrets is the checksum of the channels' secret files when
+	// the dispatcher last applied them (under reloadMu).
+	notifierSecrets string
 	// schedules (cron specs) of the evaluation jobs, by group (under reloadMu
 	// or before Start).
 	schedules map[string]string
@@ -136,6 +143,7 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 		return nil, err
 	}
 	d.notifierCfg.Store(&cfg.Notifiers)
+	d.notifierSecrets = filesChecksum(cfg.Notifiers.SecretFiles())
 	colls, err := collectors.Build(cfg.Collectors, o.Logger.With("component", "collectors"))
 	if err != nil {
 		d.disp.Stop(context.Background())
@@ -199,6 +207,20 @@ func (d *daemon) Start() error {
 	} else {
 		d.watch = w
 	}
+	// Secret files have their own watcher, so that one in a directory that
+	// cannot be watched does not stop rule and config events.
+	if files := cfg.SecretFiles(); len(files) > 0 {
+		w, err := watch.New(watch.Options{
+			Files: files, Debounce: time.Duration(cfg.Reload.Debounce),
+			OnChange: func(reason string) { d.Reload(reason) },
+			Logger:   d.log.With("component", "watch"),
+		})
+		if err != nil {
+			d.log.Warn("secret files not watched; a rotated secret is found by the periodic re-check", "err", err)
+		} else {
+			d.secretWatch = w
+		}
+	}
 	if d.ha != nil {
 		d.ha.start()
 	}
@@ -224,6 +246,9 @@ func (d *daemon) Stop() error {
 		var errs []error
 		if d.watch != nil {
 			errs = append(errs, d.watch.Close())
+		}
+		if d.secretWatch != nil {
+			errs = append(errs, d.secretWatch.Close())
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), d.o.DeliveryBound)
 		defer cancel()

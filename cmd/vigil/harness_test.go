@@ -5,6 +5,7 @@ import (
 	"context"
 	"github.com/vigil-alerts/vigil/internal/leakcheck"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -91,6 +92,7 @@ type harness struct {
 	cfgPath  string
 	d        *daemon
 	console  *syncBuf
+	logs     *syncBuf // the daemon's log, debug and up
 	base     time.Time
 	step     time.Duration
 	i        atomic.Int64 // steps taken; the daemon's clock reads it
@@ -168,12 +170,13 @@ func (h *harness) now() time.Time { return h.base.Add(time.Duration(h.i.Load()) 
 // stop: a restart).
 func (h *harness) start() {
 	h.t.Helper()
-	h.console = &syncBuf{}
+	h.console, h.logs = &syncBuf{}, &syncBuf{}
+	logger := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	d, err := newDaemon(daemonOptions{ConfigPath: h.cfgPath, Now: h.now, Console: h.console, Listener: ln,
+	d, err := newDaemon(daemonOptions{ConfigPath: h.cfgPath, Now: h.now, Console: h.console, Listener: ln, Logger: logger,
 		NoSchedule: true, DeliveryBound: 5 * time.Second, LookupEnv: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		ln.Close()

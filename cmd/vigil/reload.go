@@ -18,14 +18,16 @@ import (
 )
 
 // How a rule reloads: an event (file watch, SIGHUP, POST /-/reload, the
-// periodic re-check) calls Reload; Reload reads the config and every rule
-// file, and if anything differs from what was last loaded, validates and
-// compiles all of it (rules against the new config's channels), builds the
-// new collectors and channels, then swaps them in with the new rule set
-// (engine.SetRules keeps the alerts of unchanged rules, Dispatcher.Apply
-// the queues and dedup state of unchanged channels) — or keeps everything
-// old and records the errors, with file:line:col, for the API, the page and
-// the VigilReloadFailed alert.
+// periodic re-check) calls Reload; Reload reads the config, every rule
+// file and every secret file the config names (a Kubernetes Secret volume
+// rotates them in place), and if anything differs from what was last
+// loaded, validates and compiles all of it (rules against the new config's
+// channels), builds the new collectors and channels, then swaps them in
+// with the new rule set (engine.SetRules keeps the alerts of unchanged
+// rules, Dispatcher.Apply the queues and dedup state of unchanged channels
+// and the dedup state of those with new settings or rotated secrets) — or
+// keeps everything old and records the errors, with file:line:col, for the
+// API, the page and the VigilReloadFailed alert.
 
 // reloadStatus is the outcome of the last reload attempt that found changes.
 type reloadStatus struct {
@@ -52,7 +54,7 @@ func (d *daemon) Reload(reason string) error {
 	old := d.cfg.Load()
 	// Same bytes as last time (the periodic re-check, an event for an
 	// untouched file): nothing to do, and nothing new to report.
-	sum, err := inputsChecksum(d.o.ConfigPath, old.RuleDirs)
+	sum, err := inputsChecksum(d.o.ConfigPath, old.RuleDirs, old.SecretFiles())
 	if err == nil && sum == d.applied {
 		if st := d.reload.Load(); st != nil && !st.OK {
 			return errors.New(strings.Join(st.Errors, "\n"))
@@ -82,7 +84,11 @@ func (d *daemon) Reload(reason string) error {
 			return err
 		}
 	}
-	if !reflect.DeepEqual(old.Notifiers, cfg.Notifiers) {
+	// A rotated secret file changes no config text: Apply reads every
+	// channel's secrets again and replaces the channels whose secrets
+	// differ. Only the files' hash is kept here, never their contents.
+	secrets := filesChecksum(cfg.Notifiers.SecretFiles())
+	if !reflect.DeepEqual(old.Notifiers, cfg.Notifiers) || secrets != d.notifierSecrets {
 		w, err := d.applyNotifiers(cfg)
 		if err != nil { // config.Load built them once already: unlikely
 			closeCollectors(colls)
@@ -90,6 +96,7 @@ func (d *daemon) Reload(reason string) error {
 			return err
 		}
 		warnings = append(warnings, w...)
+		d.notifierSecrets = secrets
 	}
 	if collsChanged {
 		prev := d.collectors()
@@ -154,10 +161,10 @@ func closeCollectors(cs []collectors.Collector) {
 }
 
 // loadRules loads the config's rules and applies the daemon's adjustment.
-// The checksum covers the config file and every rule file, so a reload
-// that finds the same bytes does nothing.
+// The checksum covers the config file, every rule file and every secret
+// file, so a reload that finds the same bytes does nothing.
 func (d *daemon) loadRules(cfg *config.Config) (*rules.RuleSet, string, error) {
-	sum, _ := inputsChecksum(cfg.File, cfg.RuleDirs)
+	sum, _ := inputsChecksum(cfg.File, cfg.RuleDirs, cfg.SecretFiles())
 	rs, err := cfg.LoadRules()
 	if err != nil {
 		return nil, sum, err
@@ -224,8 +231,10 @@ func (d *daemon) reloadAlert(now time.Time) (model.Alert, bool) {
 	}, true
 }
 
-// inputsChecksum hashes the config file and every rule file under dirs.
-func inputsChecksum(configPath string, dirs []string) (string, error) {
+// inputsChecksum hashes the config file, every rule file under dirs and
+// the secret files the config reads (config.SecretFiles), so that a
+// rotated secret is a change too.
+func inputsChecksum(configPath string, dirs, secretFiles []string) (string, error) {
 	h := sha256.New()
 	b, err := os.ReadFile(configPath)
 	if err != nil {
@@ -244,7 +253,27 @@ func inputsChecksum(configPath string, dirs []string) (string, error) {
 		io.WriteString(h, "\x00"+f+"\x00")
 		h.Write(b)
 	}
+	io.WriteString(h, "\x00secrets\x00"+filesChecksum(secretFiles))
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// filesChecksum hashes the contents of files, each with its name. A file
+// that cannot be read hashes as its error, not as a failure: config.Load
+// reports it, and the periodic re-check then finds the same checksum and
+// does not report it again every time. The result is only compared,
+// never shown: it is a hash of secrets.
+func filesChecksum(files []string) string {
+	h := sha256.New()
+	for _, f := range files {
+		io.WriteString(h, "\x00"+f+"\x00")
+		b, err := os.ReadFile(f)
+		if err != nil {
+			io.WriteString(h, "\x01"+err.Error())
+			continue
+		}
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // restartOnly names the changed sections that a reload does not apply.
