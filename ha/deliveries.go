@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"hash"
 	"hash/fnv"
+	"maps"
 	"math/bits"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 
@@ -127,7 +129,7 @@ func (s *State) SaveDeliveries(ctx context.Context, t *Term, recs []notifiers.De
 	keep := map[string]bool{}
 	var errs []error
 	var parts, heads []op
-	for _, k := range sortedKeys(cur) {
+	for _, k := range slices.Sorted(maps.Keys(cur)) {
 		r := cur[k]
 		keep[k] = true
 		h := deliveryHash(r)

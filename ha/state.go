@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -158,7 +160,7 @@ func (s *State) SaveAlerts(ctx context.Context, t *Term, recs []engine.AlertReco
 	}
 	var errs []error
 	var ops []op
-	for _, k := range sortedKeys(cur) {
+	for _, k := range slices.Sorted(maps.Keys(cur)) {
 		r := cur[k]
 		h := alertHash(r)
 		if w, ok := s.written[k]; ok && w == h {
@@ -275,15 +277,6 @@ func (s *State) commit(ctx context.Context, t *Term, ops []op) error {
 		}
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 // alertHash covers what a successor needs to continue an alert: its

@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -150,7 +152,7 @@ func (cfg Config) SecretFiles() []string {
 			fs = append(fs, f)
 		}
 	}
-	for _, h := range sortedKeys(cfg.HeadersFile) {
+	for _, h := range slices.Sorted(maps.Keys(cfg.HeadersFile)) {
 		fs = append(fs, cfg.HeadersFile[h])
 	}
 	return fs
@@ -160,19 +162,10 @@ func (cfg Config) SecretFiles() []string {
 // in use, to tell whether secrets read again differ (secret.Digest).
 func (n *Notifier) SecretDigest() [32]byte {
 	ss := []secret.Secret{n.url, n.key}
-	for _, h := range sortedKeys(n.secretHeaders) {
+	for _, h := range slices.Sorted(maps.Keys(n.secretHeaders)) {
 		ss = append(ss, secret.New(h), n.secretHeaders[h])
 	}
 	return secret.Digest(ss...)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 // String never shows the URL or keys.
