@@ -2,14 +2,19 @@ package collectors_test
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vigil-alerts/vigil/collectors"
 	"github.com/vigil-alerts/vigil/collectors/etcd/etcdtest"
+	"github.com/vigil-alerts/vigil/internal/testkit"
 	"github.com/vigil-alerts/vigil/model"
+)
+
+// Shared with other packages' tests.
+var (
+	silentListener = testkit.SilentListener
 )
 
 func find(samples []model.Sample, metric, target string) (model.Sample, bool) {
@@ -19,31 +24,6 @@ func find(samples []model.Sample, metric, target string) (model.Sample, bool) {
 		}
 	}
 	return model.Sample{}, false
-}
-
-func silentListener(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		var conns []net.Conn
-		defer func() {
-			for _, c := range conns {
-				c.Close()
-			}
-		}()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
-	return l.Addr().String()
 }
 
 // A hung HTTP endpoint answers can_connect 0 within the timeout and does

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/vigil-alerts/vigil/notifiers/webhook/webhooktest"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vigil-alerts/vigil/notifiers/webhook/webhooktest"
 )
 
 // Three `vigil run` daemons in one process share an embedded etcd through

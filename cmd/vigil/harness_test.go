@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"github.com/vigil-alerts/vigil/internal/leakcheck"
 	"io"
 	"log/slog"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vigil-alerts/vigil/collectors/etcd/etcdtest"
+	"github.com/vigil-alerts/vigil/internal/leakcheck"
 	"github.com/vigil-alerts/vigil/model"
 )
 

@@ -8,17 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-alerts/vigil/model"
+	"github.com/vigil-alerts/vigil/internal/testkit"
 )
 
-func get(samples []model.Sample, metric string) (float64, bool) {
-	for _, s := range samples {
-		if s.Metric == metric {
-			return s.Value, true
-		}
-	}
-	return 0, false
-}
+// Shared with other packages' tests.
+var (
+	get = testkit.Value
+)
 
 func TestExec(t *testing.T) {
 	dir := t.TempDir()

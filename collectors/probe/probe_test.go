@@ -2,60 +2,20 @@ package probe
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/vigil-alerts/vigil/model"
+	"github.com/vigil-alerts/vigil/internal/testkit"
 )
 
-// silentListener accepts connections and never writes, as a wedged server.
-func silentListener(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		var conns []net.Conn
-		defer func() {
-			for _, c := range conns {
-				c.Close()
-			}
-		}()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
-	return l.Addr().String()
-}
-
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
-func get(samples []model.Sample, metric string) (float64, bool) {
-	for _, s := range samples {
-		if s.Metric == metric {
-			return s.Value, true
-		}
-	}
-	return 0, false
-}
+// Shared with other packages' tests.
+var (
+	silentListener = testkit.SilentListener
+	closedPort     = testkit.ClosedPort
+	get            = testkit.Value
+)
 
 func TestProbe(t *testing.T) {
 	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))

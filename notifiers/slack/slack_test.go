@@ -17,20 +17,15 @@ import (
 	goslack "github.com/slack-go/slack"
 	"github.com/slack-go/slack/slacktest"
 
+	"github.com/vigil-alerts/vigil/internal/testkit"
 	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/notifiers/slack"
 )
 
-func env(kv ...string) func(string) (string, bool) {
-	return func(k string) (string, bool) {
-		for i := 0; i < len(kv); i += 2 {
-			if kv[i] == k {
-				return kv[i+1], true
-			}
-		}
-		return "", false
-	}
-}
+// Shared with other packages' tests.
+var (
+	env = testkit.Env
+)
 
 func alerts(state model.AlertState) []model.Alert {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)

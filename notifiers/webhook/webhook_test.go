@@ -11,20 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-alerts/vigil/internal/testkit"
 	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/notifiers/webhook"
 )
 
-func env(kv ...string) func(string) (string, bool) {
-	return func(k string) (string, bool) {
-		for i := 0; i < len(kv); i += 2 {
-			if kv[i] == k {
-				return kv[i+1], true
-			}
-		}
-		return "", false
-	}
-}
+// Shared with other packages' tests.
+var (
+	env = testkit.Env
+)
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
