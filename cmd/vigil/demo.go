@@ -107,7 +107,7 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	say("Vigil evaluates %d rules from %s, %gx faster than real time: a 5m `for` takes %v",
 		len(d.eng.Rules().Rules()), *rulesDir, *speed, scale(5*time.Minute).Round(100*time.Millisecond))
 	say("status page: http://%s/   (Ctrl-C stops the demo)", d.Addr())
-	say("to mute the per-member pages meanwhile: go run ./cmd/vigil silence add --url http://%s --for 1h --comment maintenance 'alertname=~\"EtcdMember.*\"'", d.Addr())
+	say("to mute etcd-3's pages meanwhile: go run ./cmd/vigil silence add --url http://%s --for 1h --comment maintenance 'host.hostName=\"etcd-3\"'", d.Addr())
 
 	// Pending alerts reach no channel: print every state change as well.
 	watchDone, watchStopped := make(chan struct{}), make(chan struct{})
