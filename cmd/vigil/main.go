@@ -6,6 +6,7 @@
 //	vigil run --config FILE      the daemon: collect, evaluate, notify, serve
 //	vigil demo                   all of it against an in-process etcd cluster
 //	vigil silence add|list|expire  silences on a running Vigil, through its API
+//	vigil alerts                 a running Vigil's alerts
 package main
 
 import (
@@ -29,6 +30,7 @@ commands:
   run --config FILE      run the daemon (see examples/vigil.yaml)
   demo                   run Vigil against an in-process 3-member etcd cluster
   silence add|list|expire  mute alerts on a running Vigil (vigil silence for help)
+  alerts                 list a running Vigil's firing and pending alerts
 `
 
 func main() {
@@ -51,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return demo(args[1:], stdout, stderr)
 	case "silence":
 		return silenceCmd(args[1:], stdout, stderr)
+	case "alerts":
+		return alertsCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -34,8 +34,7 @@ func silenceCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("vigil silence "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	url := fs.String("url", envOr("VIGIL_URL", "http://127.0.0.1:9099"), "Vigil's HTTP address")
-	tokenFile := fs.String("token-file", "", "file holding the bearer token")
+	client := apiFlags(fs)
 	dur := fs.Duration("for", 0, "how long the silence lasts")
 	comment := fs.String("comment", "", "why (required)")
 	by := fs.String("by", whoami(), "who (default: the user running the command)")
@@ -43,16 +42,11 @@ func silenceCmd(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
-	token := os.Getenv("VIGIL_TOKEN")
-	if *tokenFile != "" {
-		b, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			fmt.Fprintln(stderr, "vigil silence:", err)
-			return 1
-		}
-		token = strings.TrimSpace(string(b))
+	api, err := client("/api/v1/silences")
+	if err != nil {
+		fmt.Fprintln(stderr, "vigil silence:", err)
+		return 1
 	}
-	api := apiClient{base: strings.TrimSuffix(*url, "/") + "/api/v1/silences", token: token}
 	switch args[0] {
 	case "add":
 		if fs.NArg() == 0 || *dur <= 0 {
@@ -125,6 +119,24 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// apiFlags adds --url and --token-file to fs; the function it returns,
+// called after parsing, is a client for one API path.
+func apiFlags(fs *flag.FlagSet) func(path string) (apiClient, error) {
+	url := fs.String("url", envOr("VIGIL_URL", "http://127.0.0.1:9099"), "Vigil's HTTP address")
+	tokenFile := fs.String("token-file", "", "file holding the bearer token (default $VIGIL_TOKEN)")
+	return func(path string) (apiClient, error) {
+		token := os.Getenv("VIGIL_TOKEN")
+		if *tokenFile != "" {
+			b, err := os.ReadFile(*tokenFile)
+			if err != nil {
+				return apiClient{}, err
+			}
+			token = strings.TrimSpace(string(b))
+		}
+		return apiClient{base: strings.TrimSuffix(*url, "/") + path, token: token}, nil
+	}
 }
 
 type apiClient struct {

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/vigil-alerts/vigil/internal/testkit"
+)
+
+// `vigil alerts` shows what fires and what is pending, marks what is
+// silenced, and filters by state.
+func TestAlertsCommand(t *testing.T) {
+	h := newHarness(t, pageRules)
+	h.silence(`{"matchers": ["alertname=AllUp"], "duration": "1h", "created_by": "ops", "comment": "rebuild"}`)
+	h.tick(2)
+	url := "--url=http://" + h.d.Addr()
+	var out, errOut bytes.Buffer
+	if code := run([]string{"alerts", url}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "STATE") {
+		t.Fatalf("want a header and 3 alerts:\n%s", out.String())
+	}
+	// One line per alert, columns as a person reads them.
+	contains(t, "vigil alerts", strings.Join(strings.Fields(out.String()), " "),
+		"firing (silenced) AllUp critical 1 segments 1 2026-03-01T12:00:10Z all 1 members answer",
+		`firing (inhibited) MemberUp high {host.mac="02:00:00:00:00:01"} 1 2026-03-01T12:00:10Z member m0 answers`,
+		`pending MemberSlowToAnswer low {host.mac="02:00:00:00:00:01"} 1 2026-03-01T12:00:10Z`)
+	out.Reset()
+	run([]string{"alerts", url, "--state", "pending"}, &out, &errOut)
+	if s := out.String(); !strings.Contains(s, "MemberSlowToAnswer") || strings.Contains(s, "AllUp") {
+		t.Errorf("--state pending:\n%s", s)
+	}
+	if code := run([]string{"alerts", "--url=http://" + testkit.ClosedPort(t)}, &out, &errOut); code != 1 {
+		t.Errorf("no Vigil at the URL: exit %d, want 1", code)
+	}
+}
