@@ -141,12 +141,17 @@ func TestScrapeRetriesNow(t *testing.T) {
 		if took := time.Since(start); took > 500*time.Millisecond {
 			t.Errorf("scrape of a refusing member took %v", took)
 		}
-		if time.Now().After(quiet) {
-			t.Logf("scrape %d ended after the back-off could have expired; not checked", i)
-			continue
+		// On a loaded machine the prompted attempt may be accepted just
+		// after the scrape gave up waiting for it; it still counts if it
+		// comes before the back-off could have let it happen unprompted.
+		for len(r.attempts()) == before && time.Now().Before(quiet) {
+			time.Sleep(5 * time.Millisecond)
 		}
-		if after := len(r.attempts()); after == before {
-			t.Errorf("scrape %d made no connection attempt", i)
+		switch got := r.attempts(); {
+		case len(got) == before:
+			t.Errorf("scrape %d made no connection attempt before the back-off ran out", i)
+		case got[before].After(quiet):
+			t.Logf("scrape %d: first attempt after the back-off could have expired; not checked", i)
 		}
 	}
 }
