@@ -49,7 +49,7 @@ func (st *Store) checkLimits(s Silence, isNew bool, now time.Time) error {
 	if l.MaxSizeBytes > 0 {
 		b, _ := json.Marshal(s)
 		if len(b) > l.MaxSizeBytes {
-			errs = append(errs, fmt.Errorf("%w: %d bytes, more than the limit (max_silence_size_bytes) of %d; shorten the comment or the matchers",
+			errs = append(errs, fmt.Errorf("%w: %d bytes, more than the limit of %d; shorten the comment or the matchers",
 				ErrTooBig, len(b), l.MaxSizeBytes))
 		}
 	}
@@ -59,7 +59,7 @@ func (st *Store) checkLimits(s Silence, isNew bool, now time.Time) error {
 			from = now
 		}
 		if d := s.EndsAt.Sub(from); d > l.MaxDuration {
-			errs = append(errs, fmt.Errorf("%w: it would last %v, more than the limit (max_duration) of %v; make it shorter and extend it (same id) before it ends",
+			errs = append(errs, fmt.Errorf("%w: it would last %v, more than the limit of %v; make it shorter and extend it (same id) before it ends",
 				ErrTooLong, d, l.MaxDuration))
 		}
 	}
@@ -71,7 +71,7 @@ func (st *Store) checkLimits(s Silence, isNew bool, now time.Time) error {
 			}
 		}
 		if n >= l.MaxSilences {
-			errs = append(errs, fmt.Errorf("%w: %d active and pending already, the limit (max_silences) is %d; expire one first",
+			errs = append(errs, fmt.Errorf("%w: %d active and pending already, the limit is %d; expire one first",
 				ErrTooMany, n, l.MaxSilences))
 		}
 	}

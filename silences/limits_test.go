@@ -20,8 +20,8 @@ func TestLimits(t *testing.T) {
 	must(st.Add(maintenance("host.mac=00:00:5e:00:00:02"), t0))
 
 	_, err := st.Add(maintenance("host.mac=00:00:5e:00:00:03"), t0)
-	if !errors.Is(err, silences.ErrTooMany) || !strings.Contains(err.Error(), "max_silences") || !strings.Contains(err.Error(), "2 active and pending") {
-		t.Errorf("third silence: %v, want ErrTooMany naming max_silences", err)
+	if !errors.Is(err, silences.ErrTooMany) || !strings.Contains(err.Error(), "2 active and pending already, the limit is 2") {
+		t.Errorf("third silence: %v, want ErrTooMany naming the limit", err)
 	}
 	// Changing one that exists is not one more.
 	ext := a
@@ -37,15 +37,15 @@ func TestLimits(t *testing.T) {
 
 	big := maintenance("host.mac=00:00:5e:00:00:04")
 	big.Comment = strings.Repeat("x", 600)
-	if _, err := silences.NewStoreWith(silences.Limits{MaxSizeBytes: 600}).Add(big, t0); !errors.Is(err, silences.ErrTooBig) || !strings.Contains(err.Error(), "max_silence_size_bytes") {
-		t.Errorf("big silence: %v, want ErrTooBig naming max_silence_size_bytes", err)
+	if _, err := silences.NewStoreWith(silences.Limits{MaxSizeBytes: 600}).Add(big, t0); !errors.Is(err, silences.ErrTooBig) || !strings.Contains(err.Error(), "more than the limit of 600") {
+		t.Errorf("big silence: %v, want ErrTooBig naming the limit", err)
 	}
 
 	long := maintenance("host.mac=00:00:5e:00:00:05")
 	long.EndsAt = t0.Add(24*time.Hour + time.Second)
 	lst := silences.NewStoreWith(silences.Limits{MaxDuration: 24 * time.Hour})
-	if _, err := lst.Add(long, t0); !errors.Is(err, silences.ErrTooLong) || !strings.Contains(err.Error(), "max_duration") {
-		t.Errorf("long silence: %v, want ErrTooLong naming max_duration", err)
+	if _, err := lst.Add(long, t0); !errors.Is(err, silences.ErrTooLong) || !strings.Contains(err.Error(), "24h0m1s, more than the limit of 24h0m0s") {
+		t.Errorf("long silence: %v, want ErrTooLong naming the limit", err)
 	}
 	// A pending silence is measured from its start, a change from now.
 	later := long
@@ -143,5 +143,32 @@ func TestMutesAll(t *testing.T) {
 	}
 	if maintenance(`alertname=~".+"`).MutesAll(nil) {
 		t.Error("MutesAll with no rules is true")
+	}
+}
+
+// A silence expired at the instant it starts (a pending one expired
+// early) can be restored: a restart must not refuse what Expire made.
+func TestExpiredAtStartRestores(t *testing.T) {
+	st := silences.NewStore()
+	s := must(st.Add(maintenance(), t0))
+	e := must(st.Expire(s.ID, t0))
+	if !e.EndsAt.Equal(e.StartsAt) {
+		t.Fatalf("expired at start: %v .. %v", e.StartsAt, e.EndsAt)
+	}
+	other := must(st.Add(maintenance("host.mac=00:00:5e:00:00:02"), t0))
+	again := silences.NewStore()
+	if err := again.Replace(st.List()); err != nil {
+		t.Fatalf("Replace: %v", err)
+	}
+	if err := again.Put(e); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if got, ok := again.Get(other.ID); !ok || got.State(t0) != silences.StateActive {
+		t.Error("the other silence was not restored")
+	}
+	bad := e
+	bad.EndsAt = bad.StartsAt.Add(-time.Second)
+	if err := again.Put(bad); err == nil {
+		t.Error("Put of a silence ending before it starts: no error")
 	}
 }

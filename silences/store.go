@@ -432,7 +432,7 @@ func (st *Store) observe(now time.Time) {
 // checkStored is Validate plus an ID and a StartsAt: what Put and Replace
 // require of a silence that was made by Add somewhere.
 func checkStored(s Silence) error {
-	err := s.Validate()
+	err := s.validate(true)
 	if s.StartsAt.IsZero() {
 		err = errors.Join(errors.New("starts_at: required"), err)
 	}
