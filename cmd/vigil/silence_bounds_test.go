@@ -163,10 +163,47 @@ func TestSilenceMutingEverythingRefused(t *testing.T) {
 		{`severity=~"critical|high"`},                 // not MemberUp (info)
 		{`alertname!="QuorumLost"`, `host.mac=~".+"`}, // MemberUp only
 		{`team="storage"`},                            // QuorumLost only
+		{`alertname=~".+"`, `team!="storage"`},        // not QuorumLost
 	} {
 		if code, out := h.do("POST", "/api/v1/silences", silenceOf("1h", "narrow", ms...)); code != http.StatusCreated {
 			t.Errorf("POST %s: %d %s, want 201", ms, code, out)
 		}
+	}
+	// Once every rule segments by host.mac, every alert has one: a
+	// matcher that takes any host.mac restricts nothing. The check
+	// follows the loaded rules.
+	h.write("rules/etcd.yaml", upRule)
+	if err := h.d.Reload("test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{`host.mac=~".+"`, `host.mac!=""`} {
+		code, out := h.do("POST", "/api/v1/silences", silenceOf("1h", "every member", m))
+		if code != http.StatusBadRequest || !strings.Contains(out, "would mute every alert") {
+			t.Errorf("POST %s with every rule segmented by host.mac: %d %s, want 400", m, code, out)
+		}
+	}
+	// An `across: every` rule's one alert has no host.mac (it is per
+	// segment in its segments list), so host.mac=~".+" leaves it out: the
+	// silence is accepted, and indeed the alert is sent.
+	h.write("rules/etcd.yaml", upRule+`  - name: all
+    interval: 10s
+    rules:
+      - name: AllMembersUp
+        severity: info
+        segment_by: [host.mac]
+        across: every
+        condition: max("etcd.can_connect") == 1
+        notify: [console]
+`)
+	if err := h.d.Reload("test"); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := h.do("POST", "/api/v1/silences", silenceOf("1h", "every member", `host.mac=~".+"`)); code != http.StatusCreated {
+		t.Fatalf("host.mac=~\".+\" with an across: every rule: %d %s, want 201", code, out)
+	}
+	h.tick(3)
+	if !strings.Contains(h.console.String(), "AllMembersUp") {
+		t.Errorf("the across: every alert was muted by host.mac=~\".+\":\n%s", h.console.String())
 	}
 }
 
