@@ -2,7 +2,9 @@ package silences_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -170,5 +172,32 @@ func TestExpiredAtStartRestores(t *testing.T) {
 	bad.EndsAt = bad.StartsAt.Add(-time.Second)
 	if err := again.Put(bad); err == nil {
 		t.Error("Put of a silence ending before it starts: no error")
+	}
+}
+
+// Adds racing for the last places never pass the count limit: the count
+// and the insert are one step.
+func TestLimitUnderConcurrentAdds(t *testing.T) {
+	st := silences.NewStoreWith(silences.Limits{MaxSilences: 10})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	refused := 0
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := st.Add(maintenance(fmt.Sprintf("host.mac=00:00:5e:00:01:%02x", i)), t0)
+			if errors.Is(err, silences.ErrTooMany) {
+				mu.Lock()
+				refused++
+				mu.Unlock()
+			} else if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := len(st.List()); n != 10 || refused != 40 {
+		t.Errorf("%d stored, %d refused; want 10 and 40", n, refused)
 	}
 }
