@@ -14,19 +14,19 @@ import (
 	"github.com/vigil-alerts/vigil/engine/statefile"
 )
 
-// withConfig restarts the harness' daemon on the base config plus extra
+// restartWithSilences restarts the harness' daemon on the base config plus extra
 // (top-level sections).
-func (h *harness) withConfig(extra string) {
+func (h *harness) restartWithSilences(extra string) {
 	h.t.Helper()
 	h.d.Stop()
 	h.write("vigil.yaml", baseConfig(sharedEtcd(h.t), extra))
 	h.start()
 }
 
-// crashCopy starts a second daemon on a copy of the harness' files as
+// silenceCrashCopy starts a second daemon on a copy of the harness' files as
 // they are now, without stopping the first: what a crash (no final save)
 // leaves behind, restored by a new process.
-func (h *harness) crashCopy() *harness {
+func (h *harness) silenceCrashCopy() *harness {
 	h.t.Helper()
 	dir := h.t.TempDir()
 	err := filepath.WalkDir(h.dir, func(p string, e fs.DirEntry, err error) error {
@@ -53,7 +53,8 @@ func (h *harness) crashCopy() *harness {
 	return n
 }
 
-func (h *harness) listSilences() []apiSilence {
+// silenceList is GET /api/v1/silences, decoded.
+func (h *harness) silenceList() []apiSilence {
 	h.t.Helper()
 	_, body := h.get("/api/v1/silences", "")
 	var v silencesView
@@ -63,8 +64,8 @@ func (h *harness) listSilences() []apiSilence {
 	return v.Silences
 }
 
-// silenceBody is a narrow silence of one host for dur.
-func silenceBody(host, dur, comment string) string {
+// hostSilence is a narrow silence of one host for dur.
+func hostSilence(host, dur, comment string) string {
 	return silenceOf(dur, comment, fmt.Sprintf("host.mac=%q", host))
 }
 
@@ -79,39 +80,39 @@ func silenceOf(dur, comment string, matchers ...string) string {
 // defaults, the issue's year-long silence is refused.
 func TestSilenceLimits(t *testing.T) {
 	h := newHarness(t, upRule)
-	code, out := h.do("POST", "/api/v1/silences", silenceBody("02:00:00:00:00:01", "8760h", "a year"))
+	code, out := h.do("POST", "/api/v1/silences", hostSilence("02:00:00:00:00:01", "8760h", "a year"))
 	if code != http.StatusBadRequest || !strings.Contains(out, "more than the limit of 336h0m0s") || !strings.Contains(out, "silences.max_duration") {
 		t.Errorf("a year-long silence with the default limits: %d %s", code, out)
 	}
 
-	h.withConfig("silences:\n  max_silences: 2\n  max_silence_size_bytes: 1024\n  max_duration: 48h\n")
+	h.restartWithSilences("silences:\n  max_silences: 2\n  max_silence_size_bytes: 1024\n  max_duration: 48h\n")
 	for _, tc := range []struct {
 		body string
 		code int
 		want string
 	}{
-		{silenceBody("02:00:00:00:00:01", "49h", "long"), http.StatusBadRequest, "silences.max_duration"},
-		{silenceBody("02:00:00:00:00:01", "1h", strings.Repeat("x", 1100)), http.StatusRequestEntityTooLarge, "silences.max_silence_size_bytes"},
+		{hostSilence("02:00:00:00:00:01", "49h", "long"), http.StatusBadRequest, "silences.max_duration"},
+		{hostSilence("02:00:00:00:00:01", "1h", strings.Repeat("x", 1100)), http.StatusRequestEntityTooLarge, "silences.max_silence_size_bytes"},
 	} {
 		if code, out := h.do("POST", "/api/v1/silences", tc.body); code != tc.code || !strings.Contains(out, tc.want) {
 			t.Errorf("POST %.80s: %d %s, want %d naming %s", tc.body, code, out, tc.code, tc.want)
 		}
 	}
-	if n := len(h.listSilences()); n != 0 {
+	if n := len(h.silenceList()); n != 0 {
 		t.Fatalf("refused silences are listed: %d", n)
 	}
-	h.silence(silenceBody("02:00:00:00:00:01", "48h", "first"))
-	second := h.silence(silenceBody("02:00:00:00:00:02", "1h", "second"))
-	code, out = h.do("POST", "/api/v1/silences", silenceBody("02:00:00:00:00:03", "1h", "third"))
+	h.silence(hostSilence("02:00:00:00:00:01", "48h", "first"))
+	second := h.silence(hostSilence("02:00:00:00:00:02", "1h", "second"))
+	code, out = h.do("POST", "/api/v1/silences", hostSilence("02:00:00:00:00:03", "1h", "third"))
 	if code != http.StatusConflict || !strings.Contains(out, "2 active and pending already, the limit is 2") || !strings.Contains(out, "silences.max_silences") {
 		t.Errorf("third silence: %d %s, want 409 naming silences.max_silences", code, out)
 	}
 	// Extending one at the limit is no new silence.
-	code, out = h.do("POST", "/api/v1/silences", strings.Replace(silenceBody("02:00:00:00:00:02", "2h", "longer"), "{", `{"id":"`+second.ID+`",`, 1))
+	code, out = h.do("POST", "/api/v1/silences", strings.Replace(hostSilence("02:00:00:00:00:02", "2h", "longer"), "{", `{"id":"`+second.ID+`",`, 1))
 	if code != http.StatusOK {
 		t.Errorf("extending a silence at the count limit: %d %s", code, out)
 	}
-	if n := len(h.listSilences()); n != 2 {
+	if n := len(h.silenceList()); n != 2 {
 		t.Fatalf("%d silences listed, want 2", n)
 	}
 
@@ -119,14 +120,14 @@ func TestSilenceLimits(t *testing.T) {
 	if err := h.d.Reload("test"); err != nil {
 		t.Fatal(err)
 	}
-	if code, out := h.do("POST", "/api/v1/silences", silenceBody("02:00:00:00:00:03", "1h", "third")); code != http.StatusCreated {
+	if code, out := h.do("POST", "/api/v1/silences", hostSilence("02:00:00:00:00:03", "1h", "third")); code != http.StatusCreated {
 		t.Errorf("third silence after raising the limit: %d %s", code, out)
 	}
 }
 
-// twoRules: MemberUp (info, per host.mac) and QuorumLost (critical, one
+// memberAndQuorumRules: MemberUp (info, per host.mac) and QuorumLost (critical, one
 // alert for the cluster, team=storage).
-const twoRules = upRule + `  - name: cluster
+const memberAndQuorumRules = upRule + `  - name: cluster
     interval: 10s
     rules:
       - name: QuorumLost
@@ -141,7 +142,7 @@ const twoRules = upRule + `  - name: cluster
 // whatever its spelling; narrow ones, even an unusual spelling that
 // leaves some alert out, are accepted.
 func TestSilenceMutingEverythingRefused(t *testing.T) {
-	h := newHarness(t, twoRules)
+	h := newHarness(t, memberAndQuorumRules)
 	for _, ms := range [][]string{
 		{`alertname=~".+"`}, {`alertname=~".*"`}, {`alertname!=""`}, {`alertname!~"x"`},
 		{`severity=~"critical|high|medium|low|info"`}, {`severity!="nonsense"`},
@@ -153,7 +154,7 @@ func TestSilenceMutingEverythingRefused(t *testing.T) {
 			t.Errorf("POST %s: %d %s, want 400 naming every alert", ms, code, out)
 		}
 	}
-	if n := len(h.listSilences()); n != 0 {
+	if n := len(h.silenceList()); n != 0 {
 		t.Fatalf("refused silences are listed: %d", n)
 	}
 	for _, ms := range [][]string{
@@ -198,7 +199,7 @@ func TestSilenceMutingEverythingRefused(t *testing.T) {
 	if err := h.d.Reload("test"); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range h.listSilences() { // only the one below may mute
+	for _, s := range h.silenceList() { // only the one below may mute
 		h.do("DELETE", "/api/v1/silences/"+s.ID, "")
 	}
 	if code, out := h.do("POST", "/api/v1/silences", silenceOf("1h", "every member", `host.mac=~".+"`)); code != http.StatusCreated {
@@ -210,21 +211,21 @@ func TestSilenceMutingEverythingRefused(t *testing.T) {
 	}
 }
 
-// stat is what shows a rewrite of a file: its inode (an atomic save
+// silenceFileInfo is what shows a rewrite of a file: its inode (an atomic save
 // renames a new file over it), size and modification time.
-type fileStat struct {
+type silenceFileInfo struct {
 	ino   uint64
 	size  int64
 	mtime int64
 }
 
-func statOf(t *testing.T, p string) fileStat {
+func silenceFileStat(t *testing.T, p string) silenceFileInfo {
 	t.Helper()
 	fi, err := os.Stat(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fileStat{ino: fi.Sys().(*syscall.Stat_t).Ino, size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	return silenceFileInfo{ino: fi.Sys().(*syscall.Stat_t).Ino, size: fi.Size(), mtime: fi.ModTime().UnixNano()}
 }
 
 // 1,000 POSTs each append one line to the journal and leave the state
@@ -232,19 +233,19 @@ func statOf(t *testing.T, p string) fileStat {
 // a restart has them all.
 func TestSilencePostsAppendToJournal(t *testing.T) {
 	h := newHarness(t, upRule)
-	h.withConfig("silences:\n  max_silences: 2000\n")
+	h.restartWithSilences("silences:\n  max_silences: 2000\n")
 	h.tick(1) // a state file exists
 	state := filepath.Join(h.dir, "state.json")
 	journal := statefile.JournalPath(state)
-	before := statOf(t, state)
+	before := silenceFileStat(t, state)
 	var jsize int64
 	const n = 1000
 	for i := range n {
-		h.silence(silenceBody(fmt.Sprintf("02:00:00:00:%02x:%02x", i/256, i%256), "1h", "bulk"))
-		if got := statOf(t, state); got != before {
+		h.silence(hostSilence(fmt.Sprintf("02:00:00:00:%02x:%02x", i/256, i%256), "1h", "bulk"))
+		if got := silenceFileStat(t, state); got != before {
 			t.Fatalf("POST %d rewrote the state file: %+v, was %+v", i+1, got, before)
 		}
-		js := statOf(t, journal).size
+		js := silenceFileStat(t, journal).size
 		if js <= jsize {
 			t.Fatalf("POST %d: journal size %d, was %d", i+1, js, jsize)
 		}
@@ -255,8 +256,8 @@ func TestSilencePostsAppendToJournal(t *testing.T) {
 		t.Fatalf("journal has %d silences (torn %v, err %v), want %d", len(ss), torn, err, n)
 	}
 	h.tick(1)
-	if statOf(t, state) == before || statOf(t, journal).size != 0 {
-		t.Fatalf("the save after the POSTs did not take the journal in: state %+v, journal %d bytes", statOf(t, state), statOf(t, journal).size)
+	if silenceFileStat(t, state) == before || silenceFileStat(t, journal).size != 0 {
+		t.Fatalf("the save after the POSTs did not take the journal in: state %+v, journal %d bytes", silenceFileStat(t, state), silenceFileStat(t, journal).size)
 	}
 	st, err := statefile.Load(state, h.now())
 	if err != nil || len(st.Silences) != n {
@@ -264,7 +265,7 @@ func TestSilencePostsAppendToJournal(t *testing.T) {
 	}
 	h.d.Stop()
 	h.start()
-	if got := len(h.listSilences()); got != n {
+	if got := len(h.silenceList()); got != n {
 		t.Fatalf("after a restart %d silences, want %d", got, n)
 	}
 }
@@ -274,17 +275,17 @@ func TestSilencePostsAppendToJournal(t *testing.T) {
 // skipped and the journal goes on.
 func TestSilenceJournalSurvivesCrash(t *testing.T) {
 	h := newHarness(t, strings.Replace(upRule, "for: 1m", "for: 0s", 1))
-	early := h.silence(silenceBody("02:00:00:00:00:09", "3h", "in the state file"))
+	early := h.silence(hostSilence("02:00:00:00:00:09", "3h", "in the state file"))
 	h.tick(1) // saved in the state file; the journal emptied
 	kept := h.silence(maintenance)
-	gone := h.silence(silenceBody("02:00:00:00:00:02", "1h", "expired before the crash"))
+	gone := h.silence(hostSilence("02:00:00:00:00:02", "1h", "expired before the crash"))
 	if code, out := h.do("DELETE", "/api/v1/silences/"+gone.ID, ""); code != http.StatusOK {
 		t.Fatalf("DELETE: %d %s", code, out)
 	}
 
-	c := h.crashCopy()
+	c := h.silenceCrashCopy()
 	states := map[string]string{}
-	for _, s := range c.listSilences() {
+	for _, s := range c.silenceList() {
 		states[s.ID] = s.State
 	}
 	if states[early.ID] != "active" || states[kept.ID] != "active" || states[gone.ID] != "expired" || len(states) != 3 {
@@ -303,15 +304,15 @@ func TestSilenceJournalSurvivesCrash(t *testing.T) {
 	}
 	f.WriteString(`{"id":"deadbeefdeadbeef","matchers":[{"name":"host.mac","op":"=","val`)
 	f.Close()
-	c2 := c.crashCopy()
-	if n := len(c2.listSilences()); n != 3 {
+	c2 := c.silenceCrashCopy()
+	if n := len(c2.silenceList()); n != 3 {
 		t.Errorf("after a torn line: %d silences, want 3", n)
 	}
 	if !strings.Contains(c2.logs.String(), "cut short by a crash") {
 		t.Errorf("the torn line was not reported:\n%s", c2.logs.String())
 	}
-	after := c2.silence(silenceBody("02:00:00:00:00:03", "1h", "after the torn line"))
-	c3 := c2.crashCopy()
+	after := c2.silence(hostSilence("02:00:00:00:00:03", "1h", "after the torn line"))
+	c3 := c2.silenceCrashCopy()
 	if s, ok := c3.d.sil.Get(after.ID); !ok || s.State(c3.now()) != "active" {
 		t.Errorf("the silence added after a torn line was lost in the next crash")
 	}
@@ -323,7 +324,7 @@ func TestSilenceJournalSurvivesCrash(t *testing.T) {
 // the same request succeeds.
 func TestSilenceNotSavedNotMade(t *testing.T) {
 	h := newHarness(t, strings.Replace(upRule, "for: 1m", "for: 0s", 1))
-	active := h.silence(silenceBody("02:00:00:00:00:09", "2h", "before the disk broke"))
+	active := h.silence(hostSilence("02:00:00:00:00:09", "2h", "before the disk broke"))
 	h.tick(1) // in the state file; the journal is empty
 	journal := statefile.JournalPath(filepath.Join(h.dir, "state.json"))
 	// Tests run as root, which chmod does not stop: a directory where the
@@ -338,7 +339,7 @@ func TestSilenceNotSavedNotMade(t *testing.T) {
 	if code != http.StatusServiceUnavailable || !strings.Contains(out, "not saved") || !strings.Contains(out, "try again") {
 		t.Fatalf("POST with an unwritable journal: %d %s, want 503 saying not saved, try again", code, out)
 	}
-	if ss := h.listSilences(); len(ss) != 1 || ss[0].ID != active.ID {
+	if ss := h.silenceList(); len(ss) != 1 || ss[0].ID != active.ID {
 		t.Fatalf("the unsaved silence is listed: %+v", ss)
 	}
 	code, out = h.do("DELETE", "/api/v1/silences/"+active.ID, "")
