@@ -123,9 +123,9 @@ func (d *daemon) postSilence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if spaces := alertSpaces(d.eng.Rules()); s.MutesAll(spaces) {
-		http.Error(w, fmt.Sprintf("bad silence:\nmatchers: the silence would mute every alert the loaded rules can raise "+
-			"(each matcher was tried against the %d rules' names, severities and labels, and against any value of the labels they do not fix); "+
-			`say what to mute, such as alertname="…" or host.mac="…"`, len(d.eng.Rules().Rules())), http.StatusBadRequest)
+		http.Error(w, "bad silence:\nmatchers: the silence would mute every alert the loaded rules can raise "+
+			"(each matcher was tried against the rules' names, severities and labels, and against any value of the labels they do not fix); "+
+			`say what to mute, such as alertname="…" or host.mac="…"`, http.StatusBadRequest)
 		return
 	}
 	_, existed := d.sil.Get(s.ID)
