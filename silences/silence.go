@@ -4,7 +4,9 @@
 // them, answers "which silences mute these labels now" cheaply enough to
 // be asked for every firing alert at every evaluation, and tells a
 // subscriber about local changes so they can be written through to a
-// shared store. Time is always an argument.
+// shared store. Limits bound what it accepts, and MutesAll tells a
+// silence that would mute every alert of a rule set. Time is always an
+// argument.
 package silences
 
 import (
