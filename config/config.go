@@ -37,6 +37,10 @@ const (
 	DefaultHTTPAddress   = ":9099"
 	DefaultCheckInterval = time.Minute
 	DefaultDebounce      = 100 * time.Millisecond
+	// Silence limits (docs/notifiers.md, "Limits").
+	DefaultMaxSilences         = 1000
+	DefaultMaxSilenceSizeBytes = 8 << 10
+	DefaultMaxSilenceDuration  = 14 * 24 * time.Hour
 )
 
 // Config is the whole file.
@@ -47,6 +51,7 @@ type Config struct {
 	HTTP       HTTP                `yaml:"http"`
 	State      State               `yaml:"state"`
 	Reload     Reload              `yaml:"reload"`
+	Silences   Silences            `yaml:"silences"`
 	Collectors []collectors.Config `yaml:"collectors"`
 	Notifiers  notifiers.Config    `yaml:"notifiers"`
 	// HA, when set, makes this process one replica of several sharing an
@@ -74,6 +79,21 @@ type HTTP struct {
 type State struct {
 	// Path of the state file; empty keeps state in memory only.
 	Path string `yaml:"path"`
+}
+
+// Silences bounds what POST /api/v1/silences accepts, as Alertmanager's
+// --silences.max-silences and --silences.max-silence-size-bytes do, plus a
+// longest duration: nobody fills memory and disk with silences or mutes a
+// page for a year. They apply at reload, to new silences and changes.
+type Silences struct {
+	// MaxSilences bounds the active and pending silences (default 1000).
+	MaxSilences int `yaml:"max_silences"`
+	// MaxSilenceSizeBytes bounds one silence as stored, in JSON (default
+	// 8 KiB).
+	MaxSilenceSizeBytes int `yaml:"max_silence_size_bytes"`
+	// MaxDuration bounds how long a silence lasts from its start, or from
+	// now when it is extended (default 336h, 14 days).
+	MaxDuration Duration `yaml:"max_duration"`
 }
 
 // Reload shapes rule and config reloads.
@@ -179,6 +199,15 @@ func (c *Config) withDefaults() {
 	}
 	if c.Reload.Debounce == 0 {
 		c.Reload.Debounce = Duration(DefaultDebounce)
+	}
+	if c.Silences.MaxSilences == 0 {
+		c.Silences.MaxSilences = DefaultMaxSilences
+	}
+	if c.Silences.MaxSilenceSizeBytes == 0 {
+		c.Silences.MaxSilenceSizeBytes = DefaultMaxSilenceSizeBytes
+	}
+	if c.Silences.MaxDuration == 0 {
+		c.Silences.MaxDuration = Duration(DefaultMaxSilenceDuration)
 	}
 	base := filepath.Dir(c.File)
 	for i, d := range c.RuleDirs {
@@ -311,6 +340,12 @@ func (v *validator) check(c *Config) {
 		if st, err := os.Stat(filepath.Dir(c.State.Path)); err != nil || !st.IsDir() {
 			v.at("$.state.path", "state.path: directory %s does not exist", filepath.Dir(c.State.Path))
 		}
+	}
+	if n := c.Silences.MaxSilences; n < 0 {
+		v.at("$.silences.max_silences", "silences.max_silences: %d is negative (0 or absent keeps the default, %d)", n, DefaultMaxSilences)
+	}
+	if n := c.Silences.MaxSilenceSizeBytes; n < 0 {
+		v.at("$.silences.max_silence_size_bytes", "silences.max_silence_size_bytes: %d is negative (0 or absent keeps the default, %d)", n, DefaultMaxSilenceSizeBytes)
 	}
 	channels := c.ChannelNames()
 	for i, n := range c.Reload.Notify {

@@ -279,3 +279,38 @@ notifiers:
 		t.Errorf("Load: %v", err)
 	}
 }
+
+// The silences section has defaults, takes values, and a mistake in it is
+// reported at its line:col.
+func TestSilencesSection(t *testing.T) {
+	dir := t.TempDir()
+	load := func(src string) (*Config, error) {
+		p := filepath.Join(dir, "v.yaml")
+		os.WriteFile(p, []byte("rule_dirs: [.]\n"+src), 0o644)
+		return Load(p, Options{LookupEnv: noEnv})
+	}
+	c, err := load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Silences; got.MaxSilences != 1000 || got.MaxSilenceSizeBytes != 8192 || time.Duration(got.MaxDuration) != 14*24*time.Hour {
+		t.Errorf("defaults: %+v", got)
+	}
+	c, err = load("silences:\n  max_silences: 50\n  max_silence_size_bytes: 2048\n  max_duration: 72h\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Silences; got.MaxSilences != 50 || got.MaxSilenceSizeBytes != 2048 || time.Duration(got.MaxDuration) != 72*time.Hour {
+		t.Errorf("set: %+v", got)
+	}
+	for _, tc := range []struct{ src, want string }{
+		{"silences:\n  max_silences: -1\n", ":3:17: silences.max_silences: -1 is negative"},
+		{"silences:\n  max_silence_size_bytes: -5\n", ":3:27: silences.max_silence_size_bytes: -5 is negative"},
+		{"silences:\n  max_duration: -1h\n", ":3:"},
+		{"silences:\n  max_silence: 5\n", `:3:3: unknown field "max_silence"`},
+	} {
+		if _, err := load(tc.src); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.src, err, tc.want)
+		}
+	}
+}

@@ -4,7 +4,9 @@
 // them, answers "which silences mute these labels now" cheaply enough to
 // be asked for every firing alert at every evaluation, and tells a
 // subscriber about local changes so they can be written through to a
-// shared store. Time is always an argument.
+// shared store. Limits bound what it accepts, and MutesAll tells a
+// silence that would mute every alert of a rule set. Time is always an
+// argument.
 package silences
 
 import (
@@ -41,7 +43,11 @@ type Silence struct {
 // without the labels it names — everything, by accident); an EndsAt after
 // StartsAt; CreatedBy and Comment set. It does not look at the ID, which
 // Store.Add assigns, nor at the clock (Store.Add does).
-func (s Silence) Validate() error {
+func (s Silence) Validate() error { return s.validate(false) }
+
+// validate is Validate; stored accepts an EndsAt equal to StartsAt, which
+// is what Expire leaves of a silence expired as it starts (or pending).
+func (s Silence) validate(stored bool) error {
 	var errs []error
 	if len(s.Matchers) == 0 {
 		errs = append(errs, errors.New("matchers: at least one is required"))
@@ -65,7 +71,8 @@ func (s Silence) Validate() error {
 	switch {
 	case s.EndsAt.IsZero():
 		errs = append(errs, errors.New("ends_at: required"))
-	case !s.StartsAt.IsZero() && !s.EndsAt.After(s.StartsAt):
+	case !s.StartsAt.IsZero() && s.EndsAt.Before(s.StartsAt),
+		!s.StartsAt.IsZero() && s.EndsAt.Equal(s.StartsAt) && !stored:
 		errs = append(errs, fmt.Errorf("ends_at: %s is not after starts_at %s",
 			s.EndsAt.Format(time.RFC3339), s.StartsAt.Format(time.RFC3339)))
 	}

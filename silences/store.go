@@ -31,10 +31,11 @@ var (
 // of the few silences found there; only silences without any `=` matcher
 // are checked one by one.
 type Store struct {
-	mu    sync.RWMutex
-	byID  map[string]*entry
-	index map[string]map[string][]*entry // label name -> value -> silences indexed there
-	scan  []*entry                       // silences with no `=` matcher
+	mu     sync.RWMutex
+	byID   map[string]*entry
+	index  map[string]map[string][]*entry // label name -> value -> silences indexed there
+	scan   []*entry                       // silences with no `=` matcher
+	limits Limits
 
 	version atomic.Uint64
 	latest  atomic.Int64 // the latest now seen (UnixNano), for List
@@ -62,19 +63,47 @@ func NewStore() *Store {
 // it). It validates s; a zero StartsAt means now (or, for a change, the
 // StartsAt it had), and a StartsAt before now is moved to now (a silence
 // cannot have muted anything before it existed), unless it is the StartsAt
-// of the silence being changed. An EndsAt not after now is refused. An
-// empty ID is replaced by a random one (16 hex digits). UpdatedAt is set
-// to now. Subscribers are told.
+// of the silence being changed. An EndsAt not after now is refused, and so
+// is a silence beyond the store's Limits. An empty ID is replaced by a
+// random one (16 hex digits). UpdatedAt is set to now. Subscribers are
+// told.
 func (st *Store) Add(s Silence, now time.Time) (Silence, error) {
 	st.observe(now)
-	s = s.compiledClone()
 	st.mu.Lock()
+	s, err := st.prepare(s, now)
+	if err != nil {
+		st.mu.Unlock()
+		return Silence{}, err
+	}
+	st.set(s)
+	out := s.clone()
+	st.publish(func() { st.notify(out.clone(), false) })
+	return out, nil
+}
+
+// Prepare returns s as Add would store it now (checked, limits applied,
+// ID and times set) without storing it: a caller writes it ahead to a
+// journal, then hands the result to Add, which stores it unchanged. The
+// caller must keep other Adds out in between, or a limit may be passed.
+func (st *Store) Prepare(s Silence, now time.Time) (Silence, error) {
+	st.observe(now)
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	s, err := st.prepare(s, now)
+	if err != nil {
+		return Silence{}, err
+	}
+	return s.clone(), nil
+}
+
+// prepare is Add without storing; mu is held (read or write).
+func (st *Store) prepare(s Silence, now time.Time) (Silence, error) {
+	s = s.compiledClone()
 	var old *entry
 	if s.ID != "" {
 		old = st.byID[s.ID]
 	}
 	if old != nil && old.s.State(now) == StateExpired {
-		st.mu.Unlock()
 		return Silence{}, fmt.Errorf("silence %q: %w", s.ID, ErrExpired)
 	}
 	switch {
@@ -91,7 +120,6 @@ func (st *Store) Add(s Silence, now time.Time) (Silence, error) {
 			s.EndsAt.Format(time.RFC3339), now.Format(time.RFC3339)))
 	}
 	if err != nil {
-		st.mu.Unlock()
 		return Silence{}, err
 	}
 	if s.ID == "" {
@@ -100,10 +128,10 @@ func (st *Store) Add(s Silence, now time.Time) (Silence, error) {
 		}
 	}
 	s.UpdatedAt = now
-	st.set(s)
-	out := s.clone()
-	st.publish(func() { st.notify(out.clone(), false) })
-	return out, nil
+	if err := st.checkLimits(s, old == nil, now); err != nil {
+		return Silence{}, err
+	}
+	return s, nil
 }
 
 // Expire ends a silence at now (a pending one also starts at now, so it
@@ -111,24 +139,41 @@ func (st *Store) Add(s Silence, now time.Time) (Silence, error) {
 func (st *Store) Expire(id string, now time.Time) (Silence, error) {
 	st.observe(now)
 	st.mu.Lock()
+	out, changed, err := st.prepareExpire(id, now)
+	if err != nil || !changed {
+		st.mu.Unlock()
+		return out, err
+	}
+	e := st.byID[id]
+	e.s.StartsAt, e.s.EndsAt, e.s.UpdatedAt = out.StartsAt, out.EndsAt, out.UpdatedAt
+	st.version.Add(1)
+	st.publish(func() { st.notify(out.clone(), false) })
+	return out.clone(), nil
+}
+
+// PrepareExpire returns the silence as Expire would leave it now, and
+// whether Expire would change it, without changing it (see Prepare).
+func (st *Store) PrepareExpire(id string, now time.Time) (Silence, bool, error) {
+	st.observe(now)
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	return st.prepareExpire(id, now)
+}
+
+func (st *Store) prepareExpire(id string, now time.Time) (Silence, bool, error) {
 	e := st.byID[id]
 	if e == nil {
-		st.mu.Unlock()
-		return Silence{}, fmt.Errorf("silence %q: %w", id, ErrNotFound)
+		return Silence{}, false, fmt.Errorf("silence %q: %w", id, ErrNotFound)
 	}
-	if e.s.State(now) == StateExpired {
-		out := e.s.clone()
-		st.mu.Unlock()
-		return out, nil
+	s := e.s.clone()
+	if s.State(now) == StateExpired {
+		return s, false, nil
 	}
-	if now.Before(e.s.StartsAt) {
-		e.s.StartsAt = now
+	if now.Before(s.StartsAt) {
+		s.StartsAt = now
 	}
-	e.s.EndsAt, e.s.UpdatedAt = now, now
-	st.version.Add(1)
-	out := e.s.clone()
-	st.publish(func() { st.notify(out.clone(), false) })
-	return out, nil
+	s.EndsAt, s.UpdatedAt = now, now
+	return s, true, nil
 }
 
 // Get returns the silence with that ID.
@@ -387,7 +432,7 @@ func (st *Store) observe(now time.Time) {
 // checkStored is Validate plus an ID and a StartsAt: what Put and Replace
 // require of a silence that was made by Add somewhere.
 func checkStored(s Silence) error {
-	err := s.Validate()
+	err := s.validate(true)
 	if s.StartsAt.IsZero() {
 		err = errors.Join(errors.New("starts_at: required"), err)
 	}

@@ -132,6 +132,7 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 	}
 	d.m = newMetrics(d.reg, d.collectors)
 	d.sil = silences.NewStore()
+	d.sil.SetLimits(silenceLimits(cfg))
 	d.registerSilenceMetrics()
 	nopts := []notifiers.Option{notifiers.WithLogger(o.Logger.With("component", "notifiers")),
 		notifiers.WithRegisterer(d.reg), notifiers.WithLookupEnv(o.LookupEnv), notifiers.WithSilences(d.sil)}
@@ -419,6 +420,9 @@ func (d *daemon) restoreState(cfg *config.Config) {
 	if cfg.State.Path == "" {
 		return
 	}
+	// Silences changed since the last save are in the journal, which is
+	// replayed over whatever the state file gave, even nothing.
+	defer d.replaySilences(statefile.JournalPath(cfg.State.Path))
 	st, err := statefile.Load(cfg.State.Path, d.o.Now())
 	if err != nil {
 		d.stateErr = err.Error()
@@ -438,8 +442,9 @@ func (d *daemon) restoreState(cfg *config.Config) {
 		"delivery_groups", groups, "delivery_groups_dropped", gone)
 }
 
-// saveState writes the engine's alert states and the dispatcher's delivery
-// state when either changed since the last save (always when final).
+// saveState writes the engine's alert states, the dispatcher's delivery
+// state and the silences when any changed since the last save (always
+// when final), then empties the silences journal.
 func (d *daemon) saveState(final bool) error {
 	path := d.cfg.Load().State.Path
 	if path == "" || d.ha != nil { // with ha: the state is in etcd
@@ -456,6 +461,11 @@ func (d *daemon) saveState(final bool) error {
 	if err := statefile.Save(path, st); err != nil {
 		d.m.stateSaveFails.Inc()
 		return err
+	}
+	// The state file now holds every silence (saveMu keeps journal
+	// appends out meanwhile): the journal starts again.
+	if err := statefile.ResetJournal(statefile.JournalPath(path)); err != nil {
+		d.log.Warn("silences journal not emptied; it is replayed harmlessly at the next start", "err", err)
 	}
 	d.lastSave = key
 	return nil

@@ -108,6 +108,7 @@ func (d *daemon) Reload(reason string) error {
 	cfg.HTTP, cfg.State, cfg.HA = old.HTTP, old.State, old.HA
 	cfg.Reload.Debounce, cfg.Reload.CheckInterval = old.Reload.Debounce, old.Reload.CheckInterval
 	d.cfg.Store(cfg)
+	d.sil.SetLimits(silenceLimits(cfg))
 	d.eng.SetRules(rs)
 	if d.ha != nil {
 		// The running term's engine (a term that starts later copies

@@ -11,7 +11,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigil-alerts/vigil/config"
+	"github.com/vigil-alerts/vigil/engine/statefile"
 	"github.com/vigil-alerts/vigil/ha"
+	"github.com/vigil-alerts/vigil/model"
+	"github.com/vigil-alerts/vigil/rules"
 	"github.com/vigil-alerts/vigil/silences"
 )
 
@@ -118,11 +122,29 @@ func (d *daemon) postSilence(w http.ResponseWriter, r *http.Request) {
 	if !d.silencesShared(w) {
 		return
 	}
+	if spaces := alertSpaces(d.eng.Rules()); s.MutesAll(spaces) {
+		http.Error(w, "bad silence:\nmatchers: the silence would mute every alert the loaded rules can raise "+
+			"(each matcher was tried against the rules' names, severities and labels, and against any value of the labels they do not fix); "+
+			`say what to mute, such as alertname="…" or host.mac="…"`, http.StatusBadRequest)
+		return
+	}
 	_, existed := d.sil.Get(s.ID)
-	s, err = d.sil.Add(s, now)
+	s, err = d.addSilence(s, now)
 	switch {
+	case errors.Is(err, errNotSaved):
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
 	case errors.Is(err, silences.ErrExpired):
 		http.Error(w, err.Error()+"; create a new one", http.StatusConflict)
+		return
+	case errors.Is(err, silences.ErrTooBig):
+		http.Error(w, "bad silence:\n"+err.Error()+" (silences.max_silence_size_bytes in the config)", http.StatusRequestEntityTooLarge)
+		return
+	case errors.Is(err, silences.ErrTooMany):
+		http.Error(w, err.Error()+" (silences.max_silences in the config)", http.StatusConflict)
+		return
+	case errors.Is(err, silences.ErrTooLong):
+		http.Error(w, "bad silence:\n"+err.Error()+" (silences.max_duration in the config)", http.StatusBadRequest)
 		return
 	case err != nil:
 		http.Error(w, "bad silence:\n"+err.Error(), http.StatusBadRequest)
@@ -148,12 +170,15 @@ func (d *daemon) deleteSilence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := d.o.Now()
-	s, err := d.sil.Expire(r.PathValue("id"), now)
-	if errors.Is(err, silences.ErrNotFound) {
+	s, err := d.expireSilence(r.PathValue("id"), now)
+	switch {
+	case errors.Is(err, silences.ErrNotFound):
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
-	}
-	if err != nil {
+	case errors.Is(err, errNotSaved):
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	case err != nil:
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
@@ -162,6 +187,117 @@ func (d *daemon) deleteSilence(w http.ResponseWriter, r *http.Request) {
 	}
 	d.log.Info("silence expired", "id", s.ID)
 	writeJSON(w, toAPISilence(s, now))
+}
+
+// errNotSaved: the silences journal could not be written, so the change
+// was not made. The caller can retry once the disk is writable again.
+var errNotSaved = errors.New("not saved to the silences journal, so not made: nothing changed; try again once the state directory is writable")
+
+// silenceJournal is the silences journal's path, or "" when changes are
+// not journaled: no state file, or ha: (silences live in etcd).
+func (d *daemon) silenceJournal() string {
+	path := d.cfg.Load().State.Path
+	if path == "" || d.ha != nil {
+		return ""
+	}
+	return statefile.JournalPath(path)
+}
+
+// addSilence adds s to the store, written ahead to the silences journal
+// when there is one: the silence takes effect only once it is on disk,
+// and costs one appended line, not a rewrite of the state file (which
+// takes it in at its next save). saveMu orders journal lines as the
+// changes and keeps the state file's save and the journal's reset from
+// passing an append.
+func (d *daemon) addSilence(s silences.Silence, now time.Time) (silences.Silence, error) {
+	path := d.silenceJournal()
+	if path == "" {
+		return d.sil.Add(s, now)
+	}
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
+	p, err := d.sil.Prepare(s, now)
+	if err != nil {
+		return silences.Silence{}, err
+	}
+	if err := statefile.AppendSilence(path, p); err != nil {
+		d.m.stateSaveFails.Inc()
+		d.log.Error("silence refused: not saved to the silences journal", "id", p.ID, "err", err)
+		return silences.Silence{}, fmt.Errorf("silence %w (%v)", errNotSaved, err)
+	}
+	return d.sil.Add(p, now)
+}
+
+// expireSilence is Expire, written ahead as addSilence is.
+func (d *daemon) expireSilence(id string, now time.Time) (silences.Silence, error) {
+	path := d.silenceJournal()
+	if path == "" {
+		return d.sil.Expire(id, now)
+	}
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
+	p, changed, err := d.sil.PrepareExpire(id, now)
+	if err != nil || !changed {
+		return p, err
+	}
+	if err := statefile.AppendSilence(path, p); err != nil {
+		d.m.stateSaveFails.Inc()
+		d.log.Error("silence expiry refused: not saved to the silences journal", "id", id, "err", err)
+		return silences.Silence{}, fmt.Errorf("expiry %w (%v)", errNotSaved, err)
+	}
+	return d.sil.Expire(id, now)
+}
+
+// replaySilences applies the journal at path over the restored silences
+// (at start, after the state file).
+func (d *daemon) replaySilences(path string) {
+	ss, torn, err := statefile.ReadJournal(path)
+	if torn {
+		d.log.Warn("silences journal: its last line was cut short by a crash and is skipped; that change was never confirmed", "file", path)
+	}
+	if err != nil {
+		d.log.Warn("silences journal: lines that do not decode are skipped", "err", err)
+	}
+	n := 0
+	for _, s := range ss {
+		if err := d.sil.Put(s); err != nil {
+			d.log.Warn("silences journal: silence not restored", "err", err)
+			continue
+		}
+		n++
+	}
+	if n > 0 {
+		d.log.Info("silences restored from the journal", "file", path, "changes", n)
+	}
+}
+
+// alertSpaces describes the alerts the rules can raise, for
+// Silence.MutesAll: each rule's name, severity and labels are fixed, and
+// an `across: any` rule's segment_by labels are on every alert. With no
+// rules, a rule of any name and severity stands in, so that a silence
+// made before the rules does not mute whatever they will be.
+func alertSpaces(rs *rules.RuleSet) []silences.AlertSpace {
+	var out []silences.AlertSpace
+	if rs != nil {
+		for _, r := range rs.Rules() {
+			fixed := r.Labels.Copy()
+			if fixed == nil {
+				fixed = model.Labels{}
+			}
+			fixed["alertname"], fixed["severity"] = r.Name, string(r.Severity)
+			sp := silences.AlertSpace{Fixed: fixed}
+			if r.Across != rules.AcrossEvery { // an every alert drops them
+				sp.Present = r.SegmentBy
+			}
+			out = append(out, sp)
+		}
+	}
+	if len(out) == 0 {
+		for _, sev := range rules.Severities {
+			out = append(out, silences.AlertSpace{Fixed: model.Labels{"severity": string(sev)}, Present: []string{"alertname"}})
+		}
+	}
+	return out
 }
 
 // silencesShared refuses writes on a replica that has not loaded the
@@ -174,15 +310,11 @@ func (d *daemon) silencesShared(w http.ResponseWriter) bool {
 	return true
 }
 
-// shareSilence makes a change durable: through etcd with ha:, else in the
-// state file. On failure the caller is told the change may not last.
+// shareSilence shares a change through etcd with ha: (without, it is
+// already durable: addSilence journaled it). On failure the caller is told
+// the change may not last.
 func (d *daemon) shareSilence(w http.ResponseWriter, ctx context.Context, s silences.Silence) bool {
 	if d.ha == nil {
-		if err := d.saveState(false); err != nil {
-			d.log.Error("cannot save state", "err", err)
-			http.Error(w, "silence in use, but not saved to the state file: "+err.Error(), http.StatusInternalServerError)
-			return false
-		}
 		return true
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -214,6 +346,12 @@ func (d *daemon) gcSilences(ctx context.Context, now time.Time, leading bool) {
 	if err := d.ha.silences.Delete(ctx, gone...); err != nil {
 		d.log.Warn("expired silences not deleted from etcd; retried at the next GC", "err", err)
 	}
+}
+
+// silenceLimits are the config's silences: section as the store takes it.
+func silenceLimits(cfg *config.Config) silences.Limits {
+	return silences.Limits{MaxSilences: cfg.Silences.MaxSilences, MaxSizeBytes: cfg.Silences.MaxSilenceSizeBytes,
+		MaxDuration: time.Duration(cfg.Silences.MaxDuration)}
 }
 
 // registerSilenceMetrics adds vigil_silences{state}.
