@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -170,7 +172,7 @@ func TestRestartTransparency(t *testing.T) {
 		ctx := context.Background()
 		for step := 1; step <= outageSteps; step++ {
 			if ev, ok := outageScript[step]; ok {
-				applyOutage(t, cluster, h, ev)
+				applyOutage(t, cluster, h.now(), ev, h.d)
 			}
 			h.i.Add(1)
 			h.d.collectAll(ctx, h.now())
@@ -249,7 +251,7 @@ func outageHarness(t *testing.T, c *etcdtest.Cluster, hook string) *harness {
 // applyOutage stops or restarts members and waits until the cluster and
 // the daemon's collector see the change, so that every run sees it at the
 // same step.
-func applyOutage(t *testing.T, c *etcdtest.Cluster, h *harness, ev outageStep) {
+func applyOutage(t *testing.T, c *etcdtest.Cluster, now time.Time, ev outageStep, ds ...*daemon) {
 	t.Helper()
 	for _, i := range ev.stop {
 		c.Members()[i].Stop()
@@ -265,7 +267,9 @@ func applyOutage(t *testing.T, c *etcdtest.Cluster, h *harness, ev outageStep) {
 	}
 	waitLeader(t, c, up >= 2)
 	for _, i := range ev.restart {
-		waitConnected(t, h, fmt.Sprintf("m%d", i))
+		for _, d := range ds {
+			waitConnected(t, d, now, fmt.Sprintf("m%d", i))
+		}
 	}
 }
 
@@ -279,12 +283,12 @@ func waitLeader(t *testing.T, c *etcdtest.Cluster, want bool) {
 // waitConnected collects (without storing) until the daemon's etcd
 // collector reaches the restarted member again: its reconnect back-off
 // must not make one run see the member a step later than another.
-func waitConnected(t *testing.T, h *harness, target string) {
+func waitConnected(t *testing.T, d *daemon, now time.Time, target string) {
 	t.Helper()
 	ok := poll(20*time.Second, func() bool {
-		for _, c := range h.d.collectors() {
+		for _, c := range d.collectors() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			samples, _ := c.Collect(ctx, h.now())
+			samples, _ := c.Collect(ctx, now)
 			cancel()
 			for _, s := range samples {
 				if s.Metric == "etcd.can_connect" && s.Labels["target"] == target && s.Value == 1 {
@@ -297,5 +301,152 @@ func waitConnected(t *testing.T, h *harness, target string) {
 	})
 	if !ok {
 		t.Fatalf("the collector does not reach %s again", target)
+	}
+}
+
+// The failover-transparency test: the same outage with two HA replicas
+// (coordinated through a separate etcd) and, at each point, a rolling
+// restart as Kubernetes does one: the follower is replaced by a fresh
+// replica, then the leader stops and the fresh replica takes over before
+// it has collected anything. The receiver must get what the straight run
+// sent.
+func TestFailoverTransparency(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a scripted outage over a 3-member etcd with HA replicas")
+	}
+	cluster := etcdtest.StartCluster(t, 3)
+	coord := sharedEtcd(t)
+	log := &messageLog{}
+	srv := httptest.NewServer(log)
+	defer srv.Close()
+
+	run := func(t *testing.T, failovers map[int]bool) []string {
+		for _, m := range cluster.Members() {
+			m.Restart(t)
+		}
+		waitLeader(t, cluster, true)
+		base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+		var i atomic.Int64
+		now := func() time.Time { return base.Add(time.Duration(i.Load()) * 10 * time.Second) }
+		prefix := fmt.Sprintf("/vigil-failover-%d/", time.Now().UnixNano())
+		n := 0
+		replica := func() *daemon {
+			n++
+			dir := t.TempDir()
+			os.Mkdir(filepath.Join(dir, "rules"), 0o755)
+			os.WriteFile(filepath.Join(dir, "rules", "etcd.yaml"), []byte(outageRules), 0o644)
+			cfg := outageConfig(cluster.Endpoints(), srv.URL) + fmt.Sprintf(
+				"ha:\n  endpoints: [%s]\n  prefix: %s\n  session_ttl: 1s\n  name: r%d\n", coord, prefix, n)
+			cfg = strings.Replace(cfg, "state:\n  path: state.json\n", "", 1)
+			os.WriteFile(filepath.Join(dir, "vigil.yaml"), []byte(cfg), 0o644)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := newDaemon(daemonOptions{ConfigPath: filepath.Join(dir, "vigil.yaml"), Now: now, Console: io.Discard,
+				Listener: ln, NoSchedule: true, DeliveryBound: 5 * time.Second, LookupEnv: func(string) (string, bool) { return "", false }})
+			if err != nil {
+				ln.Close()
+				t.Fatal(err)
+			}
+			if err := d.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { d.Stop() })
+			return d
+		}
+		// leader waits until exactly one of reps leads and returns its index.
+		leader := func(reps []*daemon) int {
+			t.Helper()
+			idx := -1
+			if !poll(10*time.Second, func() bool {
+				idx = -1
+				for j, d := range reps {
+					if d.ha.el.Leading() {
+						if idx >= 0 {
+							return false
+						}
+						idx = j
+					}
+				}
+				return idx >= 0
+			}) {
+				t.Fatal("no single leader")
+			}
+			return idx
+		}
+		settle := func(reps []*daemon) {
+			t.Helper()
+			for _, d := range reps {
+				if !poll(10*time.Second, func() bool {
+					_, disp, ok := d.lead()
+					if !ok || disp == nil {
+						return true
+					}
+					for _, g := range disp.Status() {
+						if g.InFlight {
+							return false
+						}
+					}
+					return true
+				}) {
+					t.Fatal("deliveries did not finish")
+				}
+			}
+		}
+
+		reps := []*daemon{replica(), replica()}
+		leader(reps)
+		ctx := context.Background()
+		for step := 1; step <= outageSteps; step++ {
+			if ev, ok := outageScript[step]; ok {
+				applyOutage(t, cluster, now(), ev, reps...)
+			}
+			i.Add(1)
+			for _, d := range reps {
+				d.collectAll(ctx, now())
+				d.evaluate(ctx, nil, now())
+			}
+			settle(reps)
+			if !failovers[step] {
+				continue
+			}
+			l := leader(reps)
+			f := 1 - l
+			if err := reps[f].Stop(); err != nil {
+				t.Fatalf("follower stop at step %d: %v", step, err)
+			}
+			reps[f] = replica()
+			if err := reps[l].Stop(); err != nil {
+				t.Fatalf("leader stop at step %d: %v", step, err)
+			}
+			fresh := reps[f]
+			reps = []*daemon{fresh}
+			leader(reps)
+			// The fresh leader's first evaluation slot may come before its
+			// first collection: it must change nothing.
+			fresh.evaluate(ctx, nil, now().Add(time.Second))
+			settle(reps)
+			reps = append(reps, replica())
+		}
+		for _, d := range reps {
+			d.Stop()
+		}
+		return log.take()
+	}
+
+	want := run(t, nil)
+	t.Logf("straight run: %d messages\n%s", len(want), strings.Join(want, "\n"))
+	if len(want) != 4 {
+		t.Fatalf("the straight HA run sent %d messages, want the outage's 4: %v", len(want), want)
+	}
+	failovers := map[int]bool{}
+	for _, step := range restartPoints {
+		failovers[step] = true
+	}
+	got := run(t, failovers)
+	if !slices.Equal(got, want) {
+		t.Errorf("failed over after steps %v: messages differ\ngot:\n  %s\nwant:\n  %s",
+			slices.Sorted(maps.Keys(failovers)), strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
 }
