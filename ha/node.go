@@ -247,10 +247,14 @@ func (n *Node) Stop(ctx context.Context) error {
 	if l != nil {
 		errs = append(errs, l.Dispatcher.Stop(ctx))
 		if l.Term.ctx.Err() == nil {
+			// Bounded like every save: with etcd unreachable a shutdown
+			// must not wait out the whole delivery bound here.
+			sctx, cancel := context.WithTimeout(ctx, n.o.SaveTimeout)
 			n.saveMu.Lock()
-			errs = append(errs, n.o.State.SaveAlerts(ctx, l.Term, l.Engine.Export()))
-			errs = append(errs, n.o.State.SaveDeliveries(ctx, l.Term, l.Dispatcher.ExportState()))
+			errs = append(errs, n.o.State.SaveAlerts(sctx, l.Term, l.Engine.Export()))
+			errs = append(errs, n.o.State.SaveDeliveries(sctx, l.Term, l.Dispatcher.ExportState()))
 			n.saveMu.Unlock()
+			cancel()
 		}
 		l.end()
 	}
