@@ -39,6 +39,9 @@ type NodeOptions struct {
 	// slot. Default: half the session TTL, at most 2s.
 	SaveTimeout time.Duration
 	Logger      *slog.Logger
+	// Now is the evaluation clock (default time.Now); a new term works
+	// out the restored alerts' inhibitions and silences at Now.
+	Now func() time.Time
 }
 
 // Node runs the leader's side of one evaluation slot. Every replica calls
@@ -82,6 +85,9 @@ func NewNode(o NodeOptions) (*Node, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	return &Node{o: o, log: o.Logger}, nil
 }
@@ -135,6 +141,7 @@ func (n *Node) Lead() (*Lead, error) {
 	l := &Lead{Term: t, Engine: eng, Dispatcher: disp, stop: make(chan struct{})}
 	l.Restored, l.Dropped = eng.Import(alerts)
 	dr, dd := disp.ImportState(deliveries)
+	disp.Hold(n.o.Now(), eng.Alerts())
 	l.Restored += dr
 	l.Dropped += dd
 	n.log.Info("term started; shared state loaded", "term", t.seq, "restored", l.Restored, "dropped", l.Dropped)

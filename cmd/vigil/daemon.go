@@ -97,6 +97,14 @@ type daemon struct {
 	// or before Start).
 	schedules map[string]string
 
+	// warm-up: no group is evaluated before every collector has finished
+	// its first collection (see warmedUp).
+	warmMu    sync.Mutex
+	collStart map[string]bool // collectors that began a collection
+	collDone  map[string]bool // ... and finished one (a failure counts)
+	collected chan struct{}   // closed and replaced at every finished collection
+	warm      atomic.Bool
+
 	evalMu   sync.Mutex // evaluation passes hand alerts over in order
 	lastProc time.Time
 	saveMu   sync.Mutex
@@ -121,7 +129,8 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 	if o.DeliveryBound <= 0 {
 		o.DeliveryBound = 10 * time.Second
 	}
-	d := &daemon{o: o, log: o.Logger, reg: prometheus.NewRegistry(), start: o.Now(), served: make(chan struct{})}
+	d := &daemon{o: o, log: o.Logger, reg: prometheus.NewRegistry(), start: o.Now(), served: make(chan struct{}),
+		collStart: map[string]bool{}, collDone: map[string]bool{}, collected: make(chan struct{})}
 	cfg, err := config.Load(o.ConfigPath, config.Options{LookupEnv: o.LookupEnv, Logger: o.Logger})
 	if err != nil {
 		return nil, err
@@ -344,11 +353,86 @@ func (d *daemon) collect(ctx context.Context, c collectors.Collector, slot time.
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	d.markCollection(c.Name(), false)
 	samples, err := c.Collect(ctx, slot)
 	if err != nil {
 		d.log.Debug("collection incomplete", "collector", c.Name(), "err", err)
 	}
 	d.store.Append(samples...)
+	d.markCollection(c.Name(), true)
+}
+
+// markCollection records that collector name began (done false) or
+// finished (done true) a collection, for the warm-up.
+func (d *daemon) markCollection(name string, done bool) {
+	if d.warm.Load() {
+		return
+	}
+	d.warmMu.Lock()
+	defer d.warmMu.Unlock()
+	d.collStart[name] = true
+	if done {
+		d.collDone[name] = true
+		close(d.collected)
+		d.collected = make(chan struct{})
+	}
+}
+
+// warmedUp reports whether the groups may be evaluated: every collector
+// has finished its first collection (a failed one counts), so that no
+// rule sees the empty store of a process that just started (or of a
+// replica that just took the lead), where an `across: every` alert would
+// resolve and the pages it inhibits be released. A slot whose collectors
+// are still in their first collection waits for them (within ctx); a slot
+// before some collector even began one is skipped. Once warm, always warm.
+func (d *daemon) warmedUp(ctx context.Context) bool {
+	for {
+		warm, started, ch := d.warmState()
+		if warm {
+			return true
+		}
+		if !started {
+			return false
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// warmState says whether the daemon is warm; if not, whether every
+// collector it waits for has begun its first collection, and a channel
+// closed when the next collection finishes.
+func (d *daemon) warmState() (warm, started bool, next <-chan struct{}) {
+	if d.warm.Load() {
+		return true, true, nil
+	}
+	d.warmMu.Lock()
+	waiting := 0
+	started = true
+	for _, c := range d.collectors() {
+		if !d.collDone[c.Name()] {
+			waiting++
+			started = started && d.collStart[c.Name()]
+		}
+	}
+	next = d.collected
+	d.warmMu.Unlock()
+	if waiting > 0 {
+		return false, started, next
+	}
+	if !d.warm.Swap(true) {
+		d.log.Info("first collection finished; evaluating", "collectors", len(d.collectors()))
+	}
+	return true, true, nil
+}
+
+// isReady is /readyz: started, not stopping, and warmed up.
+func (d *daemon) isReady() bool {
+	warm, _, _ := d.warmState()
+	return d.ready.Load() && warm
 }
 
 // collectAll runs every collector once at slot (start-up, tests).
@@ -364,6 +448,10 @@ func (d *daemon) collectAll(ctx context.Context, slot time.Time) {
 // evaluate evaluates groups (all when nil) at slot, hands the alerts to
 // the dispatcher and saves state when it changed.
 func (d *daemon) evaluate(ctx context.Context, groups []string, slot time.Time) {
+	if !d.warmedUp(ctx) {
+		d.log.Info("evaluation skipped: waiting for every collector's first collection", "slot", slot)
+		return
+	}
 	if d.ha != nil {
 		d.evaluateHA(ctx, groups, slot)
 		return
@@ -434,6 +522,9 @@ func (d *daemon) restoreState(cfg *config.Config) {
 	}
 	restored, dropped := d.eng.Import(st.Alerts)
 	groups, gone := d.disp.ImportState(st.Deliveries)
+	// Inhibitions and silences as they were, before the API shows the
+	// restored alerts or the first evaluation sends anything.
+	d.disp.Hold(d.o.Now(), d.eng.Alerts())
 	d.log.Info("alert state restored", "file", cfg.State.Path, "saved_at", st.SavedAt, "restored", restored, "dropped", dropped,
 		"delivery_groups", groups, "delivery_groups_dropped", gone)
 }

@@ -57,7 +57,7 @@ func (d *daemon) setupHA(cfg *config.Config, nopts []notifiers.Option) error {
 		return fmt.Errorf("%s: ha: %w", cfg.File, err)
 	}
 	node, err := ha.NewNode(ha.NodeOptions{
-		Elector: el, State: ha.NewState(cli, c.Prefix), Logger: log,
+		Elector: el, State: ha.NewState(cli, c.Prefix), Logger: log, Now: d.o.Now,
 		NewEngine: func() *engine.Engine {
 			e := engine.New(d.store, engine.WithLogger(d.log.With("component", "engine")))
 			e.SetRules(d.eng.Rules())

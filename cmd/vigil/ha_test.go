@@ -256,6 +256,7 @@ func TestHAFailoverDeliversOnce(t *testing.T) {
 // Without ha: the daemon runs alone, leads by itself and shows no ha.
 func TestStatusWithoutHA(t *testing.T) {
 	h := newHarness(t, upRule)
+	h.tick(1) // ready after the first collection
 	code, body := h.get("/api/v1/status", "")
 	if code != http.StatusOK {
 		t.Fatalf("status %d: %s", code, body)

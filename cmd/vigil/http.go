@@ -21,7 +21,7 @@ func (d *daemon) handler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !d.ready.Load() {
+		if !d.isReady() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
@@ -228,7 +228,7 @@ type statusView struct {
 }
 
 func (d *daemon) statusView() statusView {
-	v := statusView{Ready: d.ready.Load(), StartedAt: d.start, Rules: len(d.eng.Rules().Rules()),
+	v := statusView{Ready: d.isReady(), StartedAt: d.start, Rules: len(d.eng.Rules().Rules()),
 		Leading: true, HA: d.haStatus(), Reload: d.reload.Load(), State: d.stateErr}
 	if v.HA != nil {
 		v.Leading = v.HA.Leading
