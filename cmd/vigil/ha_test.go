@@ -57,44 +57,60 @@ type haCluster struct {
 	reps []*haReplica
 	base time.Time
 	i    atomic.Int64 // the shared evaluation clock, in 10s steps
+	// prefix and rules are what add gives a new replica.
+	prefix, rules string
 }
 
 func (c *haCluster) now() time.Time { return c.base.Add(time.Duration(c.i.Load()) * 10 * time.Second) }
 
 func startHACluster(t *testing.T, n int) *haCluster {
 	t.Helper()
+	return startHAClusterWith(t, n, haRules)
+}
+
+func startHAClusterWith(t *testing.T, n int, rules string) *haCluster {
+	t.Helper()
+	c := &haCluster{t: t, rcv: webhooktest.NewReceiver(t), base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC),
+		prefix: fmt.Sprintf("/vigil-test-%d/", time.Now().UnixNano()), rules: rules}
+	for range n {
+		c.add()
+	}
+	return c
+}
+
+// add starts one more replica, named vigil-<its index>.
+func (c *haCluster) add() *haReplica {
+	t := c.t
+	t.Helper()
 	ep := sharedEtcd(t)
-	c := &haCluster{t: t, rcv: webhooktest.NewReceiver(t), base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	prefix := fmt.Sprintf("/vigil-test-%d/", time.Now().UnixNano())
-	for i := range n {
-		name := fmt.Sprintf("vigil-%d", i)
-		dir := t.TempDir()
-		os.Mkdir(filepath.Join(dir, "rules"), 0o755)
-		os.WriteFile(filepath.Join(dir, "rules", "up.yaml"), []byte(haRules), 0o644)
-		cfg := strings.Replace(baseConfig(ep, `ha:
+	name := fmt.Sprintf("vigil-%d", len(c.reps))
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "rules"), 0o755)
+	os.WriteFile(filepath.Join(dir, "rules", "up.yaml"), []byte(c.rules), 0o644)
+	cfg := strings.Replace(baseConfig(ep, `ha:
   endpoints: [`+ep+`]
-  prefix: `+prefix+`
+  prefix: `+c.prefix+`
   session_ttl: 1s
   name: `+name+`
 `), "    - name: console\n      console: {}\n", "    - name: console\n      console: {}\n    - name: hook\n      webhook: {url: "+c.rcv.URL+"}\n", 1)
-		os.WriteFile(filepath.Join(dir, "vigil.yaml"), []byte(cfg), 0o644)
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := newDaemon(daemonOptions{ConfigPath: filepath.Join(dir, "vigil.yaml"), Now: c.now, Console: io.Discard,
-			Listener: ln, NoSchedule: true, DeliveryBound: 5 * time.Second, LookupEnv: func(string) (string, bool) { return "", false }})
-		if err != nil {
-			ln.Close()
-			t.Fatal(err)
-		}
-		if err := d.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Stop() })
-		c.reps = append(c.reps, &haReplica{name: name, d: d})
+	os.WriteFile(filepath.Join(dir, "vigil.yaml"), []byte(cfg), 0o644)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return c
+	d, err := newDaemon(daemonOptions{ConfigPath: filepath.Join(dir, "vigil.yaml"), Now: c.now, Console: io.Discard,
+		Listener: ln, NoSchedule: true, DeliveryBound: 5 * time.Second, LookupEnv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop() })
+	r := &haReplica{name: name, d: d}
+	c.reps = append(c.reps, r)
+	return r
 }
 
 // tick advances the clock one step; every running replica collects and

@@ -100,3 +100,52 @@ func TestRestartWaitsForFirstCollection(t *testing.T) {
 		t.Errorf("sent after the restart (want nothing):\n%s", out)
 	}
 }
+
+// A rolling restart during an outage: a replica that has just started
+// takes the lead. It does not evaluate before its own first collection
+// (its store is empty), and /readyz says not ready until then; the
+// outage is neither resolved nor paged again, and the inhibited member
+// page stays held.
+func TestHANewLeaderWaitsForFirstCollection(t *testing.T) {
+	c := startHAClusterWith(t, 1, strings.ReplaceAll(outageRules, "notify: [console]", "notify: [hook]"))
+	c.leader(10 * time.Second)
+	c.tickUntil(8, "AllUp paged by the first leader", func() bool { return c.rcv.Count("AllUp", "firing") == 1 })
+
+	fresh := c.add()
+	if code, _ := request(t, "GET", "http://"+fresh.d.Addr()+"/readyz", "", ""); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz of a replica that has not collected: %d, want 503", code)
+	}
+	old := c.reps[0]
+	if err := old.d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	old.stopped = true
+	if next := c.leader(5 * time.Second); next != fresh {
+		t.Fatalf("%s leads, want the fresh replica", next.name)
+	}
+
+	// The new leader's first slot comes before its first collection.
+	c.i.Add(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	fresh.d.evaluate(ctx, nil, c.now())
+	cancel()
+	if code, _ := request(t, "GET", "http://"+fresh.d.Addr()+"/readyz", "", ""); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz of the new leader before its first collection: %d, want 503", code)
+	}
+	for range 4 {
+		c.tick()
+	}
+	if code, _ := request(t, "GET", "http://"+fresh.d.Addr()+"/readyz", "", ""); code != http.StatusOK {
+		t.Errorf("/readyz after the first collection: %d, want 200", code)
+	}
+	if v := c.get(fresh, "/api/v1/alerts"); !strings.Contains(v, `"rule": "AllUp"`) || !strings.Contains(v, `"inhibited": 1`) {
+		t.Errorf("new leader's alerts: want AllUp firing and MemberUp inhibited: %s", v)
+	}
+	if err := fresh.d.Stop(); err != nil { // waits for deliveries in flight
+		t.Fatal(err)
+	}
+	fresh.stopped = true
+	if c.rcv.Count("AllUp", "firing") != 1 || c.rcv.Count("AllUp", "resolved") != 0 || c.rcv.Count("MemberUp", "firing") != 0 {
+		t.Errorf("want AllUp paged once and nothing else; received: %s", c.rcv.Summary())
+	}
+}
