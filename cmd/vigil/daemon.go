@@ -86,6 +86,10 @@ type daemon struct {
 	reload      atomic.Pointer[reloadStatus]
 	// stateErr is a start-up problem with the state file, for the page.
 	stateErr string
+	// stateLock is this process' hold on the state file (nil without one).
+	stateLock *statefile.Lock
+	// saveFail is the state file's save failure, nil while saves work.
+	saveFail atomic.Pointer[saveFailure]
 	ready    atomic.Bool
 
 	reloadMu sync.Mutex // one reload at a time
@@ -165,14 +169,29 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 	d.eng.SetRules(rs)
 	d.applied = sum
 	d.setReloaded(rs, o.Now(), "start", nil)
+	// The port first, then the state file's lock, then the restore: a
+	// second `vigil run` on the same port or state file stops before it
+	// reads, let alone saves, the running one's state.
+	fail := func(err error) (*daemon, error) {
+		d.disp.Stop(context.Background())
+		closeCollectors(colls)
+		if d.ln != nil && d.o.Listener == nil {
+			d.ln.Close()
+		}
+		d.stateLock.Release()
+		return nil, err
+	}
+	if d.ln = o.Listener; d.ln == nil {
+		if d.ln, err = net.Listen("tcp", cfg.HTTP.Address); err != nil {
+			return fail(fmt.Errorf("http.address: %w", err))
+		}
+	}
 	if cfg.HA != nil {
 		if err := d.setupHA(cfg, nopts); err != nil {
-			d.disp.Stop(context.Background())
-			closeCollectors(colls)
-			return nil, err
+			return fail(err)
 		}
-	} else {
-		d.restoreState(cfg)
+	} else if err := d.restoreState(cfg); err != nil {
+		return fail(err)
 	}
 	d.sched = scheduler.New(scheduler.Options{Now: o.Now, Logger: o.Logger.With("component", "scheduler"), Registerer: d.reg})
 	d.scheduleCollectors(nil, colls)
@@ -190,14 +209,7 @@ func (d *daemon) collectors() []collectors.Collector {
 // Start serves HTTP, starts the file watcher and the scheduler.
 func (d *daemon) Start() error {
 	cfg := d.cfg.Load()
-	ln := d.o.Listener
-	if ln == nil {
-		var err error
-		if ln, err = net.Listen("tcp", cfg.HTTP.Address); err != nil {
-			return fmt.Errorf("http.address: %w", err)
-		}
-	}
-	d.ln = ln
+	ln := d.ln // bound by newDaemon
 	d.srv = &http.Server{Handler: d.handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		defer close(d.served)
@@ -278,12 +290,15 @@ func (d *daemon) Stop() error {
 			errs = append(errs, d.srv.Shutdown(sctx))
 			scancel()
 			<-d.served
+		} else if d.ln != nil {
+			d.ln.Close()
 		}
 		for _, c := range d.collectors() {
 			if cl, ok := c.(io.Closer); ok {
 				cl.Close()
 			}
 		}
+		errs = append(errs, d.stateLock.Release()) // after the final save
 		d.stopErr = errors.Join(errs...)
 		d.log.Info("stopped", "err", d.stopErr)
 	})
@@ -477,6 +492,9 @@ func (d *daemon) evaluate(ctx context.Context, groups []string, slot time.Time) 
 	if a, ok := d.reloadAlert(slot); ok {
 		alerts = append(alerts, a)
 	}
+	if a, ok := d.stateSaveAlert(slot); ok {
+		alerts = append(alerts, a)
+	}
 	d.evalMu.Lock()
 	// Groups run on their own schedules: the dispatcher's clock must not
 	// go backwards when a slower group finishes after a faster one.
@@ -501,21 +519,32 @@ func (d *daemon) countAlerts(alerts []model.Alert) {
 	}
 }
 
-// restoreState imports the saved alert states, if any. A corrupt file is
-// set aside and reported; Vigil starts without it.
-func (d *daemon) restoreState(cfg *config.Config) {
+// restoreState takes the state file's lock and imports the saved alert
+// states, if any. A corrupt file is set aside and reported; Vigil starts
+// without it. A file held by another process, or one that exists but
+// cannot be read, is an error: starting would overwrite it.
+func (d *daemon) restoreState(cfg *config.Config) error {
 	if cfg.State.Path == "" {
-		return
+		return nil
 	}
+	lock, err := statefile.Acquire(cfg.State.Path)
+	if err != nil {
+		return fmt.Errorf("state.path: %w", err)
+	}
+	d.stateLock = lock
 	st, err := statefile.Load(cfg.State.Path, d.o.Now())
+	var rerr *statefile.ReadError
+	if errors.As(err, &rerr) {
+		return fmt.Errorf("state.path: %w", err)
+	}
 	if err != nil {
 		d.stateErr = err.Error()
 		d.log.Error("state file not restored", "err", err)
-		return
+		return nil
 	}
 	if st.SavedAt.IsZero() {
 		d.log.Info("no saved alert state yet", "file", cfg.State.Path)
-		return
+		return nil
 	}
 	if err := d.sil.Replace(st.Silences); err != nil {
 		d.log.Error("saved silences not restored", "err", err)
@@ -527,6 +556,7 @@ func (d *daemon) restoreState(cfg *config.Config) {
 	d.disp.Hold(d.o.Now(), d.eng.Alerts())
 	d.log.Info("alert state restored", "file", cfg.State.Path, "saved_at", st.SavedAt, "restored", restored, "dropped", dropped,
 		"delivery_groups", groups, "delivery_groups_dropped", gone)
+	return nil
 }
 
 // saveState writes the engine's alert states and the dispatcher's delivery
@@ -546,10 +576,56 @@ func (d *daemon) saveState(final bool) error {
 	st := statefile.State{SavedAt: d.o.Now(), Alerts: recs, Deliveries: dels, Silences: d.sil.List()}
 	if err := statefile.Save(path, st); err != nil {
 		d.m.stateSaveFails.Inc()
+		d.saveFailed(err)
 		return err
 	}
 	d.lastSave = key
+	if d.saveFail.Swap(nil) != nil {
+		d.log.Info("state file saved again", "file", path)
+	}
 	return nil
+}
+
+// StateSaveAlertName is the self-alert that fires while the state file
+// cannot be saved.
+const StateSaveAlertName = "VigilStateSaveFailed"
+
+// saveFailure is a state file that cannot be saved, for /api/v1/status,
+// the page and the self-alert; cleared by the next save that works.
+type saveFailure struct {
+	Err   string    `json:"error"`
+	Since time.Time `json:"since"` // the first failed save
+	Last  time.Time `json:"last"`
+}
+
+func (d *daemon) saveFailed(err error) {
+	now := d.o.Now()
+	f := &saveFailure{Err: err.Error(), Since: now, Last: now}
+	if old := d.saveFail.Load(); old != nil {
+		f.Since = old.Since
+	}
+	d.saveFail.Store(f)
+}
+
+// stateSaveAlert is VigilStateSaveFailed while saves fail and
+// reload.notify names channels (the channels for Vigil's own problems).
+func (d *daemon) stateSaveAlert(now time.Time) (model.Alert, bool) {
+	f := d.saveFail.Load()
+	cfg := d.cfg.Load()
+	if f == nil || len(cfg.Reload.Notify) == 0 {
+		return model.Alert{}, false
+	}
+	return model.Alert{
+		Fingerprint: model.Fingerprint(StateSaveAlertName, nil),
+		Rule:        StateSaveAlertName, Group: "vigil", Severity: "high",
+		Description: "Vigil cannot save its state file: a restart now would page again and restart pending timers.",
+		State:       model.StateFiring,
+		Labels:      model.Labels{"alertname": StateSaveAlertName, "severity": "high"},
+		Annotations: map[string]string{"summary": "state file not saved since " + f.Since.UTC().Format(time.RFC3339) + ": " + f.Err},
+		Segment:     model.Labels{},
+		Notify:      cfg.Reload.Notify,
+		ActiveAt:    f.Since, FiredAt: f.Since, LastEvalAt: now,
+	}, true
 }
 
 // recordsKey identifies saved state independent of record order.
