@@ -15,7 +15,9 @@ import (
 
 	"github.com/vigil-alerts/vigil/collectors/etcd/etcdtest"
 	"github.com/vigil-alerts/vigil/ha"
+	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/notifiers/webhook/webhooktest"
+	"github.com/vigil-alerts/vigil/rules"
 )
 
 // lagger is a TCP proxy to etcd that delays each direction by a fixed
@@ -199,4 +201,52 @@ func TestEndedTermIsNotCurrent(t *testing.T) {
 		t.Errorf("node reports the ended term %d as current", l.Term.Seq())
 	}
 	waitFor(t, 5*time.Second, "the elector lets the term go", func() bool { return !old.el.Leading() && old.el.Leader() != "vigil-a" })
+}
+
+// A new term shows the restored alerts' inhibitions before its first
+// evaluation: the term's dispatcher holds the inhibited ones at once.
+func TestNewTermRestoresInhibitions(t *testing.T) {
+	e := etcdtest.StartCluster(t, 1)
+	rcv := webhooktest.NewReceiver(t)
+	rs, err := rules.Parse([]string{"inh.yaml"}, map[string][]byte{"inh.yaml": []byte(`
+groups:
+  - name: g
+    interval: 10s
+    rules:
+      - name: Member
+        severity: high
+        segment_by: [host]
+        condition: max("down") == 1
+      - name: Service
+        severity: critical
+        segment_by: [host]
+        across: every
+        condition: max("down") == 1
+        inhibits:
+          rules: [Member]
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startReplica(t, "vigil-a", e.Endpoints(), rs, rcv.URL)
+	waitFor(t, 10*time.Second, "a leads", a.el.Leading)
+	for i := range 2 {
+		a.store.Append(model.Sample{Metric: "down", Labels: model.Labels{"host": "h1"}, Value: 1, Time: slot(i)})
+		if ok, err := a.node.Evaluate(slot(i)); !ok || err != nil {
+			t.Fatalf("slot %d: %v %v", i, ok, err)
+		}
+	}
+	if l := a.node.Current(); l == nil || len(l.Dispatcher.Inhibited()) != 1 {
+		t.Fatal("Member not inhibited on the first leader")
+	}
+	b := startReplica(t, "vigil-b", e.Endpoints(), rs, rcv.URL)
+	a.shutdown()
+	waitFor(t, 10*time.Second, "b leads", b.el.Leading)
+	l, err := b.node.Lead()
+	if err != nil || l == nil {
+		t.Fatalf("b's term: %v", err)
+	}
+	if got := l.Dispatcher.Inhibited(); len(got) != 1 || got[0].Alert.Rule != "Member" {
+		t.Errorf("new term before its first evaluation: inhibited %+v, want Member", got)
+	}
 }
