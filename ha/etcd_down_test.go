@@ -44,10 +44,10 @@ func TestNoLeaderKnownWithoutQuorum(t *testing.T) {
 		waitFor(t, 5*time.Second, r.name+" knows the leader", func() bool { return r.el.Leader() == lead.name })
 	}
 	ms := c.etcd.Members()
+	lost := time.Now()
 	ms[1].Stop()
 	ms[2].Stop()
 	lead.kill()
-	lost := time.Now()
 	for _, r := range c.reps {
 		if r == lead {
 			continue
