@@ -204,16 +204,27 @@ func (e *Elector) session(ctx context.Context) (led bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("grant lease: %w", err)
 	}
-	s, err := concurrency.NewSession(e.cli, concurrency.WithLease(grant.ID), concurrency.WithTTL(e.o.TTL), concurrency.WithContext(ctx))
+	// Campaign, when its context ends while it waits, resigns with the
+	// client's context, which only ends when the client is closed: with
+	// etcd unreachable or without quorum that resign would block shutdown
+	// (and keep Leader naming a replica nobody can know leads) for as long
+	// as etcd is down. The session therefore runs on a view of the client
+	// whose context ends ResignTimeout after the session's.
+	view, endView := e.view()
+	s, err := concurrency.NewSession(view, concurrency.WithLease(grant.ID), concurrency.WithTTL(e.o.TTL), concurrency.WithContext(ctx))
 	if err != nil {
+		endView(nil)
 		e.revoke(grant.ID)
 		return false, fmt.Errorf("session: %w", err)
 	}
 	defer func() {
 		s.Orphan()
+		endView(nil)
 		e.revoke(grant.ID)
 		e.setLeader("")
 	}()
+	stopBound := context.AfterFunc(s.Ctx(), func() { endView(time.NewTimer(min(e.ttl(), ResignTimeout))) })
+	defer stopBound()
 	el := concurrency.NewElection(s, e.o.Prefix+"leader/")
 
 	var wg sync.WaitGroup
@@ -314,6 +325,37 @@ func (e *Elector) observe(ctx context.Context, el *concurrency.Election) {
 		if len(resp.Kvs) > 0 {
 			e.setLeader(string(resp.Kvs[0].Value))
 		}
+	}
+}
+
+// ResignTimeout bounds giving the election key up when a campaign ends
+// (shutdown, session lost); past it the lease expires by itself.
+const ResignTimeout = 2 * time.Second
+
+// view returns a view of e.cli (same connection, KV, lease and watcher)
+// with a context of its own, and end, which ends that context once the
+// timer given fires (at once when nil; again: at once). The view is never
+// closed: that would close the shared lease and watcher.
+func (e *Elector) view() (*clientv3.Client, func(*time.Timer)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	v := clientv3.NewCtxClient(ctx, clientv3.WithZapLogger(e.cli.GetLogger()))
+	v.KV, v.Lease, v.Watcher = e.cli.KV, e.cli.Lease, e.cli.Watcher
+	var once sync.Once
+	return v, func(t *time.Timer) {
+		if t == nil {
+			cancel()
+			return
+		}
+		once.Do(func() {
+			go func() {
+				defer t.Stop()
+				select {
+				case <-t.C:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+		})
 	}
 }
 

@@ -39,6 +39,9 @@ type NodeOptions struct {
 	// slot. Default: half the session TTL, at most 2s.
 	SaveTimeout time.Duration
 	Logger      *slog.Logger
+	// Now is the evaluation clock (default time.Now); a new term works
+	// out the restored alerts' inhibitions and silences at Now.
+	Now func() time.Time
 }
 
 // Node runs the leader's side of one evaluation slot. Every replica calls
@@ -82,6 +85,9 @@ func NewNode(o NodeOptions) (*Node, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	return &Node{o: o, log: o.Logger}, nil
 }
@@ -135,6 +141,7 @@ func (n *Node) Lead() (*Lead, error) {
 	l := &Lead{Term: t, Engine: eng, Dispatcher: disp, stop: make(chan struct{})}
 	l.Restored, l.Dropped = eng.Import(alerts)
 	dr, dd := disp.ImportState(deliveries)
+	disp.Hold(n.o.Now(), eng.Alerts())
 	l.Restored += dr
 	l.Dropped += dd
 	n.log.Info("term started; shared state loaded", "term", t.seq, "restored", l.Restored, "dropped", l.Dropped)
@@ -247,10 +254,14 @@ func (n *Node) Stop(ctx context.Context) error {
 	if l != nil {
 		errs = append(errs, l.Dispatcher.Stop(ctx))
 		if l.Term.ctx.Err() == nil {
+			// Bounded like every save: with etcd unreachable a shutdown
+			// must not wait out the whole delivery bound here.
+			sctx, cancel := context.WithTimeout(ctx, n.o.SaveTimeout)
 			n.saveMu.Lock()
-			errs = append(errs, n.o.State.SaveAlerts(ctx, l.Term, l.Engine.Export()))
-			errs = append(errs, n.o.State.SaveDeliveries(ctx, l.Term, l.Dispatcher.ExportState()))
+			errs = append(errs, n.o.State.SaveAlerts(sctx, l.Term, l.Engine.Export()))
+			errs = append(errs, n.o.State.SaveDeliveries(sctx, l.Term, l.Dispatcher.ExportState()))
 			n.saveMu.Unlock()
+			cancel()
 		}
 		l.end()
 	}

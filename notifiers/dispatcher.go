@@ -232,6 +232,26 @@ func (d *Dispatcher) Process(now time.Time, alerts []model.Alert) {
 	}
 }
 
+// Hold works out which firing alerts inhibition and silences hold back at
+// now, as Process does, without placing or sending anything: state just
+// restored (a restart, a new HA term) shows its inhibited and silenced
+// alerts as such before the first evaluation.
+func (d *Dispatcher) Hold(now time.Time, alerts []model.Alert) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return
+	}
+	var firing []*model.Alert
+	for i := range alerts {
+		if alerts[i].State == model.StateFiring {
+			firing = append(firing, &alerts[i])
+		}
+	}
+	d.computeInhibited(firing)
+	d.computeSilenced(now, firing)
+}
+
 // resolvedIndex finds one Process's resolved alerts by fingerprint. It is
 // built on first use, which is rare: only when a reload changed where an
 // alert goes between its page and its resolution.

@@ -86,6 +86,10 @@ type daemon struct {
 	reload      atomic.Pointer[reloadStatus]
 	// stateErr is a start-up problem with the state file, for the page.
 	stateErr string
+	// stateLock is this process' hold on the state file (nil without one).
+	stateLock *statefile.Lock
+	// saveFail is the state file's save failure, nil while saves work.
+	saveFail atomic.Pointer[saveFailure]
 	ready    atomic.Bool
 
 	reloadMu sync.Mutex // one reload at a time
@@ -96,6 +100,14 @@ type daemon struct {
 	// schedules (cron specs) of the evaluation jobs, by group (under reloadMu
 	// or before Start).
 	schedules map[string]string
+
+	// warm-up: no group is evaluated before every collector has finished
+	// its first collection (see warmedUp).
+	warmMu    sync.Mutex
+	collStart map[string]bool // collectors that began a collection
+	collDone  map[string]bool // ... and finished one (a failure counts)
+	collected chan struct{}   // closed and replaced at every finished collection
+	warm      atomic.Bool
 
 	evalMu   sync.Mutex // evaluation passes hand alerts over in order
 	lastProc time.Time
@@ -121,7 +133,8 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 	if o.DeliveryBound <= 0 {
 		o.DeliveryBound = 10 * time.Second
 	}
-	d := &daemon{o: o, log: o.Logger, reg: prometheus.NewRegistry(), start: o.Now(), served: make(chan struct{})}
+	d := &daemon{o: o, log: o.Logger, reg: prometheus.NewRegistry(), start: o.Now(), served: make(chan struct{}),
+		collStart: map[string]bool{}, collDone: map[string]bool{}, collected: make(chan struct{})}
 	cfg, err := config.Load(o.ConfigPath, config.Options{LookupEnv: o.LookupEnv, Logger: o.Logger})
 	if err != nil {
 		return nil, err
@@ -157,14 +170,29 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 	d.eng.SetRules(rs)
 	d.applied = sum
 	d.setReloaded(rs, o.Now(), "start", nil)
+	// The port first, then the state file's lock, then the restore: a
+	// second `vigil run` on the same port or state file stops before it
+	// reads, let alone saves, the running one's state.
+	fail := func(err error) (*daemon, error) {
+		d.disp.Stop(context.Background())
+		closeCollectors(colls)
+		if d.ln != nil && d.o.Listener == nil {
+			d.ln.Close()
+		}
+		d.stateLock.Release()
+		return nil, err
+	}
+	if d.ln = o.Listener; d.ln == nil {
+		if d.ln, err = net.Listen("tcp", cfg.HTTP.Address); err != nil {
+			return fail(fmt.Errorf("http.address: %w", err))
+		}
+	}
 	if cfg.HA != nil {
 		if err := d.setupHA(cfg, nopts); err != nil {
-			d.disp.Stop(context.Background())
-			closeCollectors(colls)
-			return nil, err
+			return fail(err)
 		}
-	} else {
-		d.restoreState(cfg)
+	} else if err := d.restoreState(cfg); err != nil {
+		return fail(err)
 	}
 	d.sched = scheduler.New(scheduler.Options{Now: o.Now, Logger: o.Logger.With("component", "scheduler"), Registerer: d.reg})
 	d.scheduleCollectors(nil, colls)
@@ -182,14 +210,7 @@ func (d *daemon) collectors() []collectors.Collector {
 // Start serves HTTP, starts the file watcher and the scheduler.
 func (d *daemon) Start() error {
 	cfg := d.cfg.Load()
-	ln := d.o.Listener
-	if ln == nil {
-		var err error
-		if ln, err = net.Listen("tcp", cfg.HTTP.Address); err != nil {
-			return fmt.Errorf("http.address: %w", err)
-		}
-	}
-	d.ln = ln
+	ln := d.ln // bound by newDaemon
 	d.srv = &http.Server{Handler: d.handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		defer close(d.served)
@@ -270,12 +291,15 @@ func (d *daemon) Stop() error {
 			errs = append(errs, d.srv.Shutdown(sctx))
 			scancel()
 			<-d.served
+		} else if d.ln != nil {
+			d.ln.Close()
 		}
 		for _, c := range d.collectors() {
 			if cl, ok := c.(io.Closer); ok {
 				cl.Close()
 			}
 		}
+		errs = append(errs, d.stateLock.Release()) // after the final save
 		d.stopErr = errors.Join(errs...)
 		d.log.Info("stopped", "err", d.stopErr)
 	})
@@ -345,11 +369,86 @@ func (d *daemon) collect(ctx context.Context, c collectors.Collector, slot time.
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	d.markCollection(c.Name(), false)
 	samples, err := c.Collect(ctx, slot)
 	if err != nil {
 		d.log.Debug("collection incomplete", "collector", c.Name(), "err", err)
 	}
 	d.store.Append(samples...)
+	d.markCollection(c.Name(), true)
+}
+
+// markCollection records that collector name began (done false) or
+// finished (done true) a collection, for the warm-up.
+func (d *daemon) markCollection(name string, done bool) {
+	if d.warm.Load() {
+		return
+	}
+	d.warmMu.Lock()
+	defer d.warmMu.Unlock()
+	d.collStart[name] = true
+	if done {
+		d.collDone[name] = true
+		close(d.collected)
+		d.collected = make(chan struct{})
+	}
+}
+
+// warmedUp reports whether the groups may be evaluated: every collector
+// has finished its first collection (a failed one counts), so that no
+// rule sees the empty store of a process that just started (or of a
+// replica that just took the lead), where an `across: every` alert would
+// resolve and the pages it inhibits be released. A slot whose collectors
+// are still in their first collection waits for them (within ctx); a slot
+// before some collector even began one is skipped. Once warm, always warm.
+func (d *daemon) warmedUp(ctx context.Context) bool {
+	for {
+		warm, started, ch := d.warmState()
+		if warm {
+			return true
+		}
+		if !started {
+			return false
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// warmState says whether the daemon is warm; if not, whether every
+// collector it waits for has begun its first collection, and a channel
+// closed when the next collection finishes.
+func (d *daemon) warmState() (warm, started bool, next <-chan struct{}) {
+	if d.warm.Load() {
+		return true, true, nil
+	}
+	d.warmMu.Lock()
+	waiting := 0
+	started = true
+	for _, c := range d.collectors() {
+		if !d.collDone[c.Name()] {
+			waiting++
+			started = started && d.collStart[c.Name()]
+		}
+	}
+	next = d.collected
+	d.warmMu.Unlock()
+	if waiting > 0 {
+		return false, started, next
+	}
+	if !d.warm.Swap(true) {
+		d.log.Info("first collection finished; evaluating", "collectors", len(d.collectors()))
+	}
+	return true, true, nil
+}
+
+// isReady is /readyz: started, not stopping, and warmed up.
+func (d *daemon) isReady() bool {
+	warm, _, _ := d.warmState()
+	return d.ready.Load() && warm
 }
 
 // collectAll runs every collector once at slot (start-up, tests).
@@ -365,6 +464,10 @@ func (d *daemon) collectAll(ctx context.Context, slot time.Time) {
 // evaluate evaluates groups (all when nil) at slot, hands the alerts to
 // the dispatcher and saves state when it changed.
 func (d *daemon) evaluate(ctx context.Context, groups []string, slot time.Time) {
+	if !d.warmedUp(ctx) {
+		d.log.Info("evaluation skipped: waiting for every collector's first collection", "slot", slot)
+		return
+	}
 	if d.ha != nil {
 		d.evaluateHA(ctx, groups, slot)
 		return
@@ -388,6 +491,9 @@ func (d *daemon) evaluate(ctx context.Context, groups []string, slot time.Time) 
 	alerts := d.eng.Alerts()
 	d.countAlerts(alerts)
 	if a, ok := d.reloadAlert(slot); ok {
+		alerts = append(alerts, a)
+	}
+	if a, ok := d.stateSaveAlert(slot); ok {
 		alerts = append(alerts, a)
 	}
 	d.evalMu.Lock()
@@ -414,32 +520,47 @@ func (d *daemon) countAlerts(alerts []model.Alert) {
 	}
 }
 
-// restoreState imports the saved alert states, if any. A corrupt file is
-// set aside and reported; Vigil starts without it.
-func (d *daemon) restoreState(cfg *config.Config) {
+// restoreState takes the state file's lock and imports the saved alert
+// states, if any. A corrupt file is set aside and reported; Vigil starts
+// without it. A file held by another process, or one that exists but
+// cannot be read, is an error: starting would overwrite it.
+func (d *daemon) restoreState(cfg *config.Config) error {
 	if cfg.State.Path == "" {
-		return
+		return nil
 	}
+	lock, err := statefile.Acquire(cfg.State.Path)
+	if err != nil {
+		return fmt.Errorf("state.path: %w", err)
+	}
+	d.stateLock = lock
 	// Silences changed since the last save are in the journal, which is
 	// replayed over whatever the state file gave, even nothing.
 	defer d.replaySilences(statefile.JournalPath(cfg.State.Path))
 	st, err := statefile.Load(cfg.State.Path, d.o.Now())
+	var rerr *statefile.ReadError
+	if errors.As(err, &rerr) {
+		return fmt.Errorf("state.path: %w", err)
+	}
 	if err != nil {
 		d.stateErr = err.Error()
 		d.log.Error("state file not restored", "err", err)
-		return
+		return nil
 	}
 	if st.SavedAt.IsZero() {
 		d.log.Info("no saved alert state yet", "file", cfg.State.Path)
-		return
+		return nil
 	}
 	if err := d.sil.Replace(st.Silences); err != nil {
 		d.log.Error("saved silences not restored", "err", err)
 	}
 	restored, dropped := d.eng.Import(st.Alerts)
 	groups, gone := d.disp.ImportState(st.Deliveries)
+	// Inhibitions and silences as they were, before the API shows the
+	// restored alerts or the first evaluation sends anything.
+	d.disp.Hold(d.o.Now(), d.eng.Alerts())
 	d.log.Info("alert state restored", "file", cfg.State.Path, "saved_at", st.SavedAt, "restored", restored, "dropped", dropped,
 		"delivery_groups", groups, "delivery_groups_dropped", gone)
+	return nil
 }
 
 // saveState writes the engine's alert states, the dispatcher's delivery
@@ -460,6 +581,7 @@ func (d *daemon) saveState(final bool) error {
 	st := statefile.State{SavedAt: d.o.Now(), Alerts: recs, Deliveries: dels, Silences: d.sil.List()}
 	if err := statefile.Save(path, st); err != nil {
 		d.m.stateSaveFails.Inc()
+		d.saveFailed(err)
 		return err
 	}
 	// The state file now holds every silence (saveMu keeps journal
@@ -468,7 +590,52 @@ func (d *daemon) saveState(final bool) error {
 		d.log.Warn("silences journal not emptied; it is replayed harmlessly at the next start", "err", err)
 	}
 	d.lastSave = key
+	if d.saveFail.Swap(nil) != nil {
+		d.log.Info("state file saved again", "file", path)
+	}
 	return nil
+}
+
+// StateSaveAlertName is the self-alert that fires while the state file
+// cannot be saved.
+const StateSaveAlertName = "VigilStateSaveFailed"
+
+// saveFailure is a state file that cannot be saved, for /api/v1/status,
+// the page and the self-alert; cleared by the next save that works.
+type saveFailure struct {
+	Err   string    `json:"error"`
+	Since time.Time `json:"since"` // the first failed save
+	Last  time.Time `json:"last"`
+}
+
+func (d *daemon) saveFailed(err error) {
+	now := d.o.Now()
+	f := &saveFailure{Err: err.Error(), Since: now, Last: now}
+	if old := d.saveFail.Load(); old != nil {
+		f.Since = old.Since
+	}
+	d.saveFail.Store(f)
+}
+
+// stateSaveAlert is VigilStateSaveFailed while saves fail and
+// reload.notify names channels (the channels for Vigil's own problems).
+func (d *daemon) stateSaveAlert(now time.Time) (model.Alert, bool) {
+	f := d.saveFail.Load()
+	cfg := d.cfg.Load()
+	if f == nil || len(cfg.Reload.Notify) == 0 {
+		return model.Alert{}, false
+	}
+	return model.Alert{
+		Fingerprint: model.Fingerprint(StateSaveAlertName, nil),
+		Rule:        StateSaveAlertName, Group: "vigil", Severity: "high",
+		Description: "Vigil cannot save its state file: a restart now would page again and restart pending timers.",
+		State:       model.StateFiring,
+		Labels:      model.Labels{"alertname": StateSaveAlertName, "severity": "high"},
+		Annotations: map[string]string{"summary": "state file not saved since " + f.Since.UTC().Format(time.RFC3339) + ": " + f.Err},
+		Segment:     model.Labels{},
+		Notify:      cfg.Reload.Notify,
+		ActiveAt:    f.Since, FiredAt: f.Since, LastEvalAt: now,
+	}, true
 }
 
 // recordsKey identifies saved state independent of record order.

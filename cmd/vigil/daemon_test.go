@@ -127,6 +127,7 @@ func TestConfigMapSymlinkSwapReloads(t *testing.T) {
 // and page but not the probes or /metrics.
 func TestReloadTriggersAndToken(t *testing.T) {
 	h := newHarness(t, upRule)
+	h.tick(1) // ready after the first collection
 	code, _ := h.get("/readyz", "")
 	if code != 200 {
 		t.Fatalf("/readyz %d", code)
@@ -137,6 +138,7 @@ func TestReloadTriggersAndToken(t *testing.T) {
 	h.write("vigil.yaml", strings.Replace(baseConfig(sharedEtcd(t), ""), "  address: 127.0.0.1:0\n",
 		"  address: 127.0.0.1:0\n  bearer_token_file: "+filepath.Join(h.dir, "token")+"\n", 1))
 	h.start()
+	h.tick(1)
 	for _, p := range []string{"/api/v1/alerts", "/api/v1/rules", "/"} {
 		if code, _ := h.get(p, ""); code != 401 {
 			t.Errorf("%s without token: %d", p, code)

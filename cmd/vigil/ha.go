@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -35,7 +36,12 @@ type haParts struct {
 	// sync; wg is done when both have returned. Set by Start.
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	log    *slog.Logger
 }
+
+// haStopBound is the longest a stop waits for the election and the silence
+// sync to give up their etcd calls before it closes the client under them.
+const haStopBound = 5 * time.Second
 
 // setupHA builds the replica's parts; nothing talks to etcd until Start.
 func (d *daemon) setupHA(cfg *config.Config, nopts []notifiers.Option) error {
@@ -51,7 +57,7 @@ func (d *daemon) setupHA(cfg *config.Config, nopts []notifiers.Option) error {
 		return fmt.Errorf("%s: ha: %w", cfg.File, err)
 	}
 	node, err := ha.NewNode(ha.NodeOptions{
-		Elector: el, State: ha.NewState(cli, c.Prefix), Logger: log,
+		Elector: el, State: ha.NewState(cli, c.Prefix), Logger: log, Now: d.o.Now,
 		NewEngine: func() *engine.Engine {
 			e := engine.New(d.store, engine.WithLogger(d.log.With("component", "engine")))
 			e.SetRules(d.eng.Rules())
@@ -65,7 +71,7 @@ func (d *daemon) setupHA(cfg *config.Config, nopts []notifiers.Option) error {
 		cli.Close()
 		return fmt.Errorf("%s: ha: %w", cfg.File, err)
 	}
-	d.ha = &haParts{name: c.Name, cli: cli, el: el, node: node,
+	d.ha = &haParts{name: c.Name, cli: cli, el: el, node: node, log: log,
 		silences: ha.NewSilenceSync(cli, c.Prefix, d.sil, log.With("part", "silences"))}
 	d.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "vigil_ha_leading", Help: "1 while this replica leads (evaluates and notifies), 0 while it follows.",
@@ -103,9 +109,23 @@ func (h *haParts) stop(ctx context.Context) error {
 	err := h.node.Stop(ctx)
 	if h.cancel != nil {
 		h.cancel()
-		h.wg.Wait() // before the client they use closes
+		// Before the client they use closes; but never for longer than
+		// haStopBound: every etcd call is bounded, and if one is not,
+		// closing the client ends it rather than a shutdown that hangs.
+		done := make(chan struct{})
+		go func() { h.wg.Wait(); close(done) }()
+		t := time.NewTimer(haStopBound)
+		select {
+		case <-done:
+		case <-t.C:
+			h.log.Warn("etcd calls still running; closing the client to end them", "after", haStopBound)
+		}
+		t.Stop()
+		h.cli.Close()
+		<-done
+	} else {
+		h.cli.Close()
 	}
-	h.cli.Close()
 	if err != nil {
 		return fmt.Errorf("ha: %w", err)
 	}

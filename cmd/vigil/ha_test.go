@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-alerts/vigil/collectors/etcd/etcdtest"
 	"github.com/vigil-alerts/vigil/notifiers/webhook/webhooktest"
 )
 
@@ -57,44 +58,65 @@ type haCluster struct {
 	reps []*haReplica
 	base time.Time
 	i    atomic.Int64 // the shared evaluation clock, in 10s steps
+	// prefix and rules are what add gives a new replica; coord, when set,
+	// is the etcd it coordinates through (default: the one it collects).
+	prefix, rules, coord string
 }
 
 func (c *haCluster) now() time.Time { return c.base.Add(time.Duration(c.i.Load()) * 10 * time.Second) }
 
 func startHACluster(t *testing.T, n int) *haCluster {
 	t.Helper()
+	return startHAClusterWith(t, n, haRules)
+}
+
+func startHAClusterWith(t *testing.T, n int, rules string) *haCluster {
+	t.Helper()
+	c := &haCluster{t: t, rcv: webhooktest.NewReceiver(t), base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC),
+		prefix: fmt.Sprintf("/vigil-test-%d/", time.Now().UnixNano()), rules: rules}
+	for range n {
+		c.add()
+	}
+	return c
+}
+
+// add starts one more replica, named vigil-<its index>.
+func (c *haCluster) add() *haReplica {
+	t := c.t
+	t.Helper()
 	ep := sharedEtcd(t)
-	c := &haCluster{t: t, rcv: webhooktest.NewReceiver(t), base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	prefix := fmt.Sprintf("/vigil-test-%d/", time.Now().UnixNano())
-	for i := range n {
-		name := fmt.Sprintf("vigil-%d", i)
-		dir := t.TempDir()
-		os.Mkdir(filepath.Join(dir, "rules"), 0o755)
-		os.WriteFile(filepath.Join(dir, "rules", "up.yaml"), []byte(haRules), 0o644)
-		cfg := strings.Replace(baseConfig(ep, `ha:
-  endpoints: [`+ep+`]
-  prefix: `+prefix+`
+	coord := ep
+	if c.coord != "" {
+		coord = c.coord
+	}
+	name := fmt.Sprintf("vigil-%d", len(c.reps))
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "rules"), 0o755)
+	os.WriteFile(filepath.Join(dir, "rules", "up.yaml"), []byte(c.rules), 0o644)
+	cfg := strings.Replace(baseConfig(ep, `ha:
+  endpoints: [`+coord+`]
+  prefix: `+c.prefix+`
   session_ttl: 1s
   name: `+name+`
 `), "    - name: console\n      console: {}\n", "    - name: console\n      console: {}\n    - name: hook\n      webhook: {url: "+c.rcv.URL+"}\n", 1)
-		os.WriteFile(filepath.Join(dir, "vigil.yaml"), []byte(cfg), 0o644)
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := newDaemon(daemonOptions{ConfigPath: filepath.Join(dir, "vigil.yaml"), Now: c.now, Console: io.Discard,
-			Listener: ln, NoSchedule: true, DeliveryBound: 5 * time.Second, LookupEnv: func(string) (string, bool) { return "", false }})
-		if err != nil {
-			ln.Close()
-			t.Fatal(err)
-		}
-		if err := d.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Stop() })
-		c.reps = append(c.reps, &haReplica{name: name, d: d})
+	os.WriteFile(filepath.Join(dir, "vigil.yaml"), []byte(cfg), 0o644)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return c
+	d, err := newDaemon(daemonOptions{ConfigPath: filepath.Join(dir, "vigil.yaml"), Now: c.now, Console: io.Discard,
+		Listener: ln, NoSchedule: true, DeliveryBound: 5 * time.Second, LookupEnv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop() })
+	r := &haReplica{name: name, d: d}
+	c.reps = append(c.reps, r)
+	return r
 }
 
 // tick advances the clock one step; every running replica collects and
@@ -256,6 +278,7 @@ func TestHAFailoverDeliversOnce(t *testing.T) {
 // Without ha: the daemon runs alone, leads by itself and shows no ha.
 func TestStatusWithoutHA(t *testing.T) {
 	h := newHarness(t, upRule)
+	h.tick(1) // ready after the first collection
 	code, body := h.get("/api/v1/status", "")
 	if code != http.StatusOK {
 		t.Fatalf("status %d: %s", code, body)
@@ -319,5 +342,38 @@ func TestHAReloadAppliesNotifiers(t *testing.T) {
 	}
 	if c.rcv.Count("Up", "firing") != 1 || rcv2.Count("Up", "firing") != 1 {
 		t.Errorf("Up paged again: hook %s; hook2 %s", c.rcv.Summary(), rcv2.Summary())
+	}
+}
+
+// SIGTERM with the coordination etcd down (crashed, unreachable) returns
+// within a few seconds on the leader and on a follower: the election's
+// resign and the final save are bounded, and nothing waits for etcd.
+func TestHAStopWithCoordinationEtcdDown(t *testing.T) {
+	coord := etcdtest.StartCluster(t, 1)
+	c := &haCluster{t: t, rcv: webhooktest.NewReceiver(t), base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC),
+		prefix: "/vigil-stop/", rules: haRules, coord: coord.Endpoints()[0]}
+	c.add()
+	c.add()
+	lead := c.leader(10 * time.Second)
+	c.tickUntil(8, "Up delivered", func() bool { return c.rcv.Count("Up", "firing") == 1 })
+
+	down := time.Now()
+	coord.Members()[0].Stop() // HardStop, then its listeners close
+	t.Logf("coordination etcd stopped in %v", time.Since(down).Round(time.Millisecond))
+	order := []*haReplica{c.reps[0], c.reps[1]}
+	if order[0] == lead {
+		order[0], order[1] = order[1], order[0] // the follower first: it waits in its campaign
+	}
+	for _, r := range order {
+		began := time.Now()
+		done := make(chan error, 1)
+		go func() { done <- r.d.Stop() }()
+		select {
+		case err := <-done:
+			t.Logf("%s stopped in %v (%v)", r.name, time.Since(began).Round(time.Millisecond), err)
+		case <-time.After(4 * time.Second):
+			t.Fatalf("%s: SIGTERM's stop still running after 4s with the coordination etcd down", r.name)
+		}
+		r.stopped = true
 	}
 }

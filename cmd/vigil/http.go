@@ -21,7 +21,7 @@ func (d *daemon) handler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !d.ready.Load() {
+		if !d.isReady() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
@@ -225,11 +225,13 @@ type statusView struct {
 	HA      *haStatus     `json:"ha,omitempty"`
 	Reload  *reloadStatus `json:"reload"`
 	State   string        `json:"state_error,omitempty"`
+	// StateSave is set while the state file cannot be saved.
+	StateSave *saveFailure `json:"state_save_error,omitempty"`
 }
 
 func (d *daemon) statusView() statusView {
-	v := statusView{Ready: d.ready.Load(), StartedAt: d.start, Rules: len(d.eng.Rules().Rules()),
-		Leading: true, HA: d.haStatus(), Reload: d.reload.Load(), State: d.stateErr}
+	v := statusView{Ready: d.isReady(), StartedAt: d.start, Rules: len(d.eng.Rules().Rules()),
+		Leading: true, HA: d.haStatus(), Reload: d.reload.Load(), State: d.stateErr, StateSave: d.saveFail.Load()}
 	if v.HA != nil {
 		v.Leading = v.HA.Leading
 	}

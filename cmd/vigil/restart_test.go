@@ -26,10 +26,10 @@ import (
 // stopped and started again there. A restart must not change what the
 // on-call engineer receives: the message sequences are compared whole.
 
-// outageRules are the reference rules' outage pair with short durations:
+// transparencyRules are the reference rules' outage pair with short durations:
 // a page per unreachable member, and one critical page when no member
 // serves, which inhibits the member pages.
-const outageRules = `groups:
+const transparencyRules = `groups:
   - name: etcd
     interval: 10s
     rules:
@@ -242,7 +242,7 @@ func outageHarness(t *testing.T, c *etcdtest.Cluster, hook string) *harness {
 	h := &harness{t: t, dir: dir, rulesDir: filepath.Join(dir, "rules"), cfgPath: filepath.Join(dir, "vigil.yaml"),
 		base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), step: 10 * time.Second}
 	os.Mkdir(h.rulesDir, 0o755)
-	h.write("rules/etcd.yaml", outageRules)
+	h.write("rules/etcd.yaml", transparencyRules)
 	h.write("vigil.yaml", outageConfig(c.Endpoints(), hook))
 	h.start()
 	return h
@@ -334,7 +334,7 @@ func TestFailoverTransparency(t *testing.T) {
 			n++
 			dir := t.TempDir()
 			os.Mkdir(filepath.Join(dir, "rules"), 0o755)
-			os.WriteFile(filepath.Join(dir, "rules", "etcd.yaml"), []byte(outageRules), 0o644)
+			os.WriteFile(filepath.Join(dir, "rules", "etcd.yaml"), []byte(transparencyRules), 0o644)
 			cfg := outageConfig(cluster.Endpoints(), srv.URL) + fmt.Sprintf(
 				"ha:\n  endpoints: [%s]\n  prefix: %s\n  session_ttl: 1s\n  name: r%d\n", coord, prefix, n)
 			cfg = strings.Replace(cfg, "state:\n  path: state.json\n", "", 1)

@@ -39,6 +39,7 @@ type statusData struct {
 	Groups                 []apiGroup
 	Reload                 *reloadStatus
 	StateErr               string
+	StateSave              *saveFailure
 	HA                     *haStatus
 	Rules, Firing, Pending int
 	Now                    string
@@ -48,7 +49,7 @@ type statusData struct {
 func (d *daemon) statusPage(w http.ResponseWriter, _ *http.Request) {
 	rv := d.rulesView()
 	data := statusData{alertsView: d.alertsView(), silencesView: d.silencesView(), Groups: rv.Groups, Reload: rv.Reload, StateErr: rv.State,
-		Now: d.o.Now().UTC().Format("2006-01-02 15:04:05Z"), Refresh: 5, HA: d.haStatus()}
+		Now: d.o.Now().UTC().Format("2006-01-02 15:04:05Z"), Refresh: 5, HA: d.haStatus(), StateSave: d.saveFail.Load()}
 	for _, g := range rv.Groups {
 		data.Rules += len(g.Rules)
 	}

@@ -1,8 +1,10 @@
 // Package statefile keeps the engine's alert states in a local file, so a
 // restart neither pages again nor resets a pending `for`. Writes are
 // atomic (temporary file, fsync, rename, fsync of the directory): a crash
-// leaves the old file or the new one, never half of one. A file that
-// cannot be read back is moved aside and reported, never fatal.
+// leaves the old file or the new one, never half of one. A file whose
+// content is unusable is moved aside and reported, never fatal; a file
+// that cannot be read at all is left alone and reported (ReadError).
+// Acquire locks a state file for one process.
 package statefile
 
 import (
@@ -49,6 +51,20 @@ func (e *CorruptError) Error() string {
 
 func (e *CorruptError) Unwrap() error { return e.Err }
 
+// ReadError says the file exists but could not be read (permissions, a
+// directory in its place, an I/O error). Unlike a corrupt file it is left
+// where it is, untouched: what it holds may be good.
+type ReadError struct {
+	Path string
+	Err  error
+}
+
+func (e *ReadError) Error() string {
+	return fmt.Sprintf("cannot read state file %s: %v (left as it is; fix it or move it away)", e.Path, e.Err)
+}
+
+func (e *ReadError) Unwrap() error { return e.Err }
+
 // Save writes st to path atomically.
 func Save(path string, st State) error {
 	st.Version = Version
@@ -84,8 +100,9 @@ func Save(path string, st State) error {
 	return nil
 }
 
-// Load reads path. A missing file is an empty state. A file that does not
-// parse, or is of another version, is renamed to path.corrupt-TIME and
+// Load reads path. A missing file is an empty state. A file that cannot
+// be read is reported as a *ReadError and left alone. A file that does
+// not parse, or is of another version, is renamed to path.corrupt-TIME and
 // reported as a *CorruptError alongside an empty state.
 func Load(path string, now time.Time) (State, error) {
 	b, err := os.ReadFile(path)
@@ -93,7 +110,7 @@ func Load(path string, now time.Time) (State, error) {
 		return State{Version: Version}, nil
 	}
 	if err != nil {
-		return State{Version: Version}, setAside(path, now, err)
+		return State{Version: Version}, &ReadError{Path: path, Err: err}
 	}
 	var st State
 	if err := json.Unmarshal(b, &st); err != nil {

@@ -66,3 +66,47 @@ func TestCorruptIsSetAside(t *testing.T) {
 		})
 	}
 }
+
+// A state file that exists but cannot be read is reported as such and
+// left in place, never set aside as corrupt.
+func TestUnreadableIsLeftAlone(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "state.json")
+	if err := os.Mkdir(p, 0o755); err != nil { // read(2) on it fails: EISDIR
+		t.Fatal(err)
+	}
+	_, err := Load(p, now)
+	var re *ReadError
+	var ce *CorruptError
+	if !errors.As(err, &re) || errors.As(err, &ce) {
+		t.Fatalf("want a ReadError, got %T %v", err, err)
+	}
+	if st, serr := os.Stat(p); serr != nil || !st.IsDir() {
+		t.Fatalf("unreadable state moved: %v", serr)
+	}
+	if m, _ := filepath.Glob(p + ".corrupt-*"); len(m) != 0 {
+		t.Fatalf("set aside as corrupt: %v", m)
+	}
+}
+
+// Only one process holds a state file's lock; it is free again once
+// released.
+func TestLockIsExclusive(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "state.json")
+	l, err := Acquire(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Acquire(p); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second lock: %v, want ErrLocked", err)
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := Acquire(p)
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	l2.Release()
+	l2.Release()
+}
