@@ -566,6 +566,14 @@ func TestStateMachine(t *testing.T) {
 			want:  map[string]string{"a": ". F F F F F F F F F F F F F F F F F F F F"},
 		},
 		{
+			// Forgotten an hour after its last sample (0m): the firing
+			// alert resolves then, whatever no_data says; it is not dropped.
+			name:  "a firing alert whose series are forgotten resolves",
+			rules: []string{down + "no_data: alerting"},
+			tl:    timeline{series: []in{{"up", "host=a", "0 _x70"}}, evals: []time.Duration{0, time.Minute, 59 * time.Minute, 60 * time.Minute, 61 * time.Minute}},
+			want:  map[string]string{"a": "F F F R ."},
+		},
+		{
 			name:  "every: a segment going silent still counts with no_data alerting",
 			rules: []string{down + "across: every\nno_data: alerting"},
 			tl: timeline{series: []in{
@@ -732,6 +740,19 @@ func TestRuntimeError(t *testing.T) {
 			series:  []in{{"up", "host=a", "0 1 0 0 0"}},
 			want:    map[string]string{"a": "P P P F F"},
 			healthy: []bool{true, false, true, true, true},
+		},
+		{
+			// Segment c appears at 1m and errs before it ever held: an
+			// error is neither for nor against, so the alert stays firing.
+			name: "every, a new segment errs",
+			rule: "name: R\nseverity: high\nsegment_by: [host]\nacross: every\n" + cond,
+			series: []in{
+				{"up", "host=a", "0 0 0 0"},
+				{"up", "host=b", "0 0 0 0"},
+				{"up", "host=c", "_ 1 1 0"},
+			},
+			want:    map[string]string{"": "F2 F2 F2 F3"},
+			healthy: []bool{true, false, false, true},
 		},
 		{
 			name: "every",
