@@ -566,6 +566,27 @@ func TestStateMachine(t *testing.T) {
 			want:  map[string]string{"a": ". F F F F F F F F F F F F F F F F F F F F"},
 		},
 		{
+			// quota is not collected yet: until the 5m window is covered
+			// by data (from 0m), that may be a collector yet to run, so
+			// no_data waits; then the segment has no data and fires.
+			name:  "warm-up: no data before the window is covered changes nothing",
+			rules: []string{"name: R\nseverity: high\nsegment_by: [host]\nwindow: 5m\ncondition: last(\"used\") / last(\"quota\") > 0.8\nno_data: alerting"},
+			tl:    timeline{series: []in{{"used", "host=a", "1x7"}}},
+			want:  map[string]string{"a": ". . . . . F F"},
+		},
+		{
+			// b's quota is not collected yet: during warm-up b is neither
+			// for nor against, so "every host is over quota" cannot hold
+			// on a alone; once warm, b has no data and (no_data ok) fails.
+			name:  "warm-up: every does not hold without the segments not yet seen",
+			rules: []string{"name: R\nseverity: high\nsegment_by: [host]\nacross: every\nwindow: 5m\ncondition: last(\"used\") / last(\"quota\") > 0.8"},
+			tl: timeline{series: []in{
+				{"used", "host=a", "1x7"}, {"quota", "host=a", "1x7"},
+				{"used", "host=b", "1x7"},
+			}},
+			want: map[string]string{},
+		},
+		{
 			// Forgotten an hour after its last sample (0m): the firing
 			// alert resolves then, whatever no_data says; it is not dropped.
 			name:  "a firing alert whose series are forgotten resolves",

@@ -145,3 +145,32 @@ func TestRestartDuringOutage(t *testing.T) {
 		t.Errorf("events\n  got  %s\n  want %s", strings.Join(o.events, "\n       "), strings.Join(want, "\n       "))
 	}
 }
+
+// TestKeepStateAfterRestart: keep_state repeats the outcome a restored
+// alert was saved with, so a pending alert whose for elapses while its
+// segment has no data fires, showing the value it last had rather than
+// NaN.
+func TestKeepStateAfterRestart(t *testing.T) {
+	const rule = "name: R\nseverity: high\nsegment_by: [host]\ncondition: max(\"up\") <= 0\nfor: 3m\nno_data: keep_state"
+	at := func(m float64) time.Time { return base.Add(time.Duration(m * float64(time.Minute))) }
+	down := func(m float64) model.Sample {
+		return model.Sample{Metric: "up", Labels: model.Labels{"host": "a"}, Value: -1, Time: at(m)}
+	}
+	eng := engine.New(engine.NewStore(time.Hour))
+	eng.SetRules(ruleSet(t, rule))
+	eng.Store().Append(down(0))
+	eng.Eval(context.Background(), at(0))
+	recs := eng.Export()
+
+	eng = engine.New(engine.NewStore(time.Hour))
+	eng.SetRules(ruleSet(t, rule))
+	eng.Import(recs)
+	// A sample at 2m, then none: the first evaluation after the restart,
+	// at 3.5m, finds the segment without data in its window.
+	eng.Store().Append(down(2))
+	eng.Eval(context.Background(), at(3.5))
+	got := eng.Alerts()
+	if len(got) != 1 || got[0].State != model.StateFiring || !got[0].ActiveAt.Equal(at(0)) || got[0].Value != -1 {
+		t.Fatalf("after a gap past for: %+v; want one alert firing, active since 0m, value -1", got)
+	}
+}
