@@ -40,6 +40,9 @@ type Engine struct {
 	set     *rules.RuleSet
 	states  map[string]*ruleState // by rule name; outlives reloads
 	indexes map[string]*index     // by scope and segment_by, shared by rules
+	// retired holds the states of rules a reload removed, by name, until
+	// their firing alerts are resolved and the resolutions forgotten.
+	retired map[string]*ruleState
 	lastGC  time.Time
 }
 
@@ -68,6 +71,10 @@ type ruleState struct {
 	resolved map[string]*alertState
 	// restored alerts (Import) whose segment has no series yet, by key.
 	restored map[string]*alertState
+	// ending are firing alerts of an earlier version of the rule whose
+	// alerts are not this version's (another across or segment_by) or of
+	// a removed rule: they resolve at the next evaluation.
+	ending []*alertState
 
 	health   Health
 	lastEval time.Time
@@ -77,8 +84,8 @@ type ruleState struct {
 type segState struct {
 	key   string
 	alert *alertState
-	// lastHolds remembers the last known outcome, for keep_state in
-	// `across: every`.
+	// lastHolds remembers the last known outcome, which keep_state
+	// repeats while the segment has no data.
 	lastHolds bool
 	lastValue float64
 	// counted: the segment took part in the last `across: every` decision.
@@ -99,7 +106,8 @@ func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.logger = l }
 
 // New returns an engine reading from store.
 func New(store *Store, opts ...Option) *Engine {
-	e := &Engine{store: store, logger: slog.New(slog.DiscardHandler), states: map[string]*ruleState{}, indexes: map[string]*index{}}
+	e := &Engine{store: store, logger: slog.New(slog.DiscardHandler), states: map[string]*ruleState{}, indexes: map[string]*index{},
+		retired: map[string]*ruleState{}}
 	for _, o := range opts {
 		o(e)
 	}
@@ -109,9 +117,14 @@ func New(store *Store, opts ...Option) *Engine {
 // Store returns the engine's window store.
 func (e *Engine) Store() *Store { return e.store }
 
-// SetRules swaps in a new rule set. Rules whose meaning did not change
-// (same name and StateKey) keep their alerts and pending timers; others
-// start afresh.
+// SetRules swaps in a new rule set. Alerts are matched to the new rules
+// by rule name and segment labels, as Prometheus matches them by rule name
+// and labels: a rule with the same name, across and segment_by keeps its
+// alerts and pending timers whatever else changed (condition, for,
+// window, scope...), and the next evaluation decides them by the new
+// rule. A rule whose across or segment_by changed starts afresh, and the
+// firing alerts of such a rule, or of a removed or renamed one, resolve
+// at the next evaluation: they are never dropped silently.
 func (e *Engine) SetRules(rs *rules.RuleSet) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -143,23 +156,125 @@ func (e *Engine) SetRules(rs *rules.RuleSet) {
 	}
 	states := make(map[string]*ruleState, len(rs.Rules()))
 	for _, r := range rs.Rules() {
-		ix := indexes[indexKey(r)]
-		if old, ok := e.states[r.Name]; ok && old.rule.StateKey == r.StateKey {
-			prev := old.rule
-			old.rule = r // labels, annotations, routes may have changed
-			old.refresh(prev)
-			if old.index != ix {
-				old.index, old.gen = ix, ix.gen-1 // realign by key
-				old.metrics = ruleMetrics(r, ix)
-			}
-			states[r.Name] = old
-			continue
+		st := newRuleState(r, indexes[indexKey(r)])
+		old, ok := e.states[r.Name]
+		if !ok {
+			// Removed a moment ago and back: its resolutions are the
+			// same alerts as the new rule's, not a second copy of them.
+			old, ok = e.retired[r.Name]
+			delete(e.retired, r.Name)
 		}
-		states[r.Name] = newRuleState(r, ix)
+		switch {
+		case ok && sameAlerts(old.rule, r):
+			st.adopt(old)
+		case ok:
+			old.retire()
+			st.ending, st.resolved = old.ending, old.resolved
+		}
+		states[r.Name] = st
+	}
+	for name, old := range e.states {
+		if states[name] == nil {
+			old.retire()
+			e.retired[name] = old
+		}
 	}
 	e.states, e.indexes = states, indexes
 	e.set = rs
 	e.store.SetRetention(rs.MaxWindow + retentionSlack)
+}
+
+// sameAlerts reports whether rules a and b make the same alerts: the same
+// name, across and segment_by labels (in any order).
+func sameAlerts(a, b *rules.Rule) bool {
+	return a.Name == b.Name && a.Across == b.Across && sameNames(a.SegmentBy, b.SegmentBy)
+}
+
+func sameNames(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+// adopt takes over old's alerts and per-segment state: old is an earlier
+// version of st's rule that makes the same alerts.
+func (st *ruleState) adopt(old *ruleState) {
+	st.segs, st.gen = old.segs, old.gen
+	st.every, st.resolved, st.restored, st.ending = old.every, old.resolved, old.restored, old.ending
+	st.health, st.lastEval = old.health, old.lastEval
+	if old.index != st.index {
+		st.gen = st.index.gen - 1 // realign by key at the next evaluation
+	}
+	if by := st.rule.SegmentBy; !slices.Equal(old.rule.SegmentBy, by) {
+		// The same labels in another order: segment keys follow the order.
+		aligned := old.index != nil && old.gen == old.index.gen
+		st.segs = st.segs[:0:0]
+		for k, ss := range old.segs {
+			var ls model.Labels
+			switch {
+			case ss.alert != nil:
+				ls = ss.alert.segment
+			case aligned && k < len(old.index.segments):
+				ls = old.index.segments[k].labels
+			default:
+				continue
+			}
+			ss.key, _, _ = segmentOf(by, ls)
+			st.segs = append(st.segs, ss)
+		}
+		st.restored = make(map[string]*alertState, len(old.restored))
+		for _, a := range old.restored {
+			if key, _, ok := segmentOf(by, a.segment); ok {
+				st.restored[key] = a
+			}
+		}
+		st.gen = st.index.gen - 1
+	}
+	st.refresh(old.rule)
+}
+
+// retire moves st's firing alerts to ending and forgets its pending ones
+// (nothing was sent about them): st's rule is gone or makes other alerts.
+func (st *ruleState) retire() {
+	add := func(a *alertState) {
+		if a != nil && a.state == model.StateFiring {
+			st.ending = append(st.ending, a)
+		}
+	}
+	for _, ss := range st.segs {
+		add(ss.alert)
+	}
+	add(st.every)
+	for _, a := range st.restored {
+		add(a)
+	}
+	st.segs, st.every, st.restored = nil, nil, map[string]*alertState{}
+	st.index, st.cols = nil, nil
+}
+
+// endRetired resolves the firing alerts of removed rules and forgets their
+// states once their resolutions are.
+func (e *Engine) endRetired(now time.Time) {
+	for name, st := range e.retired {
+		st.endOld(now)
+		st.forgetResolved(now)
+		if len(st.resolved) == 0 {
+			delete(e.retired, name)
+		}
+	}
+}
+
+// endOld resolves the ending alerts at now.
+func (st *ruleState) endOld(now time.Time) {
+	for _, a := range st.ending {
+		a.state, a.resolved, a.lastEval = model.StateResolved, now, now
+		st.resolved[a.fp] = a
+	}
+	st.ending = nil
 }
 
 func newRuleState(r *rules.Rule, ix *index) *ruleState {
@@ -207,6 +322,7 @@ func (e *Engine) Eval(ctx context.Context, now time.Time) error {
 		return nil
 	}
 	e.gc(now)
+	e.endRetired(now)
 	for _, g := range e.set.Groups {
 		if err := e.evalGroup(ctx, g, now); err != nil {
 			return err
@@ -225,6 +341,7 @@ func (e *Engine) EvalGroup(ctx context.Context, group string, now time.Time) err
 	for _, g := range e.set.Groups {
 		if g.Name == group {
 			e.gc(now)
+			e.endRetired(now)
 			return e.evalGroup(ctx, g, now)
 		}
 	}
@@ -256,6 +373,13 @@ func (e *Engine) evalGroup(ctx context.Context, g *rules.Group, now time.Time) e
 
 // evalRule evaluates one rule over all its segments. An error marks the
 // rule unhealthy and leaves the alerts of the failing segments as they were.
+//
+// Until the rule's window is covered by data (warm-up: the store's first
+// sample is inside the window, right after a start), what the engine has
+// not seen is unknown rather than false: a segment without data changes
+// nothing, whatever no_data says, and an alert active since before the
+// data started (restored from saved state) does not end because the
+// condition does not hold over a partial window.
 func (e *Engine) evalRule(st *ruleState, now time.Time) (err error) {
 	r := st.rule
 	defer func() {
@@ -265,16 +389,21 @@ func (e *Engine) evalRule(st *ruleState, now time.Time) (err error) {
 			st.health.Err = err.Error()
 		}
 	}()
+	if len(st.ending) > 0 {
+		st.endOld(now)
+	}
 	scopeErr := st.index.update(e.store)
 	st.index.flatten()
 	st.align(now)
 	end := now.UnixNano()
 	start := end - int64(r.Window)
+	first, hasData := e.store.first, e.store.hasData
+	warm := hasData && first <= start
 	for i := range r.Condition.Aggregates {
 		st.cols[i] = st.index.column(&r.Condition.Aggregates[i], &st.aggs[i], start, end, e.store.version)
 	}
 	var firstErr error
-	allHold, counted := true, 0
+	allHold, unsure, counted := true, false, 0
 	for k, seg := range st.index.segments {
 		ss := &st.segs[k]
 		if !st.index.reports(k, st.metrics) {
@@ -286,6 +415,8 @@ func (e *Engine) evalRule(st *ruleState, now time.Time) (err error) {
 		if ss.alert == nil && len(st.restored) > 0 {
 			if a, ok := st.restored[seg.key]; ok {
 				ss.alert = a
+				// keep_state repeats the outcome the alert was saved with.
+				ss.lastHolds = a.state == model.StatePending || a.state == model.StateFiring && a.keepSince.IsZero()
 				delete(st.restored, seg.key)
 			}
 		}
@@ -301,6 +432,13 @@ func (e *Engine) evalRule(st *ruleState, now time.Time) (err error) {
 			case fails:
 				ss.lastHolds = false
 			case absent:
+				if !warm {
+					// Not collected yet, maybe: neither for nor against.
+					unsure = true
+					counted++
+					ss.lastValue = st.vals[0]
+					continue
+				}
 				switch r.NoData {
 				case rules.NoDataAlerting:
 					ss.lastHolds = true
@@ -324,23 +462,51 @@ func (e *Engine) evalRule(st *ruleState, now time.Time) (err error) {
 			allHold = allHold && ss.lastHolds
 			continue
 		}
-		if o == absent {
-			o = st.noDataOutcome()
+		kept := false
+		switch o {
+		case holds:
+			ss.lastHolds = true
+		case fails:
+			ss.lastHolds = false
+			if !warm && ss.alert != nil && ss.alert.activeAt.UnixNano() < first {
+				o = unknown // a partial window says nothing against a restored alert
+			}
+		case absent:
+			switch {
+			case !warm:
+				o = unknown
+			case r.NoData == rules.NoDataKeepState:
+				o, kept = fails, true
+				if ss.lastHolds {
+					o = holds
+				}
+			default:
+				o = st.noDataOutcome()
+			}
 		}
-		st.stepSegment(seg, ss, o, now)
+		st.stepSegment(seg, ss, o, kept, now)
 	}
 	if r.Across == rules.AcrossEvery {
-		allHold = allHold && counted > 0
 		o := fails
-		if allHold {
+		switch {
+		case counted == 0:
+			// No segment at all: the rule as a whole has no data.
+			o = unknown
+			if warm {
+				o = st.noDataOutcome()
+			}
+		case allHold && unsure:
+			o = unknown
+		case allHold:
 			o = holds
-		}
-		if firstErr != nil && !allHold {
+		case firstErr != nil:
 			o = unknown // never resolve because of an error
+		case !warm && st.every != nil && st.every.activeAt.UnixNano() < first:
+			o = unknown // a partial window says nothing against a restored alert
 		}
 		st.stepEvery(o, now)
 	}
-	if len(st.restored) > 0 {
+	if len(st.restored) > 0 && hasData {
 		st.expireRestored(now)
 	}
 	st.forgetResolved(now)
@@ -445,6 +611,9 @@ func (st *ruleState) boxAll() {
 	}
 }
 
+// noDataOutcome is what no_data makes of a segment, or of an `across:
+// every` rule with no segment at all, without data. (An `across: any`
+// segment under keep_state repeats its own last outcome instead.)
 func (st *ruleState) noDataOutcome() outcome {
 	switch st.rule.NoData {
 	case rules.NoDataAlerting:
@@ -455,8 +624,10 @@ func (st *ruleState) noDataOutcome() outcome {
 	return fails
 }
 
-// stepSegment runs the state machine of one `across: any` segment.
-func (st *ruleState) stepSegment(seg *segment, ss *segState, o outcome, now time.Time) {
+// stepSegment runs the state machine of one `across: any` segment. kept
+// says o is keep_state repeating the last outcome without data: the alert
+// keeps the values it showed.
+func (st *ruleState) stepSegment(seg *segment, ss *segState, o outcome, kept bool, now time.Time) {
 	a := ss.alert
 	if a == nil {
 		if o != holds {
@@ -476,13 +647,16 @@ func (st *ruleState) stepSegment(seg *segment, ss *segState, o outcome, now time
 			st.resolved[a.fp] = a
 		}
 	}
-	if o == holds || changed {
+	if o == holds && !kept || changed {
 		// Re-render only when something shown changed: templates are the
 		// costliest step for a firing alert.
-		v := st.value()
-		if changed || v != a.value || !slices.EqualFunc(a.values, st.vals, sameValue) {
-			a.value = v
-			a.values = slices.Clone(st.vals)
+		render := changed
+		if !kept {
+			if v := st.value(); v != a.value || !slices.EqualFunc(a.values, st.vals, sameValue) {
+				a.value, a.values, render = v, slices.Clone(st.vals), true
+			}
+		}
+		if render {
 			if changed && a.state != model.StateInactive && seg != nil {
 				a.labels = st.alertLabels(seg.commonLabels(st.metrics))
 			}
@@ -587,7 +761,7 @@ func (e *Engine) Alerts() []model.Alert {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out []model.Alert
-	for _, st := range e.states {
+	add := func(st *ruleState) {
 		for _, ss := range st.segs {
 			if ss.alert != nil {
 				out = append(out, ss.alert.snapshot(st.rule))
@@ -602,6 +776,15 @@ func (e *Engine) Alerts() []model.Alert {
 		for _, a := range st.restored {
 			out = append(out, a.snapshot(st.rule)) // restored, its segment not seen yet
 		}
+		for _, a := range st.ending {
+			out = append(out, a.snapshot(st.rule)) // firing until the next evaluation resolves it
+		}
+	}
+	for _, st := range e.states {
+		add(st)
+	}
+	for _, st := range e.retired {
+		add(st)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Rule != out[j].Rule {

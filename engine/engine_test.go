@@ -352,10 +352,24 @@ func TestStateMachine(t *testing.T) {
 			want:  map[string]string{},
 		},
 		{
-			name:  "every never fires with zero segments, even with no_data alerting",
+			// No segment at all: the rule has no data and no_data decides
+			// (once the window is covered by data: 1m).
+			name:  "every with zero segments and no_data alerting fires",
 			rules: []string{down + "across: every\nno_data: alerting\nscope: labels[\"role\"] == \"etcd\""},
 			tl:    timeline{series: []in{{"up", "host=a,role=web", "0 0 0"}}},
-			want:  map[string]string{},
+			want:  map[string]string{"": ". F F"},
+		},
+		{
+			name:  "every with zero segments and no_data ok resolves",
+			rules: []string{down + "across: every\nscope: labels[\"role\"] == \"etcd\""},
+			tl:    timeline{series: []in{{"up", "host=a,role=etcd", "0 0 _x60"}, {"up", "host=b,role=web", "0x70"}}, evals: []time.Duration{0, time.Minute, 61 * time.Minute, 62 * time.Minute}},
+			want:  map[string]string{"": "F1 F1 R ."},
+		},
+		{
+			name:  "every with zero segments and no_data keep_state keeps firing",
+			rules: []string{down + "across: every\nno_data: keep_state\nscope: labels[\"role\"] == \"etcd\""},
+			tl:    timeline{series: []in{{"up", "host=a,role=etcd", "0 0 _x60"}, {"up", "host=b,role=web", "0x70"}}, evals: []time.Duration{0, time.Minute, 61 * time.Minute, 62 * time.Minute}},
+			want:  map[string]string{"": "F1 F1 F1 F1"},
 		},
 		{
 			name:  "no_data ok resolves",
@@ -400,10 +414,34 @@ func TestStateMachine(t *testing.T) {
 			want:  map[string]string{"a": ". . . F"},
 		},
 		{
+			// The for clock runs through the gap: pending since 0m, it
+			// fires at 2m without data, as the same rule with every does.
 			name:  "no_data keep_state neither resolves nor restarts pending",
 			rules: []string{down + "no_data: keep_state\nfor: 2m", long},
 			tl:    timeline{series: []in{{"up", "host=a", "0 _ _ 0"}}},
-			want:  map[string]string{"a": "P P P F"},
+			want:  map[string]string{"a": "P P F F"},
+		},
+		{
+			name:  "no_data keep_state: every fires during the gap too",
+			rules: []string{down + "no_data: keep_state\nfor: 2m\nacross: every", long},
+			tl:    timeline{series: []in{{"up", "host=a", "0 _ _ 0"}}},
+			want:  map[string]string{"": "P1 P1 F1 F1"},
+		},
+		{
+			// A gap longer than for: no longer pending at 1m, forgotten
+			// with its series an hour after its last sample.
+			name:  "no_data keep_state fires a pending alert in a long gap",
+			rules: []string{down + "no_data: keep_state\nfor: 5m", long},
+			tl:    timeline{series: []in{{"up", "host=a", "0 _x70"}}, evals: []time.Duration{0, time.Minute, 4 * time.Minute, 5 * time.Minute, 30 * time.Minute, 59 * time.Minute, 61 * time.Minute}},
+			want:  map[string]string{"a": "P P P F F F R"},
+		},
+		{
+			// keep_state repeats the last outcome: false, so a firing alert
+			// counting down keep_firing_for goes on counting in the gap.
+			name:  "no_data keep_state repeats a false outcome",
+			rules: []string{down + "no_data: keep_state\nkeep_firing_for: 2m", long},
+			tl:    timeline{series: []in{{"up", "host=a", "0 1 _ _ _"}}},
+			want:  map[string]string{"a": "F F F R ."},
 		},
 		{
 			// Increases: 60 60 (reset to 30) 30 60 over 4m: 210/240s.
@@ -528,6 +566,35 @@ func TestStateMachine(t *testing.T) {
 			want:  map[string]string{"a": ". F F F F F F F F F F F F F F F F F F F F"},
 		},
 		{
+			// quota is not collected yet: until the 5m window is covered
+			// by data (from 0m), that may be a collector yet to run, so
+			// no_data waits; then the segment has no data and fires.
+			name:  "warm-up: no data before the window is covered changes nothing",
+			rules: []string{"name: R\nseverity: high\nsegment_by: [host]\nwindow: 5m\ncondition: last(\"used\") / last(\"quota\") > 0.8\nno_data: alerting"},
+			tl:    timeline{series: []in{{"used", "host=a", "1x7"}}},
+			want:  map[string]string{"a": ". . . . . F F"},
+		},
+		{
+			// b's quota is not collected yet: during warm-up b is neither
+			// for nor against, so "every host is over quota" cannot hold
+			// on a alone; once warm, b has no data and (no_data ok) fails.
+			name:  "warm-up: every does not hold without the segments not yet seen",
+			rules: []string{"name: R\nseverity: high\nsegment_by: [host]\nacross: every\nwindow: 5m\ncondition: last(\"used\") / last(\"quota\") > 0.8"},
+			tl: timeline{series: []in{
+				{"used", "host=a", "1x7"}, {"quota", "host=a", "1x7"},
+				{"used", "host=b", "1x7"},
+			}},
+			want: map[string]string{},
+		},
+		{
+			// Forgotten an hour after its last sample (0m): the firing
+			// alert resolves then, whatever no_data says; it is not dropped.
+			name:  "a firing alert whose series are forgotten resolves",
+			rules: []string{down + "no_data: alerting"},
+			tl:    timeline{series: []in{{"up", "host=a", "0 _x70"}}, evals: []time.Duration{0, time.Minute, 59 * time.Minute, 60 * time.Minute, 61 * time.Minute}},
+			want:  map[string]string{"a": "F F F R ."},
+		},
+		{
 			name:  "every: a segment going silent still counts with no_data alerting",
 			rules: []string{down + "across: every\nno_data: alerting"},
 			tl: timeline{series: []in{
@@ -539,9 +606,10 @@ func TestStateMachine(t *testing.T) {
 		{
 			// One sample in the window is not enough for a rate: that is
 			// no data, not a failed evaluation (checked below: healthy).
+			// (Data from 0m, so that the 10m window is covered: no warm-up.)
 			name:  "rate over a single sample is no data",
 			rules: []string{"name: R\nseverity: low\nsegment_by: [host]\nwindow: 10m\ncondition: rate(\"req\") > 0.8\nno_data: alerting"},
-			tl:    timeline{series: []in{{"req", "host=a", "0 60"}}},
+			tl:    timeline{series: []in{{"req", "host=a", "_x10 0 60"}, {"other", "", "0"}}, evals: minutes(10, 11)},
 			want:  map[string]string{"a": "F F"},
 		},
 		{
@@ -695,6 +763,19 @@ func TestRuntimeError(t *testing.T) {
 			healthy: []bool{true, false, true, true, true},
 		},
 		{
+			// Segment c appears at 1m and errs before it ever held: an
+			// error is neither for nor against, so the alert stays firing.
+			name: "every, a new segment errs",
+			rule: "name: R\nseverity: high\nsegment_by: [host]\nacross: every\n" + cond,
+			series: []in{
+				{"up", "host=a", "0 0 0 0"},
+				{"up", "host=b", "0 0 0 0"},
+				{"up", "host=c", "_ 1 1 0"},
+			},
+			want:    map[string]string{"": "F2 F2 F2 F3"},
+			healthy: []bool{true, false, false, true},
+		},
+		{
 			name: "every",
 			rule: "name: R\nseverity: high\nsegment_by: [host]\nacross: every\n" + cond,
 			series: []in{
@@ -739,8 +820,9 @@ func TestRuntimeError(t *testing.T) {
 	}
 }
 
-// TestSetRules: a reload with an unchanged rule keeps its pending timer; a
-// changed condition starts afresh; a changed annotation shows at once.
+// TestSetRules: a reload keeps a pending alert's timer unless the rule's
+// across or segment_by changed; a changed condition or for decides it from
+// the next evaluation; a changed annotation shows at once.
 func TestSetRules(t *testing.T) {
 	const rule = "name: R\nseverity: high\nsegment_by: [host]\ncondition: max(\"up\") == 0\nfor: 3m\n"
 	tests := []struct {
@@ -751,8 +833,16 @@ func TestSetRules(t *testing.T) {
 		{"unchanged", rule, "P P P F F"},
 		{"annotation changed", rule + "annotations: {summary: new}", "P P P F F"},
 		{"severity changed", strings.Replace(rule, "high", "low", 1), "P P P F F"},
-		{"condition changed", strings.Replace(rule, "== 0", "< 1", 1), "P P P P P"},
-		{"for changed", strings.Replace(rule, "3m", "2m", 1), "P P P P F"},
+		// Alerts match by rule name and segment labels: a new condition
+		// or for decides the alerts the rule has, from the next evaluation.
+		{"condition changed", strings.Replace(rule, "== 0", "< 1", 1), "P P P F F"},
+		{"condition no longer holds", strings.Replace(rule, "== 0", "> 0", 1), "P P . . ."},
+		{"for shortened", strings.Replace(rule, "3m", "2m", 1), "P P F F F"},
+		{"for lengthened", strings.Replace(rule, "3m", "4m", 1), "P P P P F"},
+		{"window changed", rule + "window: 5m", "P P P F F"},
+		{"scope changed", rule + `scope: labels["host"] != ""`, "P P P F F"},
+		{"segment_by changed", strings.Replace(rule, "[host]", "[host, dc]", 1), "P P . . ."},
+		{"across changed", rule + "across: every", "P P P P P"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -790,24 +880,48 @@ func TestSetRules(t *testing.T) {
 	}
 }
 
-// TestSetRulesRemovesRule: alerts of a rule removed by a reload go away.
+// TestSetRulesRemovesRule: the firing alert of a rule removed by a reload
+// resolves at the next evaluation (once: the receiver is told it is over),
+// its pending alert goes quietly, and both are forgotten after the resolved
+// retention.
 func TestSetRulesRemovesRule(t *testing.T) {
 	eng := engine.New(engine.NewStore(time.Hour))
-	eng.SetRules(ruleSet(t, "name: R\nseverity: high\ncondition: max(\"up\") == 0", "name: S\nseverity: low\ncondition: max(\"up\") == 0"))
+	eng.SetRules(ruleSet(t, "name: R\nseverity: high\ncondition: max(\"up\") == 0",
+		"name: P\nseverity: high\ncondition: max(\"up\") == 0\nfor: 1h",
+		"name: S\nseverity: low\ncondition: max(\"up\") == 0"))
 	eng.Store().Append(model.Sample{Metric: "up", Value: 0, Time: base})
 	eng.Eval(context.Background(), base)
-	if n := len(eng.Alerts()); n != 2 {
-		t.Fatalf("%d alerts, want 2", n)
+	if n := len(eng.Alerts()); n != 3 {
+		t.Fatalf("%d alerts, want 3", n)
 	}
 	eng.SetRules(ruleSet(t, "name: S\nseverity: low\ncondition: max(\"up\") == 0"))
-	eng.Eval(context.Background(), base.Add(time.Minute))
-	for _, a := range eng.Alerts() {
-		if a.Rule == "R" {
-			t.Errorf("alert of removed rule R: %+v", a)
-		}
-	}
 	if st := eng.RuleStatuses(); len(st) != 1 || st[0].Rule.Name != "S" {
 		t.Errorf("statuses %v, want only S", st)
+	}
+	states := func() map[string]string {
+		got := map[string]string{}
+		for _, a := range eng.Alerts() {
+			got[a.Rule] = a.State.String()
+			if a.Rule == "R" && a.State == model.StateResolved && !a.ResolvedAt.Equal(base.Add(time.Minute)) {
+				t.Errorf("R resolved at %v, want 1m", a.ResolvedAt.Sub(base))
+			}
+		}
+		return got
+	}
+	if got := states(); got["R"] != "firing" || got["P"] != "" {
+		t.Errorf("before the next evaluation: %v, want R firing until then, P gone", got)
+	}
+	for _, step := range []struct {
+		min  int
+		want string
+	}{{1, "resolved"}, {10, "resolved"}, {16, ""}} {
+		i, want := step.min, step.want
+		now := base.Add(time.Duration(i) * time.Minute)
+		eng.Store().Append(model.Sample{Metric: "up", Value: 0, Time: now})
+		eng.Eval(context.Background(), now)
+		if got := states(); got["R"] != want || got["P"] != "" || got["S"] != "firing" {
+			t.Errorf("at %dm: %v, want R %q, no P, S firing", i, got, want)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,10 +101,17 @@ func TestExportImportKeepsTimersAcrossRestart(t *testing.T) {
 		t.Fatalf("%d alerts after a late Import, want 2", n)
 	}
 
-	// A changed condition means the old state no longer applies.
+	// A changed for still matches the alerts by rule name and segment:
+	// the restart after an edit keeps them.
 	e3 := New(NewStore(time.Hour))
-	e3.SetRules(loadRules(t, restartRules[:len(restartRules)-len("for: 10m\n")]+"for: 5m\n"))
-	if restored, dropped := e3.Import(recs); restored != 0 || dropped != 2 {
-		t.Fatalf("Import into a changed rule: restored %d, dropped %d; want 0, 2", restored, dropped)
+	e3.SetRules(loadRules(t, strings.Replace(restartRules, "for: 10m", "for: 5m", 1)))
+	if restored, dropped := e3.Import(recs); restored != 2 || dropped != 0 {
+		t.Fatalf("Import into a rule with another for: restored %d, dropped %d; want 2, 0", restored, dropped)
+	}
+	// A changed segment_by makes other alerts: the old ones do not apply.
+	e4 := New(NewStore(time.Hour))
+	e4.SetRules(loadRules(t, strings.Replace(restartRules, "[host]", "[host, dc]", 1)))
+	if restored, dropped := e4.Import(recs); restored != 0 || dropped != 2 {
+		t.Fatalf("Import into a rule with another segment_by: restored %d, dropped %d; want 0, 2", restored, dropped)
 	}
 }

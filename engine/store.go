@@ -34,6 +34,11 @@ type Store struct {
 	// version changes with every Append, so cached aggregates know when
 	// samples arrived between two rules evaluated at the same time.
 	version uint64
+	// first is the time of the oldest sample ever appended (when hasData):
+	// a window reaching back before it is not covered by data, since the
+	// store (the process) started after the window began.
+	first   int64
+	hasData bool
 	// Series and their points are carved from slabs kept per metric, so
 	// that one metric's series across a fleet sit together in memory: the
 	// order evaluation reads them in (one aggregate over all segments).
@@ -182,6 +187,9 @@ func (s *Store) Append(samples ...model.Sample) {
 			s.list = append(s.list, sr)
 		}
 		t := smp.Time.UnixNano()
+		if t < s.first || !s.hasData {
+			s.first, s.hasData = t, true
+		}
 		// Trim first: in steady state a series then never outgrows its
 		// array, and never moves.
 		if n := len(sr.pts); n > 0 {
