@@ -123,6 +123,13 @@ func TestQuarantineBrokenFileKeepsRunningOthersApply(t *testing.T) {
 		t.Fatalf("A's last good rule should fire 1m after %v: %+v", up.ActiveAt, got)
 	}
 
+	// Another edit of B: applied, and A's quarantine keeps its start.
+	h.write("rules/b.yaml", strings.Replace(teamB, ">= 1", ">= 3", 1))
+	h.waitFor("B's second edit", func() bool { return h.condition("BAnswers") == `max("etcd.can_connect") >= 3` })
+	if q2, _ := h.quarantined(a); !q2.Since.Equal(q.Since) || !h.d.reload.Load().At.After(q.Since) {
+		t.Errorf("A quarantined since %v, then %v (reload at %v)", q.Since, q2.Since, h.d.reload.Load().At)
+	}
+
 	h.write("rules/etcd.yaml", upRule)
 	h.waitFor("A fixed", func() bool { return h.d.reload.Load().OK })
 	_, metrics = h.get("/metrics", "")
