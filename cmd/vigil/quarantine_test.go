@@ -125,8 +125,11 @@ func TestQuarantineBrokenFileKeepsRunningOthersApply(t *testing.T) {
 
 	// Another edit of B: applied, and A's quarantine keeps its start.
 	h.write("rules/b.yaml", strings.Replace(teamB, ">= 1", ">= 3", 1))
-	h.waitFor("B's second edit", func() bool { return h.condition("BAnswers") == `max("etcd.can_connect") >= 3` })
-	if q2, _ := h.quarantined(a); !q2.Since.Equal(q.Since) || !h.d.reload.Load().At.After(q.Since) {
+	// The status is published after the rules: wait for it.
+	h.waitFor("B's second edit", func() bool {
+		return h.condition("BAnswers") == `max("etcd.can_connect") >= 3` && h.d.reload.Load().At.After(q.Since)
+	})
+	if q2, _ := h.quarantined(a); !q2.Since.Equal(q.Since) {
 		t.Errorf("A quarantined since %v, then %v (reload at %v)", q.Since, q2.Since, h.d.reload.Load().At)
 	}
 
