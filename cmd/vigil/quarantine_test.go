@@ -102,6 +102,11 @@ func TestQuarantineBrokenFileKeepsRunningOthersApply(t *testing.T) {
 			t.Errorf("%s: want A quarantined since the reload:\n%s", path, body)
 		}
 	}
+	code, body := request(t, "POST", "http://"+h.d.Addr()+"/-/reload", "", "")
+	if code != 422 {
+		t.Errorf("POST /-/reload with A quarantined: %d", code)
+	}
+	contains(t, "POST /-/reload", body, "rule files quarantined", a+":9:46: ")
 	_, page := h.get("/", "")
 	contains(t, "status page", page, `id="quarantine"`, a+"</code>", "its last good version is still evaluated", a+":9:")
 	_, metrics := h.get("/metrics", "")

@@ -77,8 +77,9 @@ type quarantinedFile struct {
 // ReloadAlertName is the alert raised while the last reload failed.
 const ReloadAlertName = "VigilReloadFailed"
 
-// Reload re-reads config and rules. It returns nil when the new set is in
-// use or nothing changed, and the load errors otherwise.
+// Reload re-reads config and rules. It returns nil when everything loaded
+// (or nothing changed and everything had loaded), the quarantined files'
+// errors when the other files were applied, and the load errors otherwise.
 func (d *daemon) Reload(reason string) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
@@ -89,6 +90,9 @@ func (d *daemon) Reload(reason string) error {
 	sum, err := inputsChecksum(d.o.ConfigPath, old.RuleDirs, old.SecretFiles())
 	if err == nil && sum == d.applied {
 		if st := d.reload.Load(); st != nil && !st.OK {
+			if st.Applied {
+				return errors.New(quarantinePrefix + strings.Join(st.Errors, "\n"))
+			}
 			return errors.New(strings.Join(st.Errors, "\n"))
 		}
 		return nil
@@ -186,9 +190,9 @@ func quarantineError(ld *rules.Loaded) error {
 // quarantineErr is a reload that applied all but some rule files.
 type quarantineErr struct{ errs rules.Errors }
 
-func (e *quarantineErr) Error() string {
-	return "rule files quarantined (each keeps its last good version; every other file's edits are applied):\n" + e.errs.Error()
-}
+const quarantinePrefix = "rule files quarantined (each keeps its last good version; every other file's edits are applied):\n"
+
+func (e *quarantineErr) Error() string { return quarantinePrefix + e.errs.Error() }
 
 func (e *quarantineErr) Unwrap() error { return e.errs }
 
