@@ -116,25 +116,17 @@ func Parse(files []string, contents map[string][]byte) (*RuleSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	rs := &RuleSet{Files: files}
+	rs := &RuleSet{Files: files, Sums: make(map[string]string, len(files))}
 	var errs Errors
 	for _, f := range files {
+		rs.Sums[f] = checksum(contents[f])
 		groups, ferrs := c.parseFile(f, contents[f])
 		errs = append(errs, ferrs...)
 		rs.Groups = append(rs.Groups, groups...)
 	}
 	errs = append(errs, validateSet(rs)...)
 	if len(errs) > 0 {
-		sort.SliceStable(errs, func(i, j int) bool {
-			a, b := errs[i], errs[j]
-			if a.File != b.File {
-				return slices.Index(files, a.File) < slices.Index(files, b.File)
-			}
-			if a.Pos.Line != b.Pos.Line {
-				return a.Pos.Line < b.Pos.Line
-			}
-			return a.Pos.Column < b.Pos.Column
-		})
+		sortErrors(errs, files)
 		return nil, errs
 	}
 	for _, r := range rs.Rules() {
@@ -143,38 +135,65 @@ func Parse(files []string, contents map[string][]byte) (*RuleSet, error) {
 	return rs, nil
 }
 
+// sortErrors orders errs by file (in the order of files), line and column.
+func sortErrors(errs Errors, files []string) {
+	sort.SliceStable(errs, func(i, j int) bool {
+		a, b := errs[i], errs[j]
+		if a.File != b.File {
+			return slices.Index(files, a.File) < slices.Index(files, b.File)
+		}
+		if a.Pos.Line != b.Pos.Line {
+			return a.Pos.Line < b.Pos.Line
+		}
+		return a.Pos.Column < b.Pos.Column
+	})
+}
+
 // validateSet checks what only the whole set can tell: unique names and
 // inhibit targets that exist.
 func validateSet(rs *RuleSet) Errors {
-	var errs Errors
-	groups := map[string]*Group{}
-	for _, g := range rs.Groups {
-		// Group names identify schedules and metrics: unique across files.
-		if prev, ok := groups[g.Name]; ok && prev.File != g.File {
-			errs = append(errs, &Error{File: g.File, Pos: g.Pos,
-				Msg: fmt.Sprintf("group %q: duplicate group name, first defined at %s:%d:%d", g.Name, prev.File, prev.Pos.Line, prev.Pos.Column)})
-			continue
-		}
-		groups[g.Name] = g
-	}
-	seen := map[string]*Rule{}
+	errs := validateNames(rs.Groups)
+	seen := map[string]bool{}
 	for _, r := range rs.Rules() {
-		if prev, ok := seen[r.Name]; ok {
-			errs = append(errs, &Error{File: r.File, Pos: r.Pos, Rule: r.Name,
-				Msg: fmt.Sprintf("duplicate rule name, first defined at %s:%d:%d", prev.File, prev.Pos.Line, prev.Pos.Column)})
-			continue
-		}
-		seen[r.Name] = r
+		seen[r.Name] = true
 	}
 	for _, r := range rs.Rules() {
 		if r.Inhibit == nil {
 			continue
 		}
 		for _, target := range r.Inhibit.Rules {
-			if _, ok := seen[target]; !ok {
+			if !seen[target] {
 				errs = append(errs, &Error{File: r.File, Pos: r.Pos, Rule: r.Name,
 					Msg: fmt.Sprintf("inhibits: no rule named %q", target)})
 			}
+		}
+	}
+	return errs
+}
+
+// validateNames checks that group names are unique across files and rule
+// names across the set.
+func validateNames(groups []*Group) Errors {
+	var errs Errors
+	byName := map[string]*Group{}
+	for _, g := range groups {
+		// Group names identify schedules and metrics: unique across files.
+		if prev, ok := byName[g.Name]; ok && prev.File != g.File {
+			errs = append(errs, &Error{File: g.File, Pos: g.Pos,
+				Msg: fmt.Sprintf("group %q: duplicate group name, first defined at %s:%d:%d", g.Name, prev.File, prev.Pos.Line, prev.Pos.Column)})
+			continue
+		}
+		byName[g.Name] = g
+	}
+	seen := map[string]*Rule{}
+	for _, g := range groups {
+		for _, r := range g.Rules {
+			if prev, ok := seen[r.Name]; ok {
+				errs = append(errs, &Error{File: r.File, Pos: r.Pos, Rule: r.Name,
+					Msg: fmt.Sprintf("duplicate rule name, first defined at %s:%d:%d", prev.File, prev.Pos.Line, prev.Pos.Column)})
+				continue
+			}
+			seen[r.Name] = r
 		}
 	}
 	return errs

@@ -154,6 +154,9 @@ type Group struct {
 type RuleSet struct {
 	Groups []*Group
 	Files  []string
+	// Sums are the SHA-256 of each file's loaded contents, by file: a
+	// per-file load (LoadEach) recompiles only the files that changed.
+	Sums map[string]string
 	// MaxWindow is the longest window any rule reads: the engine keeps
 	// samples that long and no longer.
 	MaxWindow time.Duration

@@ -94,6 +94,11 @@ type daemon struct {
 
 	reloadMu sync.Mutex // one reload at a time
 	applied  string     // checksum of the inputs last loaded (good or bad)
+	// loaded is the rule set in use before the daemon's adjustment: the
+	// last good version of every file, for the next per-file load.
+	loaded *rules.RuleSet
+	// fileSeries are the files with a vigil_rule_file_load_success series.
+	fileSeries map[string]float64
 	// notifierSecrets is the checksum of the channels' secret files when
 	// the dispatcher last applied them (under reloadMu).
 	notifierSecrets string
@@ -139,10 +144,14 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	rs, sum, err := d.loadRules(cfg)
+	ld, sum, err := d.loadRules(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
+	if err := quarantineError(ld); err != nil { // start is strict: see reload.go
+		return nil, err
+	}
+	rs := d.adjust(ld.Set)
 	d.m = newMetrics(d.reg, d.collectors)
 	d.sil = silences.NewStore()
 	d.sil.SetLimits(silenceLimits(cfg))
@@ -169,7 +178,8 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 	d.eng = engine.New(d.store, engine.WithLogger(o.Logger.With("component", "engine")))
 	d.eng.SetRules(rs)
 	d.applied = sum
-	d.setReloaded(rs, o.Now(), "start", nil)
+	d.loaded = ld.Set
+	d.setReloaded(ld, rs, o.Now(), "start", ld.Warnings)
 	// The port first, then the state file's lock, then the restore: a
 	// second `vigil run` on the same port or state file stops before it
 	// reads, let alone saves, the running one's state.
@@ -490,9 +500,7 @@ func (d *daemon) evaluate(ctx context.Context, groups []string, slot time.Time) 
 	d.gcSilences(ctx, slot, true)
 	alerts := d.eng.Alerts()
 	d.countAlerts(alerts)
-	if a, ok := d.reloadAlert(slot); ok {
-		alerts = append(alerts, a)
-	}
+	alerts = append(alerts, d.reloadAlerts(slot)...)
 	if a, ok := d.stateSaveAlert(slot); ok {
 		alerts = append(alerts, a)
 	}

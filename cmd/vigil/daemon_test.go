@@ -66,8 +66,9 @@ func TestEditedRuleTakesEffect(t *testing.T) {
 	contains(t, "/api/v1/rules", body, `"name": "MemberLeader"`, `"ok": true`, `"health": "ok"`)
 }
 
-// A broken edit keeps the old rules running and reports the error with
-// file:line:col in the API, the metrics, the page and as an alert.
+// A broken edit keeps the old rules running (the file's last good version)
+// and reports the error with file:line:col in the API, the metrics, the
+// page and as an alert.
 func TestBrokenEditKeepsOldRules(t *testing.T) {
 	h := newHarness(t, upRule)
 	h.tick(1)
@@ -84,9 +85,9 @@ func TestBrokenEditKeepsOldRules(t *testing.T) {
 	_, body := h.get("/api/v1/rules", "")
 	contains(t, "/api/v1/rules", body, `"ok": false`, "etcd.yaml:9:")
 	_, body = h.get("/metrics", "")
-	contains(t, "/metrics", body, "vigil_reload_success 0", `vigil_reloads_total{result="failure"} 1`)
+	contains(t, "/metrics", body, "vigil_reload_success 0", `vigil_reloads_total{result="partial"} 1`)
 	_, body = h.get("/", "")
-	contains(t, "status page", body, "Last reload failed", "etcd.yaml:9:")
+	contains(t, "status page", body, "Rule files quarantined", "its last good version is still evaluated", "etcd.yaml:9:")
 
 	h.tick(2) // group_wait passes: the reload alert reaches reload.notify
 	h.waitFor("the reload alert on the console", func() bool { return strings.Contains(h.console.String(), ReloadAlertName) })

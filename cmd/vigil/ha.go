@@ -167,10 +167,7 @@ func (d *daemon) evaluateHA(ctx context.Context, groups []string, slot time.Time
 		return
 	}
 	d.countAlerts(l.Engine.Alerts())
-	var extra []model.Alert
-	if a, ok := d.reloadAlert(slot); ok {
-		extra = append(extra, a)
-	}
+	extra := d.reloadAlerts(slot)
 	d.evalMu.Lock()
 	if slot.After(d.lastProc) {
 		d.lastProc = slot

@@ -15,6 +15,7 @@ type metrics struct {
 	evalDuration   *prometheus.HistogramVec
 	rulesLoaded    prometheus.Gauge
 	reloadSuccess  prometheus.Gauge
+	ruleFileOK     *prometheus.GaugeVec
 	reloadTime     prometheus.Gauge
 	reloads        *prometheus.CounterVec
 	alerts         *prometheus.GaugeVec
@@ -32,13 +33,17 @@ func newMetrics(reg prometheus.Registerer, colls func() []collectors.Collector) 
 			Name: "vigil_rules_loaded", Help: "Rules in the rule set being evaluated.",
 		}),
 		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "vigil_reload_success", Help: "1 if the last rule/config reload succeeded, 0 if the old rules are kept.",
+			Name: "vigil_reload_success", Help: "1 if the last rule/config reload loaded everything, 0 if the old config or some files' last good rules are kept.",
 		}),
+		ruleFileOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vigil_rule_file_load_success",
+			Help: "1 if the rule file's newest version is in use, 0 if it does not load (quarantined: its last good version, if any, is used).",
+		}, []string{"file"}),
 		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "vigil_reload_last_success_timestamp_seconds", Help: "When rules were last loaded successfully.",
+			Name: "vigil_reload_last_success_timestamp_seconds", Help: "When rules were last applied (all files, or all but the quarantined ones).",
 		}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vigil_reloads_total", Help: "Reload attempts that found changes, by result.",
+			Name: "vigil_reloads_total", Help: "Reload attempts that found changes, by result: success, partial (some rule files quarantined) or failure.",
 		}, []string{"result"}),
 		alerts: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "vigil_alerts", Help: "Alerts by state after the last evaluation.",
@@ -47,12 +52,13 @@ func newMetrics(reg prometheus.Registerer, colls func() []collectors.Collector) 
 			Name: "vigil_state_save_failures_total", Help: "Failed writes of the state file.",
 		}),
 	}
-	reg.MustRegister(m.evalDuration, m.rulesLoaded, m.reloadSuccess, m.reloadTime, m.reloads, m.alerts,
+	reg.MustRegister(m.evalDuration, m.rulesLoaded, m.reloadSuccess, m.ruleFileOK, m.reloadTime, m.reloads, m.alerts,
 		m.stateSaveFails, collectorStats{colls})
 	for _, s := range []model.AlertState{model.StatePending, model.StateFiring, model.StateResolved} {
 		m.alerts.WithLabelValues(s.String()).Set(0)
 	}
 	m.reloads.WithLabelValues("success").Add(0)
+	m.reloads.WithLabelValues("partial").Add(0)
 	m.reloads.WithLabelValues("failure").Add(0)
 	return m
 }

@@ -96,7 +96,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	contains(t, "page text", text,
 		"Vigil",
 		"3 rules in 1 groups", "2 firing", "1 pending", "1 inhibited", "1 silenced",
-		"Last reload failed",
+		"Rule files quarantined", "broken.yaml since 2026-03-01 12:00:20Z: never loaded",
 		"broken.yaml:6:", // the error's place
 		// alerts with state, segment and value
 		"silenced firing AllUp critical 1 segments:", "silenced by "+sil.ID,

@@ -28,25 +28,58 @@ import (
 // and the dedup state of those with new settings or rotated secrets) — or
 // keeps everything old and records the errors, with file:line:col, for the
 // API, the page and the VigilReloadFailed alert.
+//
+// The config is all or nothing; rule files are not: rules.LoadEach
+// quarantines a rule file that does not load (it keeps its last good
+// version, if it has one) and the other files' edits apply. Each
+// quarantined file is named in the reload status, in
+// vigil_rule_file_load_success{file} and in its own VigilReloadFailed
+// alert. At start nothing is in use yet, and Vigil refuses to start on
+// any file that does not load (as Prometheus does): a quarantine is a
+// running Vigil's way to keep going, not a way to start broken.
 
 // reloadStatus is the outcome of the last reload attempt that found changes.
 type reloadStatus struct {
-	OK          bool      `json:"ok"`
-	At          time.Time `json:"at"`
+	// OK: everything loaded and is in use.
+	OK bool `json:"ok"`
+	// Applied: the attempt's rules are in use, all of them or all but the
+	// quarantined files'. False when the config (or a rule directory)
+	// did not load and nothing changed.
+	Applied bool      `json:"applied"`
+	At      time.Time `json:"at"`
+	// LastSuccess is when rules were last applied (a reload that
+	// quarantined files applied the others).
 	LastSuccess time.Time `json:"last_success"`
 	Reason      string    `json:"reason,omitempty"`
-	// Errors are one line each, "file:line:col: message".
+	// Errors are one line each, "file:line:col: message": the config's
+	// when nothing was applied, else the quarantined files'.
 	Errors []string `json:"errors,omitempty"`
+	// Quarantined are the rule files that do not load, by path. They stay
+	// listed while a config error stops reloads.
+	Quarantined []quarantinedFile `json:"quarantined,omitempty"`
 	// Warnings name config changes that take effect only at restart.
 	Warnings []string `json:"warnings,omitempty"`
 	Rules    int      `json:"rules"`
 }
 
+// quarantinedFile is a rule file that does not load.
+type quarantinedFile struct {
+	File string `json:"file"`
+	// Errors are one line each, "file:line:col: message".
+	Errors []string `json:"errors"`
+	// Running: its last good version is still evaluated. False for a
+	// file that never loaded: none of its rules are evaluated.
+	Running bool `json:"running"`
+	// Since is the first reload that found the file broken.
+	Since time.Time `json:"since"`
+}
+
 // ReloadAlertName is the alert raised while the last reload failed.
 const ReloadAlertName = "VigilReloadFailed"
 
-// Reload re-reads config and rules. It returns nil when the new set is in
-// use or nothing changed, and the load errors otherwise.
+// Reload re-reads config and rules. It returns nil when everything loaded
+// (or nothing changed and everything had loaded), the quarantined files'
+// errors when the other files were applied, and the load errors otherwise.
 func (d *daemon) Reload(reason string) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
@@ -57,6 +90,9 @@ func (d *daemon) Reload(reason string) error {
 	sum, err := inputsChecksum(d.o.ConfigPath, old.RuleDirs, old.SecretFiles())
 	if err == nil && sum == d.applied {
 		if st := d.reload.Load(); st != nil && !st.OK {
+			if st.Applied {
+				return errors.New(quarantinePrefix + strings.Join(st.Errors, "\n"))
+			}
 			return errors.New(strings.Join(st.Errors, "\n"))
 		}
 		return nil
@@ -67,13 +103,14 @@ func (d *daemon) Reload(reason string) error {
 		d.failReload(reason, now, err)
 		return err
 	}
-	rs, sum, err := d.loadRules(cfg)
+	ld, sum, err := d.loadRules(cfg, d.loaded)
 	if err != nil {
 		d.applied = sum
 		d.failReload(reason, now, err)
 		return err
 	}
 	d.applied = sum
+	rs := d.adjust(ld.Set)
 	warnings := restartOnly(old, cfg)
 	collsChanged := !reflect.DeepEqual(old.Collectors, cfg.Collectors)
 	var colls []collectors.Collector
@@ -119,14 +156,46 @@ func (d *daemon) Reload(reason string) error {
 	}
 	d.store.SetRetention(rs.MaxWindow + time.Minute)
 	d.scheduleGroups(rs)
-	d.setReloaded(rs, now, reason, warnings)
-	d.m.reloads.WithLabelValues("success").Inc()
-	d.log.Info("rules reloaded", "reason", reason, "rules", len(rs.Rules()), "groups", len(rs.Groups))
+	d.loaded = ld.Set
+	for _, w := range ld.Warnings {
+		d.log.Warn("rule files", "warning", w)
+	}
+	d.setReloaded(ld, rs, now, reason, append(warnings, ld.Warnings...))
+	if len(ld.Quarantined) > 0 {
+		d.m.reloads.WithLabelValues("partial").Inc()
+	} else {
+		d.m.reloads.WithLabelValues("success").Inc()
+	}
+	d.log.Info("rules reloaded", "reason", reason, "rules", len(rs.Rules()), "groups", len(rs.Groups), "quarantined_files", len(ld.Quarantined))
 	for _, w := range warnings {
 		d.log.Warn("config change needs a restart", "change", w)
 	}
+	if err := quarantineError(ld); err != nil {
+		return err
+	}
 	return nil
 }
+
+// quarantineError is every quarantined file's errors, or nil.
+func quarantineError(ld *rules.Loaded) error {
+	var errs rules.Errors
+	for _, q := range ld.Quarantined {
+		errs = append(errs, q.Errors...)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return &quarantineErr{errs}
+}
+
+// quarantineErr is a reload that applied all but some rule files.
+type quarantineErr struct{ errs rules.Errors }
+
+const quarantinePrefix = "rule files quarantined (each keeps its last good version; every other file's edits are applied):\n"
+
+func (e *quarantineErr) Error() string { return quarantinePrefix + e.errs.Error() }
+
+func (e *quarantineErr) Unwrap() error { return e.errs }
 
 // applyNotifiers gives the dispatchers cfg's notifiers section: first the
 // daemon's own, which builds and checks everything (an error leaves every
@@ -161,34 +230,97 @@ func closeCollectors(cs []collectors.Collector) {
 	}
 }
 
-// loadRules loads the config's rules and applies the daemon's adjustment.
-// The checksum covers the config file, every rule file and every secret
-// file, so a reload that finds the same bytes does nothing.
-func (d *daemon) loadRules(cfg *config.Config) (*rules.RuleSet, string, error) {
+// loadRules loads the config's rules file by file against prev, the set in
+// use (nil at start), checking each file's notify: channels against the
+// config. The checksum covers the config file, every rule file and every
+// secret file, so a reload that finds the same bytes does nothing.
+func (d *daemon) loadRules(cfg *config.Config, prev *rules.RuleSet) (*rules.Loaded, string, error) {
 	sum, _ := inputsChecksum(cfg.File, cfg.RuleDirs, cfg.SecretFiles())
-	rs, err := cfg.LoadRules()
+	channels := cfg.ChannelNames()
+	ld, err := rules.LoadEach(prev, func(rs *rules.RuleSet) error { return rs.CheckChannels(channels) }, cfg.RuleDirs...)
 	if err != nil {
 		return nil, sum, err
 	}
-	if d.o.Rules != nil {
-		rs = d.o.Rules(rs)
+	// Changed files were checked; a quarantined file's last good version
+	// may name a channel this config removes. The config is all or
+	// nothing: it waits until that file is fixed or the channel is back.
+	if err := ld.Set.CheckChannels(channels); err != nil {
+		return nil, sum, fmt.Errorf("%s: notifiers: a channel removed here is still named by the last good version of a quarantined rule file; fix that file first:\n%w", cfg.File, err)
 	}
-	return rs, sum, nil
+	return ld, sum, nil
 }
 
-// setReloaded publishes a success; a published status is never modified.
-func (d *daemon) setReloaded(rs *rules.RuleSet, now time.Time, reason string, warnings []string) {
-	d.reload.Store(&reloadStatus{OK: true, At: now, LastSuccess: now, Rules: len(rs.Rules()), Reason: reason, Warnings: warnings})
-	d.m.reloadSuccess.Set(1)
+// adjust applies the daemon's adjustment (the demo's speed-up) to a
+// loaded set. The unadjusted set is the one kept for the next LoadEach.
+func (d *daemon) adjust(rs *rules.RuleSet) *rules.RuleSet {
+	if d.o.Rules != nil {
+		return d.o.Rules(rs)
+	}
+	return rs
+}
+
+// setReloaded publishes an applied reload (all files, or all but the
+// quarantined ones); a published status is never modified.
+func (d *daemon) setReloaded(ld *rules.Loaded, rs *rules.RuleSet, now time.Time, reason string, warnings []string) {
+	prev := d.reload.Load()
+	since := map[string]time.Time{}
+	if prev != nil {
+		for _, q := range prev.Quarantined {
+			since[q.File] = q.Since
+		}
+	}
+	st := &reloadStatus{OK: len(ld.Quarantined) == 0, Applied: true, At: now, LastSuccess: now, Rules: len(rs.Rules()),
+		Reason: reason, Warnings: warnings}
+	for _, q := range ld.Quarantined {
+		qf := quarantinedFile{File: q.File, Errors: errorLines(q.Errors), Running: q.Running, Since: now}
+		if t, ok := since[q.File]; ok {
+			qf.Since = t
+		}
+		st.Quarantined = append(st.Quarantined, qf)
+		st.Errors = append(st.Errors, qf.Errors...)
+		d.log.Error("rule file quarantined", "file", q.File, "running_last_good_version", q.Running, "err", q.Errors)
+	}
+	d.reload.Store(st)
+	d.setFileMetrics(ld)
+	d.m.reloadSuccess.Set(b2f(st.OK))
 	d.m.reloadTime.Set(float64(now.UnixNano()) / 1e9)
 	d.m.rulesLoaded.Set(float64(len(rs.Rules())))
+}
+
+// setFileMetrics sets vigil_rule_file_load_success for every rule file
+// and deletes the series of files that are gone.
+func (d *daemon) setFileMetrics(ld *rules.Loaded) {
+	now := map[string]float64{}
+	for _, f := range ld.Set.Files {
+		now[f] = 1
+	}
+	for _, q := range ld.Quarantined {
+		now[q.File] = 0
+	}
+	for f := range d.fileSeries {
+		if _, ok := now[f]; !ok {
+			d.m.ruleFileOK.DeleteLabelValues(f)
+		}
+	}
+	for f, v := range now {
+		d.m.ruleFileOK.WithLabelValues(f).Set(v)
+	}
+	d.fileSeries = now
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (d *daemon) failReload(reason string, now time.Time, err error) {
 	prev := d.reload.Load()
 	st := &reloadStatus{OK: false, At: now, Reason: reason, Errors: errorLines(err)}
 	if prev != nil {
-		st.LastSuccess, st.Rules = prev.LastSuccess, prev.Rules
+		// The quarantined files still run as they did.
+		st.LastSuccess, st.Rules, st.Quarantined = prev.LastSuccess, prev.Rules, prev.Quarantined
 	}
 	d.reload.Store(st)
 	d.m.reloadSuccess.Set(0)
@@ -207,29 +339,51 @@ func errorLines(err error) []string {
 	return out
 }
 
-// reloadAlert is the VigilReloadFailed alert while the last reload failed
-// and reload.notify names channels.
-func (d *daemon) reloadAlert(now time.Time) (model.Alert, bool) {
+// reloadAlerts are the VigilReloadFailed alerts while reload.notify names
+// channels: one per quarantined rule file, labelled with the file, and
+// one for the config while a reload applies nothing. Each resolves when
+// its file loads again or is deleted (it is no longer in the list).
+func (d *daemon) reloadAlerts(now time.Time) []model.Alert {
 	st := d.reload.Load()
 	cfg := d.cfg.Load()
 	if st == nil || st.OK || len(cfg.Reload.Notify) == 0 {
-		return model.Alert{}, false
+		return nil
 	}
-	summary := "rules or config do not load; the last good rules are still evaluated"
-	if len(st.Errors) > 0 {
-		summary = st.Errors[0]
+	alert := func(file, summary, description string, errs []string, since time.Time) model.Alert {
+		labels := model.Labels{"alertname": ReloadAlertName, "severity": "high", "file": file}
+		return model.Alert{
+			Fingerprint: model.Fingerprint(ReloadAlertName, model.Labels{"file": file}),
+			Rule:        ReloadAlertName, Group: "vigil", Severity: "high",
+			Description: description,
+			State:       model.StateFiring,
+			Labels:      labels,
+			Annotations: map[string]string{"summary": summary, "errors": strings.Join(errs, "\n")},
+			Segment:     model.Labels{"file": file},
+			Notify:      cfg.Reload.Notify,
+			ActiveAt:    since, FiredAt: since, LastEvalAt: now,
+		}
 	}
-	return model.Alert{
-		Fingerprint: model.Fingerprint(ReloadAlertName, nil),
-		Rule:        ReloadAlertName, Group: "vigil", Severity: "high",
-		Description: "Vigil could not load its rules or config and keeps evaluating the last good ones.",
-		State:       model.StateFiring,
-		Labels:      model.Labels{"alertname": ReloadAlertName, "severity": "high"},
-		Annotations: map[string]string{"summary": summary, "errors": strings.Join(st.Errors, "\n")},
-		Segment:     model.Labels{},
-		Notify:      cfg.Reload.Notify,
-		ActiveAt:    st.At, FiredAt: st.At, LastEvalAt: now,
-	}, true
+	var out []model.Alert
+	if !st.Applied {
+		summary := "config or rules do not load; the last good ones are still in use"
+		if len(st.Errors) > 0 {
+			summary = st.Errors[0]
+		}
+		out = append(out, alert(cfg.File, summary,
+			"Vigil could not load its config and keeps running with the last good config and rules.", st.Errors, st.At))
+	}
+	for _, q := range st.Quarantined {
+		summary := q.File + " does not load"
+		if len(q.Errors) > 0 {
+			summary = q.Errors[0]
+		}
+		desc := "This rule file does not load; its last good version is still evaluated, and every other file's edits apply."
+		if !q.Running {
+			desc = "This rule file has never loaded: none of its rules are evaluated. Every other file's edits apply."
+		}
+		out = append(out, alert(q.File, summary, desc, q.Errors, q.Since))
+	}
+	return out
 }
 
 // inputsChecksum hashes the config file, every rule file under dirs and
