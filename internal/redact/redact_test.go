@@ -75,7 +75,7 @@ func TestURLParts(t *testing.T) {
 
 func TestShowURL(t *testing.T) {
 	for in, want := range map[string]string{
-		"https://u:p@h:9100/metrics":                       "https://h:9100/metrics",
+		"https://u:p@h:9100/metrics":                        "https://h:9100/metrics",
 		"http://h/metrics?module=if_mib&access_token=abc":   "http://h/metrics?access_token=<redacted>&module=if_mib",
 		"http://h/metrics?apiKey=1&target=x&Password=2&x=3": "http://h/metrics?Password=<redacted>&apiKey=<redacted>&target=x&x=3",
 		"http://h/metrics":                                  "http://h/metrics",
