@@ -67,6 +67,7 @@ func (d *daemon) Reload(reason string) error {
 		d.failReload(reason, now, err)
 		return err
 	}
+	d.redact.Add(cfg.BearerToken()) // a rotated token is a secret from now on
 	rs, sum, err := d.loadRules(cfg)
 	if err != nil {
 		d.applied = sum
@@ -78,7 +79,7 @@ func (d *daemon) Reload(reason string) error {
 	collsChanged := !reflect.DeepEqual(old.Collectors, cfg.Collectors)
 	var colls []collectors.Collector
 	if collsChanged {
-		colls, err = collectors.Build(cfg.Collectors, d.log.With("component", "collectors"))
+		colls, err = collectors.Build(cfg.Collectors, d.log.With("component", "collectors"), d.collectorOptions()...)
 		if err != nil { // config.Load built them once already: unlikely
 			d.failReload(reason, now, err)
 			return err
