@@ -119,8 +119,8 @@ func (b *quotingSMTP) NewSession(*smtp.Conn) (smtp.Session, error) { return &quo
 
 type quotingSession struct{ b *quotingSMTP }
 
-func (s *quotingSession) AuthMechanisms() []string { return []string{sasl.Plain} }
-func (s *quotingSession) Auth(string) (sasl.Server, error) { return quotingSASL{s.b}, nil }
+func (s *quotingSession) AuthMechanisms() []string             { return []string{sasl.Plain} }
+func (s *quotingSession) Auth(string) (sasl.Server, error)     { return quotingSASL{s.b}, nil }
 func (s *quotingSession) Mail(string, *smtp.MailOptions) error { return smtp.ErrAuthRequired }
 func (s *quotingSession) Rcpt(string, *smtp.RcptOptions) error { return smtp.ErrAuthRequired }
 func (s *quotingSession) Data(r io.Reader) error {
