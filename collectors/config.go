@@ -223,7 +223,12 @@ func Build(cfgs []Config, logger *slog.Logger, opts ...Option) ([]Collector, err
 		names[cfg.Name] = true
 		c, err := build(cfg, logger, o)
 		if err != nil {
-			errs = append(errs, prefixed(id, err)...)
+			// The sources quote addresses in their errors; a refused one
+			// may hold a password.
+			hide := addressSecrets(cfg)
+			for _, e := range prefixed(id, err) {
+				errs = append(errs, hide.Error(e))
+			}
 			continue
 		}
 		out = append(out, c)
@@ -235,6 +240,21 @@ func Build(cfgs []Config, logger *slog.Logger, opts ...Option) ([]Collector, err
 		return nil, err
 	}
 	return out, nil
+}
+
+// addressSecrets knows the credentials written into cfg's target
+// addresses (user info, token query values), which are refused or hidden
+// but may still be quoted by an error about the address.
+func addressSecrets(cfg Config) *redact.Redactor {
+	r := redact.New()
+	for _, t := range cfg.Targets {
+		if u, err := url.Parse(t.Address); err == nil && u.User != nil {
+			p, _ := u.User.Password()
+			r.Add(p, redact.BasicAuth(u.User.Username(), p), u.User.String())
+		}
+		r.Add(redact.SecretParams(t.Address)...)
+	}
+	return r
 }
 
 // prefixed names the collector on every line of a joined error.
@@ -303,7 +323,7 @@ func build(cfg Config, logger *slog.Logger, o options) (*TargetCollector, error)
 	var scraper Scraper
 	switch cfg.Type {
 	case TypeEtcd:
-		scraper, err = buildEtcd(cfg, s.Timeout, tlsCfg)
+		scraper, err = buildEtcd(cfg, s.Timeout, tlsCfg, o)
 	case TypePrometheus:
 		scraper, err = buildProm(cfg, o)
 	case TypeProbe:
@@ -366,7 +386,7 @@ func buildProm(cfg Config, o options) (*prom.Scraper, error) {
 	return prom.New(pc)
 }
 
-func buildEtcd(cfg Config, timeout time.Duration, tlsCfg *tls.Config) (*etcd.Scraper, error) {
+func buildEtcd(cfg Config, timeout time.Duration, tlsCfg *tls.Config, o options) (*etcd.Scraper, error) {
 	ec := etcd.Config{Timeout: timeout, TLS: tlsCfg}
 	if e := cfg.Etcd; e != nil {
 		ec.Username, ec.Password, ec.SkipMetricsPage = e.Username, e.Password, e.SkipMetricsPage
@@ -385,6 +405,7 @@ func buildEtcd(cfg Config, timeout time.Duration, tlsCfg *tls.Config) (*etcd.Scr
 	for _, t := range cfg.Targets {
 		ec.Members = append(ec.Members, etcd.Member{Endpoint: t.Address, MetricsURL: t.MetricsURL})
 	}
+	o.redactor.Add(ec.Password, redact.BasicAuth(ec.Username, ec.Password))
 	return etcd.New(ec)
 }
 

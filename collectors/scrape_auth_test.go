@@ -174,3 +174,25 @@ func TestScrapeConfigRefusesInlineSecrets(t *testing.T) {
 		})
 	}
 }
+
+// An address with a password is refused for every type, and no error
+// about it, the sources' own included, quotes the password.
+func TestAddressPasswordNeverQuoted(t *testing.T) {
+	_, err := collectors.Build(load(t, `collectors:
+  - {name: e, type: etcd, targets: [{address: "ftp://u:canary-addr-pw@h:2379"}]}
+  - {name: p, type: probe, targets: [{address: "https://u:canary-addr-pw@h/x?"}]}
+  - {name: m, type: prometheus, targets: [{address: "ftp://u:canary-addr-pw@h/m"}]}`), nil)
+	if err == nil {
+		t.Fatal("built")
+	}
+	if strings.Contains(err.Error(), "canary-addr-pw") {
+		t.Errorf("the password is quoted:\n%v", err)
+	}
+	for _, want := range []string{`collector "e": target 0 (ftp://h:2379): address: the URL holds a user name or password`,
+		`collector "p": target 0 (https://h/x?): address: the URL holds a user name or password`,
+		`collector "m": target 0: address ftp://h/m: want http(s)://host[:port]/path`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
