@@ -365,6 +365,9 @@ func build(cfg Config, logger *slog.Logger, o options) (*TargetCollector, error)
 // kept so that one block serves every type.
 func buildProm(cfg Config, o options) (*prom.Scraper, error) {
 	pc := prom.Config{LookupEnv: o.lookupEnv}
+	if o.redactor != nil {
+		pc.Learn = o.redactor.Add
+	}
 	if p := cfg.Prometheus; p != nil {
 		pc.MaxBodyBytes, pc.HTTP = p.MaxBodyBytes, p.HTTP
 	} else {

@@ -141,6 +141,14 @@ func TestScrapeErrorsCarryNoSecret(t *testing.T) {
 	if got := r.String(echo); strings.Contains(got, "canary") || strings.Count(got, redact.Mask) != 2 {
 		t.Errorf("the redactor did not learn the credentials: %s", got)
 	}
+
+	// The client reads the file at every request: a rotated password is
+	// sent at once, and learnt by the redactor at the first failure.
+	os.WriteFile(pw, []byte("rotated-scrape-pw\n"), 0o600)
+	cs[0].Collect(context.Background(), time.Unix(10, 0))
+	if got := r.String("echo rotated-scrape-pw"); got != "echo "+redact.Mask {
+		t.Errorf("the rotated password was not learnt: %s", got)
+	}
 }
 
 // Secrets are never written in the config, and a URL never carries a

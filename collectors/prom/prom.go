@@ -44,7 +44,11 @@ type Config struct {
 	// promconfig.DefaultHTTPClientConfig.
 	HTTP promconfig.HTTPClientConfig
 	// LookupEnv resolves *_ref fields (default os.LookupEnv).
-	LookupEnv    func(string) (string, bool)
+	LookupEnv func(string) (string, bool)
+	// Learn, when set, is told the credentials in use again after a
+	// failed scrape (a redact.Redactor's Add): a file rotated since New
+	// holds a value nobody has learnt yet.
+	Learn        func(...string)
 	MaxBodyBytes int64 // a longer page is an error; 0 means DefaultMaxBodyBytes
 }
 
@@ -54,6 +58,14 @@ type Scraper struct {
 	max     int64
 	http    *http.Client
 	secrets []string
+	// What credentials reads again when a scrape fails: the client reads
+	// files at every request, so a rotated value is in use before any
+	// reload, and learn (Config.Learn) must hear of it before the error
+	// is shown.
+	env     envSecrets
+	sources []source
+	basic   *promconfig.BasicAuth
+	learn   func(...string)
 }
 
 // New validates cfg and builds the client with
@@ -102,22 +114,10 @@ func New(cfg Config) (*Scraper, error) {
 		}
 	}
 	env := envSecrets(cfg.LookupEnv)
-	for _, src := range secretSources(cfg.HTTP) {
-		v, err := src.read(env)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		s.secrets = append(s.secrets, v)
-		if b := cfg.HTTP.BasicAuth; src.field == "basic_auth.password" {
-			// The Authorization header carries base64 of "user:password".
-			user := b.Username
-			if b.UsernameFile != "" || b.UsernameRef != "" {
-				user, _ = source{"basic_auth.username", b.UsernameFile, b.UsernameRef}.read(env)
-			}
-			s.secrets = append(s.secrets, redact.BasicAuth(user, v))
-		}
-	}
+	s.env, s.sources, s.basic, s.learn = env, secretSources(cfg.HTTP), cfg.HTTP.BasicAuth, cfg.Learn
+	creds, err := s.credentials()
+	errs = append(errs, err)
+	s.secrets = append(s.secrets, creds...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -133,6 +133,30 @@ func New(cfg Config) (*Scraper, error) {
 // Secrets lists the credential values the scraper sends and those in its
 // URLs' query strings, for a redact.Redactor. Never logged or shown.
 func (s *Scraper) Secrets() []string { return s.secrets }
+
+// credentials reads every credential the client sends, as the client
+// itself will (files at every request), with the "user:password" value
+// whose base64 the Basic header carries.
+func (s *Scraper) credentials() ([]string, error) {
+	var out []string
+	var errs []error
+	for _, src := range s.sources {
+		v, err := src.read(s.env)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, v)
+		if b := s.basic; src.field == "basic_auth.password" {
+			user := b.Username
+			if b.UsernameFile != "" || b.UsernameRef != "" {
+				user, _ = source{"basic_auth.username", b.UsernameFile, b.UsernameRef}.read(s.env)
+			}
+			out = append(out, redact.BasicAuth(user, v))
+		}
+	}
+	return out, errors.Join(errs...)
+}
 
 func oauthProxy(o *promconfig.OAuth2) *url.URL {
 	if o == nil {
@@ -270,6 +294,15 @@ func (s *Scraper) Close() error {
 // Scrape fetches and parses target i's page. A page that fails to parse
 // yields no samples and an error naming the line, never a partial page.
 func (s *Scraper) Scrape(ctx context.Context, i int, now time.Time) ([]model.Sample, error) {
+	samples, err := s.scrape(ctx, i, now)
+	if err != nil && s.learn != nil && len(s.sources) > 0 {
+		creds, _ := s.credentials()
+		s.learn(creds...)
+	}
+	return samples, err
+}
+
+func (s *Scraper) scrape(ctx context.Context, i int, now time.Time) ([]model.Sample, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.urls[i], nil)
 	if err != nil {
 		return nil, err
