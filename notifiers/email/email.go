@@ -180,11 +180,15 @@ func (n *Notifier) Secrets() []string {
 	return []string{n.password.Reveal(), redact.SMTPPlain(n.cfg.Username, n.password.Reveal())}
 }
 
-// redact removes every form of the password from err.
+// redact removes every form of the password from err, then cuts what a
+// server answered to redact.MaxBody bytes.
 func (n *Notifier) redact(err error) error {
 	r := redact.New()
 	r.Add(n.Secrets()...)
-	return r.Error(err)
+	if err = r.Error(err); len(err.Error()) > redact.MaxBody {
+		return errors.New(redact.Truncate(err.Error()))
+	}
+	return err
 }
 
 // String never shows the password.
