@@ -185,6 +185,7 @@ func (d *daemon) setReloaded(rs *rules.RuleSet, now time.Time, reason string, wa
 }
 
 func (d *daemon) failReload(reason string, now time.Time, err error) {
+	err = d.redact.Error(err) // shown on the page, the API and in VigilReloadFailed
 	prev := d.reload.Load()
 	st := &reloadStatus{OK: false, At: now, Reason: reason, Errors: errorLines(err)}
 	if prev != nil {
