@@ -249,8 +249,10 @@ func addressSecrets(cfg Config) *redact.Redactor {
 	r := redact.New()
 	for _, t := range cfg.Targets {
 		if u, err := url.Parse(t.Address); err == nil && u.User != nil {
-			p, _ := u.User.Password()
-			r.Add(p, redact.BasicAuth(u.User.Username(), p), u.User.String())
+			if p, _ := u.User.Password(); p != "" {
+				r.Add(p, redact.BasicAuth(u.User.Username(), p))
+			}
+			r.Add(u.User.String())
 		}
 		r.Add(redact.SecretParams(t.Address)...)
 	}
@@ -408,7 +410,9 @@ func buildEtcd(cfg Config, timeout time.Duration, tlsCfg *tls.Config, o options)
 	for _, t := range cfg.Targets {
 		ec.Members = append(ec.Members, etcd.Member{Endpoint: t.Address, MetricsURL: t.MetricsURL})
 	}
-	o.redactor.Add(ec.Password, redact.BasicAuth(ec.Username, ec.Password))
+	if ec.Password != "" {
+		o.redactor.Add(ec.Password, redact.BasicAuth(ec.Username, ec.Password))
+	}
 	return etcd.New(ec)
 }
 

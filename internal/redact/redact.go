@@ -35,8 +35,9 @@ type Redactor struct {
 // New returns an empty Redactor.
 func New() *Redactor { return &Redactor{known: map[string]bool{}} }
 
-// Add learns secret values and their encoded forms (see Forms). Empty
-// values are ignored.
+// Add learns secret values and their encoded forms (see Forms). Values
+// shorter than 3 bytes are ignored: they protect nothing, and masking
+// them (a ":" from an empty user and password) would garble every line.
 func (r *Redactor) Add(values ...string) {
 	if r == nil {
 		return
@@ -45,6 +46,9 @@ func (r *Redactor) Add(values ...string) {
 	defer r.mu.Unlock()
 	changed := false
 	for _, v := range values {
+		if len(v) < minSecret {
+			continue
+		}
 		for _, f := range Forms(v) {
 			if !r.known[f] {
 				r.known[f] = true
@@ -99,6 +103,9 @@ func (r *Redactor) Error(err error) error {
 type redacted string
 
 func (e redacted) Error() string { return string(e) }
+
+// minSecret is the shortest value Add learns.
+const minSecret = 3
 
 // minForm is the shortest encoded form learnt: base64 of a one-byte
 // secret is two characters, which would mask half of every log line.
@@ -163,7 +170,7 @@ func URLParts(raw string) []string {
 		return out
 	}
 	if u.User != nil {
-		if p, ok := u.User.Password(); ok {
+		if p, ok := u.User.Password(); ok && p != "" {
 			out = append(out, p, BasicAuth(u.User.Username(), p))
 		}
 		bare := *u

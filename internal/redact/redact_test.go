@@ -120,3 +120,14 @@ func TestHandler(t *testing.T) {
 		t.Errorf("want 5 masks: %s", out)
 	}
 }
+
+// Values too short to be secrets, such as the Basic value of an empty
+// user and password, are not learnt: they would mask every colon.
+func TestShortValuesIgnored(t *testing.T) {
+	r := New()
+	r.Add(BasicAuth("", ""), "", "ab")
+	r.AddURL("http://u:@h/x")
+	if got := r.String("file.yaml:9:46: u: ab"); got != "file.yaml:9:46: u: ab" {
+		t.Errorf("short values masked: %q", got)
+	}
+}
