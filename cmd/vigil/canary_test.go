@@ -390,7 +390,8 @@ notifiers:
 		out["GET "+p] = body
 	}
 	_, out["GET /metrics"] = h.get("/metrics", "")
-	contains(t, "/api/v1/status", out["GET /api/v1/status"], "the URL holds a user name or password")
+	// Redaction hides secrets, not the file:line of a config error.
+	contains(t, "/api/v1/status", out["GET /api/v1/status"], "the URL holds a user name or password", h.cfgPath+":")
 	contains(t, "/api/v1/alerts", out["GET /api/v1/alerts"], `"target": "`+scrapeURL+`/basic?access_token=\u003credacted\u003e\u0026module=x"`)
 	status, _ := json.Marshal(d.disp.Status())
 	out["dispatcher status"] = string(status)
