@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,4 +204,53 @@ func TestAddressPasswordNeverQuoted(t *testing.T) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
 	}
+}
+
+// OAuth2 client credentials: the token endpoint gets the client secret
+// from its file, and the target the token. A token endpoint that refuses
+// and echoes the form it got (client_secret included) shows up in the
+// collection error with the secret masked.
+func TestScrapeOAuth2(t *testing.T) {
+	var refuse atomic.Bool
+	sso := serveFunc(t, func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		_, secret, _ := r.BasicAuth()
+		if secret == "" {
+			secret = r.Form.Get("client_secret")
+		}
+		if refuse.Load() || secret != "canary-oauth-secret" {
+			http.Error(w, "bad client: "+r.Form.Encode()+" secret="+secret, http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"access_token":"issued-token","token_type":"Bearer","expires_in":3600}`)
+	})
+	target := authTarget(t, "Bearer issued-token", false)
+	secretFile := writeFile(t, "oauth", "canary-oauth-secret")
+	src := `collectors:
+  - name: app
+    type: prometheus
+    prometheus:
+      oauth2: {client_id: vigil, client_secret_file: ` + secretFile + `, token_url: "` + sso + `/token"}
+    targets: [{address: "` + target.URL + `/metrics"}]`
+	if up, err := scrapeUp(t, src); up != 1 || err != nil {
+		t.Fatalf("oauth2: app_up %v, err %v", up, err)
+	}
+	refuse.Store(true)
+	r := redact.New()
+	cs, err := collectors.Build(load(t, src), nil, collectors.WithRedactor(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs[0].(*collectors.TargetCollector).Close()
+	_, err = cs[0].Collect(context.Background(), time.Unix(0, 0))
+	if err == nil || strings.Contains(err.Error(), "canary-oauth-secret") || !strings.Contains(err.Error(), redact.Mask) {
+		t.Errorf("collection error: %v", err)
+	}
+}
+
+func serveFunc(t *testing.T, f http.HandlerFunc) string {
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
