@@ -7,14 +7,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	promconfig "github.com/prometheus/common/config"
 
 	"github.com/vigil-alerts/vigil/collectors/etcd"
 	"github.com/vigil-alerts/vigil/collectors/exec"
 	"github.com/vigil-alerts/vigil/collectors/probe"
 	"github.com/vigil-alerts/vigil/collectors/prom"
+	"github.com/vigil-alerts/vigil/internal/redact"
 )
 
 // Collector types.
@@ -112,6 +118,46 @@ type EtcdConfig struct {
 // PrometheusConfig is the `prometheus:` section.
 type PrometheusConfig struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// HTTP is Prometheus' own scrape client config, written inline as in
+	// a Prometheus scrape_config: basic_auth, authorization, oauth2,
+	// tls_config, proxy_url, http_headers, follow_redirects,
+	// enable_http2. Secrets come from *_file fields, or *_ref fields
+	// naming environment variables; inline ones are refused.
+	HTTP promconfig.HTTPClientConfig `yaml:",inline"`
+}
+
+// UnmarshalYAML decodes the section strictly. http_headers is decoded on
+// its own: go-yaml cannot decode its inline map strictly.
+func (p *PrometheusConfig) UnmarshalYAML(n ast.Node) error {
+	type plain PrometheusConfig
+	var headers ast.Node
+	if m, ok := n.(*ast.MappingNode); ok {
+		rest := *m
+		rest.Values = nil
+		for _, kv := range m.Values {
+			if kv.Key.String() == "http_headers" {
+				headers = kv.Value
+				continue
+			}
+			rest.Values = append(rest.Values, kv)
+		}
+		n = &rest
+	}
+	if err := yaml.NodeToValue(n, (*plain)(p), yaml.Strict()); err != nil {
+		return err
+	}
+	if headers == nil {
+		return nil
+	}
+	var hs map[string]promconfig.Header
+	if err := yaml.NodeToValue(headers, &hs, yaml.Strict()); err != nil {
+		return err
+	}
+	p.HTTP.HTTPHeaders = &promconfig.Headers{Headers: hs}
+	if err := p.HTTP.HTTPHeaders.Validate(); err != nil {
+		return &yaml.SyntaxError{Message: "http_headers: " + err.Error(), Token: headers.GetToken()}
+	}
+	return nil
 }
 
 // ProbeConfig is the `probe:` section: where the probes run from.
@@ -132,11 +178,35 @@ type ExecConfig struct {
 // LabelVantagePoint carries ProbeConfig.VantagePoint.
 const LabelVantagePoint = "probe.vantage_point"
 
+// Option adjusts Build with things that are not config.
+type Option func(*options)
+
+type options struct {
+	redactor  *redact.Redactor
+	lookupEnv func(string) (string, bool)
+}
+
+// WithRedactor makes r learn the credentials of every collector built and
+// passes every collection error through r before it is logged or
+// returned: a target may echo what it was sent, a command may print a
+// secret on stderr.
+func WithRedactor(r *redact.Redactor) Option { return func(o *options) { o.redactor = r } }
+
+// WithLookupEnv replaces os.LookupEnv for the *_ref fields of scrape
+// credentials.
+func WithLookupEnv(f func(string) (string, bool)) Option {
+	return func(o *options) { o.lookupEnv = f }
+}
+
 // Build validates every config and builds its collector. It reports every
 // problem at once, each naming its collector, and builds nothing unless
 // all are valid. Collectors hold connections: release them with Close
 // (every returned collector implements io.Closer).
-func Build(cfgs []Config, logger *slog.Logger) ([]Collector, error) {
+func Build(cfgs []Config, logger *slog.Logger, opts ...Option) ([]Collector, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
 	var (
 		out   []Collector
 		errs  []error
@@ -151,9 +221,14 @@ func Build(cfgs []Config, logger *slog.Logger) ([]Collector, error) {
 			errs = append(errs, fmt.Errorf("%s: name used twice", id))
 		}
 		names[cfg.Name] = true
-		c, err := build(cfg, logger)
+		c, err := build(cfg, logger, o)
 		if err != nil {
-			errs = append(errs, prefixed(id, err)...)
+			// The sources quote addresses in their errors; a refused one
+			// may hold a password.
+			hide := addressSecrets(cfg)
+			for _, e := range prefixed(id, err) {
+				errs = append(errs, hide.Error(e))
+			}
 			continue
 		}
 		out = append(out, c)
@@ -165,6 +240,23 @@ func Build(cfgs []Config, logger *slog.Logger) ([]Collector, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// addressSecrets knows the credentials written into cfg's target
+// addresses (user info, token query values), which are refused or hidden
+// but may still be quoted by an error about the address.
+func addressSecrets(cfg Config) *redact.Redactor {
+	r := redact.New()
+	for _, t := range cfg.Targets {
+		if u, err := url.Parse(t.Address); err == nil && u.User != nil {
+			if p, _ := u.User.Password(); p != "" {
+				r.Add(p, redact.BasicAuth(u.User.Username(), p))
+			}
+			r.Add(u.User.String())
+		}
+		r.Add(redact.SecretParams(t.Address)...)
+	}
+	return r
 }
 
 // prefixed names the collector on every line of a joined error.
@@ -179,7 +271,7 @@ func prefixed(id string, err error) []error {
 	return []error{fmt.Errorf("%s: %w", id, err)}
 }
 
-func build(cfg Config, logger *slog.Logger) (*TargetCollector, error) {
+func build(cfg Config, logger *slog.Logger, o options) (*TargetCollector, error) {
 	s := Settings{
 		Name:           cfg.Name,
 		Interval:       time.Duration(cfg.Interval),
@@ -214,9 +306,12 @@ func build(cfg Config, logger *slog.Logger) (*TargetCollector, error) {
 			errs = append(errs, fmt.Errorf("section %q does not apply to type %q", typ, cfg.Type))
 		}
 	}
-	tlsCfg, err := cfg.TLS.Load()
-	if err != nil {
-		errs = append(errs, err)
+	var tlsCfg *tls.Config
+	var err error
+	if cfg.Type != TypePrometheus { // the scrape client reads its own files
+		if tlsCfg, err = cfg.TLS.Load(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if cfg.TLS != nil && cfg.Type == TypeExec {
 		errs = append(errs, errors.New("tls does not apply to exec"))
@@ -230,16 +325,9 @@ func build(cfg Config, logger *slog.Logger) (*TargetCollector, error) {
 	var scraper Scraper
 	switch cfg.Type {
 	case TypeEtcd:
-		scraper, err = buildEtcd(cfg, s.Timeout, tlsCfg)
+		scraper, err = buildEtcd(cfg, s.Timeout, tlsCfg, o)
 	case TypePrometheus:
-		pc := prom.Config{TLS: tlsCfg}
-		if cfg.Prometheus != nil {
-			pc.MaxBodyBytes = cfg.Prometheus.MaxBodyBytes
-		}
-		for _, t := range cfg.Targets {
-			pc.URLs = append(pc.URLs, t.Address)
-		}
-		scraper, err = prom.New(pc)
+		scraper, err = buildProm(cfg, o)
 	case TypeProbe:
 		pc := probe.Config{TLS: tlsCfg}
 		for _, t := range cfg.Targets {
@@ -266,10 +354,44 @@ func build(cfg Config, logger *slog.Logger) (*TargetCollector, error) {
 		}
 		return nil, err
 	}
-	return NewTargetCollector(s, infos, scraper, logger), nil
+	if sc, ok := scraper.(interface{ Secrets() []string }); ok {
+		o.redactor.Add(sc.Secrets()...)
+	}
+	c := NewTargetCollector(s, infos, scraper, logger)
+	c.redactor = o.redactor
+	return c, nil
 }
 
-func buildEtcd(cfg Config, timeout time.Duration, tlsCfg *tls.Config) (*etcd.Scraper, error) {
+// buildProm builds the scrape client from the section's HTTP client
+// config. The collector's `tls:` is the same as `prometheus.tls_config`,
+// kept so that one block serves every type.
+func buildProm(cfg Config, o options) (*prom.Scraper, error) {
+	pc := prom.Config{LookupEnv: o.lookupEnv}
+	if o.redactor != nil {
+		pc.Learn = o.redactor.Add
+	}
+	if p := cfg.Prometheus; p != nil {
+		pc.MaxBodyBytes, pc.HTTP = p.MaxBodyBytes, p.HTTP
+	} else {
+		pc.HTTP = promconfig.DefaultHTTPClientConfig
+	}
+	if t := cfg.TLS; t != nil {
+		if pc.HTTP.TLSConfig != (promconfig.TLSConfig{}) {
+			return nil, errors.New("tls and prometheus.tls_config: set one of them")
+		}
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			return nil, errors.New("tls: cert_file and key_file go together")
+		}
+		pc.HTTP.TLSConfig = promconfig.TLSConfig{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile,
+			ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
+	}
+	for _, t := range cfg.Targets {
+		pc.URLs = append(pc.URLs, t.Address)
+	}
+	return prom.New(pc)
+}
+
+func buildEtcd(cfg Config, timeout time.Duration, tlsCfg *tls.Config, o options) (*etcd.Scraper, error) {
 	ec := etcd.Config{Timeout: timeout, TLS: tlsCfg}
 	if e := cfg.Etcd; e != nil {
 		ec.Username, ec.Password, ec.SkipMetricsPage = e.Username, e.Password, e.SkipMetricsPage
@@ -288,6 +410,9 @@ func buildEtcd(cfg Config, timeout time.Duration, tlsCfg *tls.Config) (*etcd.Scr
 	for _, t := range cfg.Targets {
 		ec.Members = append(ec.Members, etcd.Member{Endpoint: t.Address, MetricsURL: t.MetricsURL})
 	}
+	if ec.Password != "" {
+		o.redactor.Add(ec.Password, redact.BasicAuth(ec.Username, ec.Password))
+	}
 	return etcd.New(ec)
 }
 
@@ -300,12 +425,21 @@ func targetInfos(cfg Config) ([]TargetInfo, error) {
 	for i, t := range cfg.Targets {
 		name := t.Name
 		if name == "" {
+			// The address is the label: shown without user info or a
+			// query token (redact.ShowURL).
 			name = t.Address
+			if strings.Contains(name, "://") {
+				name = redact.ShowURL(name)
+			}
 			if cfg.Type == TypeExec {
 				name = strings.Join(t.Command, " ")
 			}
 		}
 		id := fmt.Sprintf("target %d (%s)", i, name)
+		if u, err := url.Parse(t.Address); err == nil && u.User != nil && cfg.Type != TypePrometheus {
+			// prom.New says the same for scrapes, pointing at basic_auth.
+			errs = append(errs, fmt.Errorf("%s: address: %w; credentials are read from files (etcd: username and password_file)", id, redact.ErrUserInfo))
+		}
 		if seen[name] {
 			errs = append(errs, fmt.Errorf("%s: name used twice; set distinct names", id))
 		}

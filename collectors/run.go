@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vigil-alerts/vigil/internal/redact"
 	"github.com/vigil-alerts/vigil/model"
 )
 
@@ -51,6 +52,8 @@ type TargetCollector struct {
 	targets  []TargetInfo
 	scraper  Scraper
 	logger   *slog.Logger
+	// redactor, when set (WithRedactor), cleans every target's error.
+	redactor *redact.Redactor
 
 	collections atomic.Uint64
 	errs        []atomic.Uint64 // by target index
@@ -149,6 +152,7 @@ func (c *TargetCollector) Collect(ctx context.Context, now time.Time) ([]model.S
 		r := results[i]
 		up := 1.0
 		if r.err != nil {
+			r.err = c.clean(r.err)
 			up = 0
 			n := c.errs[i].Add(1)
 			c.logger.Warn("target collection failed", "target", t.Name, "errors", n, "err", r.err)
@@ -170,6 +174,17 @@ func (c *TargetCollector) Collect(ctx context.Context, now time.Time) ([]model.S
 		self(MetricSamples, float64(len(r.samples)))
 	}
 	return out, errors.Join(errs...)
+}
+
+// clean removes known secrets from a target's error, then cuts it to
+// redact.MaxBody bytes: a target's answer or a command's stderr is text
+// from outside, and may echo a credential.
+func (c *TargetCollector) clean(err error) error {
+	err = c.redactor.Error(err)
+	if msg := err.Error(); len(msg) > redact.MaxBody {
+		return errors.New(redact.Truncate(msg))
+	}
+	return err
 }
 
 // scrapeOne runs one target's scrape, giving up on it when ctx is done even

@@ -437,9 +437,13 @@ func (v *validator) collectors(cfgs []collectors.Config) {
 			v.at(path+".name", "collectors: name %q used twice (first at collectors[%d])", cc.Name, j)
 		}
 		seen[cc.Name] = i
-		built, err := collectors.Build([]collectors.Config{cc}, v.logger)
+		built, err := collectors.Build([]collectors.Config{cc}, v.logger, collectors.WithLookupEnv(v.lookupEnv))
 		for _, e := range flatten(err) {
-			v.at(path, "collectors[%d]: %v", i, e)
+			at := path
+			if m := collectorField.FindStringSubmatch(e.Error()); m != nil {
+				at = path + "." + m[1]
+			}
+			v.at(at, "collectors[%d]: %v", i, e)
 		}
 		for _, b := range built {
 			if cl, ok := b.(io.Closer); ok {
@@ -448,6 +452,11 @@ func (v *validator) collectors(cfgs []collectors.Config) {
 		}
 	}
 }
+
+// collectorField is the field of a collector an error names, when it
+// names one ("prometheus.basic_auth.password: ..."): the error then
+// points at it, not at the collector.
+var collectorField = regexp.MustCompile(`^collector "[^"]*": (prometheus(?:\.[a-z_0-9]+)*): `)
 
 var notifierWhere = regexp.MustCompile(`^(channel "([^"]*)"|channels\[(\d+)\]|routes\[(\d+)\]|inhibit_rules\[(\d+)\]|default_channels|(group_wait|group_interval|repeat_interval|group_by(?:\[\d+\])?):)`)
 

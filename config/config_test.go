@@ -314,3 +314,44 @@ func TestSilencesSection(t *testing.T) {
 		}
 	}
 }
+
+// A scrape credential written in the config, or a typo in the scrape
+// client config, is an error at the field's line, without the secret.
+func TestScrapeAuthErrorsPointAtTheField(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "vigil.yaml")
+	os.WriteFile(p, []byte(`rule_dirs: [.]
+collectors:
+  - name: app
+    type: prometheus
+    prometheus:
+      basic_auth:
+        username: vigil
+        password: canary-inline-pw
+    targets: [{address: "http://h/metrics"}]
+  - name: app2
+    type: prometheus
+    prometheus:
+      authorization: {credentials_fil: /x}
+    targets: [{address: "http://h/metrics"}]
+`), 0o644)
+	_, err := Load(p, Options{LookupEnv: noEnv})
+	if err == nil || !strings.Contains(err.Error(), ":13:23: unknown field \"credentials_fil\"") {
+		t.Fatalf("typo: %v", err)
+	}
+	os.WriteFile(p, []byte(`rule_dirs: [.]
+collectors:
+  - name: app
+    type: prometheus
+    prometheus:
+      basic_auth:
+        username: vigil
+        password: canary-inline-pw
+    targets: [{address: "http://h/metrics"}]
+`), 0o644)
+	_, err = Load(p, Options{LookupEnv: noEnv})
+	want := p + `:8:19: collectors[0]: collector "app": prometheus.basic_auth.password: a secret written in the config; use basic_auth.password_file`
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "canary-inline-pw") {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+}

@@ -303,6 +303,7 @@ func (d *Dispatcher) deliver(c *channel, j *job) {
 		d.metrics.attempts.WithLabelValues(c.name).Inc()
 		var retry bool
 		retry, err = c.n.Notify(ctx, j.alerts...)
+		err = d.redactErr(err)
 		if err == nil || delivered(err) {
 			if err != nil {
 				d.metrics.templateErrors.WithLabelValues(c.name).Inc()
@@ -361,6 +362,36 @@ func closed(ch <-chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// redactErr passes a delivery error through the redactor (WithRedactor),
+// keeping what the pipeline reads from it: Delivered and RetryAfter.
+func (d *Dispatcher) redactErr(err error) error {
+	red := d.o.redactor.Error(err)
+	if red == err {
+		return err
+	}
+	return &redactedErr{msg: red.Error(), delivered: delivered(err), retryAfter: retryAfter(err)}
+}
+
+// redactedErr is a delivery error whose text held a secret: the text
+// without it, and the answers the pipeline needs, but not the original.
+type redactedErr struct {
+	msg        string
+	delivered  bool
+	retryAfter time.Duration
+}
+
+func (e *redactedErr) Error() string             { return e.msg }
+func (e *redactedErr) Delivered() bool           { return e.delivered }
+func (e *redactedErr) RetryAfter() time.Duration { return e.retryAfter }
+
+func retryAfter(err error) time.Duration {
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		return ra.RetryAfter()
+	}
+	return 0
 }
 
 func delivered(err error) bool {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigil-alerts/vigil/internal/redact"
 	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/notifiers/console"
 	"github.com/vigil-alerts/vigil/notifiers/email"
@@ -51,6 +52,7 @@ type options struct {
 	emailTLS    *tls.Config
 	extra       []extraChannel
 	silences    *silences.Store
+	redactor    *redact.Redactor
 }
 
 type extraChannel struct {
@@ -90,6 +92,12 @@ func WithEmailTLSConfig(c *tls.Config) Option { return func(o *options) { o.emai
 // silence of s, as it holds back inhibited ones. The store is not config:
 // Apply keeps it. Without this option nothing is silenced.
 func WithSilences(s *silences.Store) Option { return func(o *options) { o.silences = s } }
+
+// WithRedactor makes r learn the secrets of every channel built (at Build
+// and at every Apply), and passes every delivery error through r before
+// it is logged or kept for Status: a receiver that echoes its request
+// back echoes the secrets it was sent.
+func WithRedactor(r *redact.Redactor) Option { return func(o *options) { o.redactor = r } }
 
 // WithNotifier adds a channel that is not in config, for embedding Vigil
 // with a custom integration.
@@ -166,6 +174,9 @@ func (o options) parts(cfg Config, keep func(name string, conf *ChannelConfig, n
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", where, err))
 			continue
+		}
+		if s, ok := n.(interface{ Secrets() []string }); ok {
+			o.redactor.Add(s.Secrets()...)
 		}
 		if keep != nil {
 			if c := keep(cc.Name, &cc, n); c != nil {

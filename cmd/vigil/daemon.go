@@ -25,6 +25,7 @@ import (
 	"github.com/vigil-alerts/vigil/engine/scheduler"
 	"github.com/vigil-alerts/vigil/engine/statefile"
 	"github.com/vigil-alerts/vigil/engine/watch"
+	"github.com/vigil-alerts/vigil/internal/redact"
 	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/notifiers"
 	"github.com/vigil-alerts/vigil/rules"
@@ -55,6 +56,8 @@ type daemonOptions struct {
 	DeliveryBound time.Duration
 	// NoSchedule leaves the scheduler stopped (tests step time themselves).
 	NoSchedule bool
+	// SlackAPIURL points bot-token Slack channels elsewhere (tests).
+	SlackAPIURL string
 }
 
 type daemon struct {
@@ -77,6 +80,9 @@ type daemon struct {
 	start       time.Time
 	// ha is nil when Vigil runs alone (no `ha:` section).
 	ha *haParts
+	// redact knows every configured secret; every log line passes
+	// through it, and so do delivery and collection errors.
+	redact *redact.Redactor
 
 	cfg   atomic.Pointer[config.Config]
 	colls atomic.Pointer[[]collectors.Collector]
@@ -138,12 +144,15 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 	if o.DeliveryBound <= 0 {
 		o.DeliveryBound = 10 * time.Second
 	}
-	d := &daemon{o: o, log: o.Logger, reg: prometheus.NewRegistry(), start: o.Now(), served: make(chan struct{}),
+	red := redact.New()
+	o.Logger = slog.New(redact.Handler(o.Logger.Handler(), red))
+	d := &daemon{o: o, log: o.Logger, reg: prometheus.NewRegistry(), start: o.Now(), served: make(chan struct{}), redact: red,
 		collStart: map[string]bool{}, collDone: map[string]bool{}, collected: make(chan struct{})}
 	cfg, err := config.Load(o.ConfigPath, config.Options{LookupEnv: o.LookupEnv, Logger: o.Logger})
 	if err != nil {
 		return nil, err
 	}
+	red.Add(cfg.BearerToken())
 	ld, sum, err := d.loadRules(cfg, nil)
 	if err != nil {
 		return nil, err
@@ -157,9 +166,13 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 	d.sil.SetLimits(silenceLimits(cfg))
 	d.registerSilenceMetrics()
 	nopts := []notifiers.Option{notifiers.WithLogger(o.Logger.With("component", "notifiers")),
-		notifiers.WithRegisterer(d.reg), notifiers.WithLookupEnv(o.LookupEnv), notifiers.WithSilences(d.sil)}
+		notifiers.WithRegisterer(d.reg), notifiers.WithLookupEnv(o.LookupEnv), notifiers.WithSilences(d.sil),
+		notifiers.WithRedactor(red)}
 	if o.Console != nil {
 		nopts = append(nopts, notifiers.WithConsoleWriter(o.Console))
+	}
+	if o.SlackAPIURL != "" {
+		nopts = append(nopts, notifiers.WithSlackAPIURL(o.SlackAPIURL))
 	}
 	d.disp, err = notifiers.Build(cfg.Notifiers, nopts...)
 	if err != nil {
@@ -167,7 +180,7 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 	}
 	d.notifierCfg.Store(&cfg.Notifiers)
 	d.notifierSecrets = filesChecksum(cfg.Notifiers.SecretFiles())
-	colls, err := collectors.Build(cfg.Collectors, o.Logger.With("component", "collectors"))
+	colls, err := collectors.Build(cfg.Collectors, o.Logger.With("component", "collectors"), d.collectorOptions()...)
 	if err != nil {
 		d.disp.Stop(context.Background())
 		return nil, err
@@ -208,6 +221,12 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 	d.scheduleCollectors(nil, colls)
 	d.scheduleGroups(rs)
 	return d, nil
+}
+
+// collectorOptions are what every build of the collectors gets besides
+// their config.
+func (d *daemon) collectorOptions() []collectors.Option {
+	return []collectors.Option{collectors.WithRedactor(d.redact), collectors.WithLookupEnv(d.o.LookupEnv)}
 }
 
 func (d *daemon) collectors() []collectors.Collector {

@@ -103,6 +103,7 @@ func (d *daemon) Reload(reason string) error {
 		d.failReload(reason, now, err)
 		return err
 	}
+	d.redact.Add(cfg.BearerToken()) // a rotated token is a secret from now on
 	ld, sum, err := d.loadRules(cfg, d.loaded)
 	if err != nil {
 		d.applied = sum
@@ -115,7 +116,7 @@ func (d *daemon) Reload(reason string) error {
 	collsChanged := !reflect.DeepEqual(old.Collectors, cfg.Collectors)
 	var colls []collectors.Collector
 	if collsChanged {
-		colls, err = collectors.Build(cfg.Collectors, d.log.With("component", "collectors"))
+		colls, err = collectors.Build(cfg.Collectors, d.log.With("component", "collectors"), d.collectorOptions()...)
 		if err != nil { // config.Load built them once already: unlikely
 			d.failReload(reason, now, err)
 			return err
@@ -316,6 +317,7 @@ func b2f(b bool) float64 {
 }
 
 func (d *daemon) failReload(reason string, now time.Time, err error) {
+	err = d.redact.Error(err) // shown on the page, the API and in VigilReloadFailed
 	prev := d.reload.Load()
 	st := &reloadStatus{OK: false, At: now, Reason: reason, Errors: errorLines(err)}
 	if prev != nil {

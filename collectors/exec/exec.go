@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/vigil-alerts/vigil/collectors/prom"
+	"github.com/vigil-alerts/vigil/internal/redact"
 	"github.com/vigil-alerts/vigil/model"
 )
 
@@ -44,8 +45,10 @@ const (
 // DefaultMaxOutputBytes bounds stdout when Config.MaxOutputBytes is 0.
 const DefaultMaxOutputBytes = 1 << 20
 
-// maxStderr is how much stderr is kept for error messages.
-const maxStderr = 2 << 10
+// maxStderr is how much stderr is kept for error messages: more than the
+// collector shows, so that the secrets in it are whole when the redactor
+// sees them (collectors.WithRedactor), before the cut.
+const maxStderr = 8 * redact.MaxBody
 
 var metricName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.:-]*$`)
 

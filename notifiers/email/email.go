@@ -18,6 +18,7 @@ import (
 
 	mail "github.com/wneessen/go-mail"
 
+	"github.com/vigil-alerts/vigil/internal/redact"
 	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/notifiers/internal/msg"
 	"github.com/vigil-alerts/vigil/notifiers/internal/secret"
@@ -169,6 +170,27 @@ func (cfg Config) SecretFiles() []string {
 // password read again differs (secret.Digest).
 func (n *Notifier) SecretDigest() [32]byte { return secret.Digest(n.password) }
 
+// Secrets lists the values a redact.Redactor must learn for this
+// channel: the password, and the AUTH PLAIN message whose base64 servers
+// quote in their errors. Never logged or shown.
+func (n *Notifier) Secrets() []string {
+	if n.password.IsZero() {
+		return nil
+	}
+	return []string{n.password.Reveal(), redact.SMTPPlain(n.cfg.Username, n.password.Reveal())}
+}
+
+// redact removes every form of the password from err, then cuts what a
+// server answered to redact.MaxBody bytes.
+func (n *Notifier) redact(err error) error {
+	r := redact.New()
+	r.Add(n.Secrets()...)
+	if err = r.Error(err); len(err.Error()) > redact.MaxBody {
+		return errors.New(redact.Truncate(err.Error()))
+	}
+	return err
+}
+
 // String never shows the password.
 func (n *Notifier) String() string { return "email(" + n.cfg.Smarthost + ")" }
 
@@ -204,10 +226,10 @@ func (n *Notifier) Notify(ctx context.Context, alerts ...model.Alert) (bool, err
 	}
 	c, err := mail.NewClient(n.host, n.opts...)
 	if err != nil {
-		return false, secret.Redact(fmt.Errorf("email: client: %w", err), n.password)
+		return false, n.redact(fmt.Errorf("email: client: %w", err))
 	}
 	if err := c.DialAndSendWithContext(ctx, m); err != nil {
-		return retryable(err), secret.Redact(fmt.Errorf("email: %w", err), n.password)
+		return retryable(err), n.redact(fmt.Errorf("email: %w", err))
 	}
 	if terr != nil {
 		return false, &msg.TemplateError{Err: terr}

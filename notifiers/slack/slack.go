@@ -14,6 +14,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/vigil-alerts/vigil/internal/redact"
 	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/notifiers/internal/msg"
 	"github.com/vigil-alerts/vigil/notifiers/internal/secret"
@@ -123,6 +124,11 @@ func (cfg Config) SecretFiles() []string {
 // whether secrets read again differ (secret.Digest).
 func (n *Notifier) SecretDigest() [32]byte { return secret.Digest(n.webhook, n.token) }
 
+// Secrets lists the values a redact.Redactor must learn for this
+// channel: the webhook URL and its parts, or the token. Never logged or
+// shown.
+func (n *Notifier) Secrets() []string { return secret.Values(n.webhook, n.token) }
+
 // String never shows the URL or token.
 func (n *Notifier) String() string {
 	if n.api != nil {
@@ -156,7 +162,11 @@ func (n *Notifier) Notify(ctx context.Context, alerts ...model.Alert) (bool, err
 	}
 	if err != nil {
 		retry, err := classify(err)
-		return retry, secret.Redact(fmt.Errorf("slack: %w", err), n.webhook, n.token)
+		// Slack's answers are short; a proxy's error page need not be.
+		if err = secret.Redact(fmt.Errorf("slack: %w", err), n.webhook, n.token); len(err.Error()) > redact.MaxBody {
+			err = errors.New(redact.Truncate(err.Error()))
+		}
+		return retry, err
 	}
 	if terr != nil {
 		return false, terr

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-alerts/vigil/internal/redact"
 	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/notifiers/internal/msg"
 	"github.com/vigil-alerts/vigil/notifiers/internal/secret"
@@ -179,6 +180,11 @@ func (n *Notifier) secrets() []secret.Secret {
 	return s
 }
 
+// Secrets lists the values a redact.Redactor must learn for this
+// channel: the URL and its parts, the signing key, the secret header
+// values. Never logged or shown.
+func (n *Notifier) Secrets() []string { return secret.Values(n.secrets()...) }
+
 // Notify POSTs one payload for the group.
 func (n *Notifier) Notify(ctx context.Context, alerts ...model.Alert) (bool, error) {
 	if len(alerts) == 0 {
@@ -221,10 +227,12 @@ func (n *Notifier) Notify(ctx context.Context, alerts ...model.Alert) (bool, err
 		return true, secret.Redact(fmt.Errorf("webhook: post: %w", err), n.secrets()...)
 	}
 	defer resp.Body.Close()
-	retry, err := msg.CheckResponse(resp, time.Now())
+	r := redact.New()
+	r.Add(n.Secrets()...)
+	retry, err := msg.CheckResponse(resp, time.Now(), r.String)
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	if err != nil {
-		return retry, fmt.Errorf("webhook: %w", err)
+		return retry, r.Error(fmt.Errorf("webhook: %w", err))
 	}
 	return false, nil
 }

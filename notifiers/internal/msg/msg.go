@@ -15,6 +15,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/vigil-alerts/vigil/internal/redact"
 	"github.com/vigil-alerts/vigil/model"
 )
 
@@ -258,13 +259,17 @@ func (e *StatusError) Error() string {
 }
 
 // CheckResponse maps an HTTP answer to (retry, err): 2xx is success, 5xx
-// and 429 are retried (429 after Retry-After), other 4xx are not.
-func CheckResponse(resp *http.Response, now time.Time) (bool, error) {
+// and 429 are retried (429 after Retry-After), other 4xx are not. The
+// error quotes the start of the body after clean (which removes secrets:
+// receivers echo requests) and cut to redact.MaxBody bytes; it reads
+// more than it keeps, so that a secret at the cut is whole when clean
+// sees it.
+func CheckResponse(resp *http.Response, now time.Time, clean func(string) string) (bool, error) {
 	if resp.StatusCode/100 == 2 {
 		return false, nil
 	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-	serr := &StatusError{Code: resp.StatusCode, Body: strings.TrimSpace(string(body))}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 8*redact.MaxBody))
+	serr := &StatusError{Code: resp.StatusCode, Body: redact.Truncate(strings.TrimSpace(clean(string(body))))}
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests:
 		if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), now); ok {

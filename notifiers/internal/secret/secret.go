@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+
+	"github.com/vigil-alerts/vigil/internal/redact"
 )
 
 // Secret holds a sensitive string behind a pointer, so that even %+v of a
@@ -82,32 +84,38 @@ func Load(field, env, file string, lookup LookupEnv) (Secret, error) {
 	return Secret{}, fmt.Errorf("%s: %w (set %s_env or %s_file)", field, ErrMissing, field, field)
 }
 
-// Redact returns err with every secret value replaced, keeping nothing of
-// the original chain: libraries put request URLs (which may embed tokens)
-// into their errors. A nil err stays nil.
+// Redact returns err with every secret value replaced, in every form it
+// travels in (redact.Forms; a secret URL's parts, redact.URLParts),
+// keeping nothing of the original chain: libraries put request URLs
+// (which may embed tokens) into their errors, and receivers echo what
+// they were sent. A nil err stays nil.
 func Redact(err error, secrets ...Secret) error {
 	if err == nil {
 		return nil
 	}
-	msg := err.Error()
-	changed := false
-	for _, s := range secrets {
-		if v := s.Reveal(); v != "" && strings.Contains(msg, v) {
-			msg = strings.ReplaceAll(msg, v, Redacted)
-			changed = true
-		}
-	}
-	if !changed {
-		return err
-	}
-	return redacted(msg)
+	r := redact.New()
+	r.Add(Values(secrets...)...)
+	return r.Error(err)
 }
 
-// redacted has no Unwrap on purpose: walking the chain and printing must
-// not reach the original text.
-type redacted string
-
-func (r redacted) Error() string { return string(r) }
+// Values lists what a redact.Redactor must learn for ss: each value, and
+// for a URL the parts of it that travel on their own (redact.URLParts).
+// For the redactor only: never logged or shown.
+func Values(ss ...Secret) []string {
+	var out []string
+	for _, s := range ss {
+		v := s.Reveal()
+		if v == "" {
+			continue
+		}
+		if strings.Contains(v, "://") {
+			out = append(out, redact.URLParts(v)...)
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}
 
 // Digest is a hash of the values of ss, in order, for telling whether
 // secrets read again (a rotated file) differ from those in use without
