@@ -55,6 +55,8 @@ type daemonOptions struct {
 	DeliveryBound time.Duration
 	// NoSchedule leaves the scheduler stopped (tests step time themselves).
 	NoSchedule bool
+	// Web secures HTTP: TLS, authentication, writes (security.go).
+	Web webOptions
 }
 
 type daemon struct {
@@ -181,6 +183,9 @@ func (d *daemon) collectors() []collectors.Collector {
 // Start serves HTTP, starts the file watcher and the scheduler.
 func (d *daemon) Start() error {
 	cfg := d.cfg.Load()
+	if err := d.checkWeb(); err != nil {
+		return err
+	}
 	ln := d.o.Listener
 	if ln == nil {
 		var err error
@@ -189,10 +194,10 @@ func (d *daemon) Start() error {
 		}
 	}
 	d.ln = ln
-	d.srv = &http.Server{Handler: d.handler(), ReadHeaderTimeout: 10 * time.Second}
+	d.srv = d.httpServer()
 	go func() {
 		defer close(d.served)
-		if err := d.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := d.serveHTTP(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("http server stopped", "err", err)
 		}
 	}()

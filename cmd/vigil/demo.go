@@ -93,7 +93,9 @@ func demo(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	d, err := newDaemon(daemonOptions{ConfigPath: cfgPath, Logger: logger, Console: stdout, Listener: ln,
-		Rules: func(rs *rules.RuleSet) *rules.RuleSet { return scaleRules(rs, *speed) }, DeliveryBound: 5 * time.Second})
+		Rules: func(rs *rules.RuleSet) *rules.RuleSet { return scaleRules(rs, *speed) }, DeliveryBound: 5 * time.Second,
+		// Writes without authentication only where no one else can reach.
+		Web: webOptions{EnableUnauthenticatedWrites: isLoopback(ln.Addr())}})
 	if err != nil {
 		ln.Close()
 		printLoadError(stderr, err)
@@ -239,4 +241,10 @@ func scaleRules(rs *rules.RuleSet, speed float64) *rules.RuleSet {
 		out.Groups = append(out.Groups, &ng)
 	}
 	return out
+}
+
+// isLoopback reports whether addr is a loopback TCP address.
+func isLoopback(addr net.Addr) bool {
+	ta, ok := addr.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
