@@ -209,6 +209,12 @@ var contentSecurityPolicy = func() string {
 		"'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 }()
 
+var securityHeaders = [][2]string{
+	{"Content-Security-Policy", contentSecurityPolicy},
+	{"X-Frame-Options", "DENY"},
+	{"X-Content-Type-Options", "nosniff"},
+}
+
 // secure sets the security headers on every answer (a value the web
 // config's http_server_config.headers sets wins) and bounds the body.
 func (d *daemon) secure(next http.Handler) http.Handler {
@@ -218,13 +224,9 @@ func (d *daemon) secure(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		for k, v := range map[string]string{
-			"Content-Security-Policy": contentSecurityPolicy,
-			"X-Frame-Options":         "DENY",
-			"X-Content-Type-Options":  "nosniff",
-		} {
-			if h.Get(k) == "" {
-				h.Set(k, v)
+		for _, kv := range securityHeaders {
+			if h.Get(kv[0]) == "" {
+				h.Set(kv[0], kv[1])
 			}
 		}
 		if r.ContentLength > limit {
