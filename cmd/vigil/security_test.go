@@ -286,6 +286,9 @@ func TestTLSBasicAuthWrites(t *testing.T) {
 	if n := silenceCount(h); n != 0 {
 		t.Fatalf("refused POSTs created %d silence(s)", n)
 	}
+	if code, _ := send(t, client, newRequest(t, "GET", url, "")); code != http.StatusUnauthorized {
+		t.Errorf("GET without the password: %d, want 401 (basic auth covers reads too)", code)
+	}
 	req := newRequest(t, "POST", url, maintenance)
 	req.SetBasicAuth("alice", "s3cret pass")
 	if code, out := send(t, client, req); code != http.StatusCreated {
@@ -307,6 +310,39 @@ func TestTLSBasicAuthWrites(t *testing.T) {
 	if code := run([]string{"silence", "list", "--url", "https://" + h.d.Addr()}, &stdout, &stderr); code != 1 ||
 		!strings.Contains(stderr.String(), "certificate") {
 		t.Errorf("vigil silence list without the CA: exit %d %q, want a certificate error", code, stderr.String())
+	}
+}
+
+// A web config the toolkit would not serve is a refusal to start, naming
+// the flag and the problem.
+func TestBadWebConfigRefusesStart(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "rules"), 0o755)
+	os.WriteFile(filepath.Join(dir, "rules", "etcd.yaml"), []byte(upRule), 0o644)
+	os.WriteFile(filepath.Join(dir, "vigil.yaml"), []byte(baseConfig(sharedEtcd(t), "")), 0o644)
+	for name, content := range map[string]string{
+		"missing key":     "tls_server_config:\n  cert_file: server.crt\n",
+		"plain password":  "basic_auth_users:\n  alice: hunter2\n",
+		"unknown setting": "tls_server_confg: {}\n",
+	} {
+		webCfg := filepath.Join(dir, "web.yml")
+		os.WriteFile(webCfg, []byte(content), 0o600)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := newDaemon(daemonOptions{ConfigPath: filepath.Join(dir, "vigil.yaml"), Listener: ln, NoSchedule: true,
+			Console: io.Discard, Web: webOptions{ConfigFile: webCfg}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = d.Start()
+		d.Stop()
+		ln.Close()
+		t.Logf("%s: %v", name, err)
+		if err == nil || !strings.Contains(err.Error(), "--web.config.file") {
+			t.Errorf("%s: Start: %v, want a refusal naming --web.config.file", name, err)
+		}
 	}
 }
 
