@@ -70,7 +70,9 @@ type HTTP struct {
 	// Address is host:port (default ":9099").
 	Address string `yaml:"address"`
 	// BearerTokenEnv or BearerTokenFile, when set, name the token every
-	// request except /healthz, /readyz and /metrics must present.
+	// request except /healthz, /readyz and /metrics must present; a caller
+	// with it may also write (silences, reload), which no one may without
+	// some authentication (cmd/vigil/security.go).
 	BearerTokenEnv  string `yaml:"bearer_token_env"`
 	BearerTokenFile string `yaml:"bearer_token_file"`
 }

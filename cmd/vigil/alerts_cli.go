@@ -12,8 +12,10 @@ import (
 // `vigil alerts` lists a running Vigil's alerts in a terminal, from the
 // same API the status page is built from.
 
-const alertsUsage = `usage: vigil alerts [--url URL] [--token-file FILE] [--state firing|pending|resolved|all]
+const alertsUsage = `usage: vigil alerts [--url URL] [--state firing|pending|resolved|all] [credentials]
   lists the alerts of a running Vigil (default: firing and pending)
+  credentials and TLS as for vigil silence: --token-file, --user/--password-file,
+  --cert-file/--key-file, --ca-file, --insecure-skip-verify
 `
 
 func alertsCmd(args []string, stdout, stderr io.Writer) int {

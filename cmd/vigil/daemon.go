@@ -58,6 +58,8 @@ type daemonOptions struct {
 	NoSchedule bool
 	// SlackAPIURL points bot-token Slack channels elsewhere (tests).
 	SlackAPIURL string
+	// Web secures HTTP: TLS, authentication, writes (security.go).
+	Web webOptions
 }
 
 type daemon struct {
@@ -239,11 +241,14 @@ func (d *daemon) collectors() []collectors.Collector {
 // Start serves HTTP, starts the file watcher and the scheduler.
 func (d *daemon) Start() error {
 	cfg := d.cfg.Load()
+	if err := d.checkWeb(); err != nil {
+		return err
+	}
 	ln := d.ln // bound by newDaemon
-	d.srv = &http.Server{Handler: d.handler(), ReadHeaderTimeout: 10 * time.Second}
+	d.srv = d.httpServer()
 	go func() {
 		defer close(d.served)
-		if err := d.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := d.serveHTTP(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("http server stopped", "err", err)
 		}
 	}()

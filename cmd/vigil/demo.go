@@ -92,8 +92,11 @@ func demo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	writes := isLoopback(ln.Addr())
 	d, err := newDaemon(daemonOptions{ConfigPath: cfgPath, Logger: logger, Console: stdout, Listener: ln,
-		Rules: func(rs *rules.RuleSet) *rules.RuleSet { return scaleRules(rs, *speed) }, DeliveryBound: 5 * time.Second})
+		Rules: func(rs *rules.RuleSet) *rules.RuleSet { return scaleRules(rs, *speed) }, DeliveryBound: 5 * time.Second,
+		// Writes without authentication only where no one else can reach.
+		Web: webOptions{EnableUnauthenticatedWrites: writes}})
 	if err != nil {
 		ln.Close()
 		printLoadError(stderr, err)
@@ -107,7 +110,11 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	say("Vigil evaluates %d rules from %s, %gx faster than real time: a 5m `for` takes %v",
 		len(d.eng.Rules().Rules()), *rulesDir, *speed, scale(5*time.Minute).Round(100*time.Millisecond))
 	say("status page: http://%s/   (Ctrl-C stops the demo)", d.Addr())
-	say("to mute etcd-3's pages meanwhile: go run ./cmd/vigil silence add --url http://%s --for 1h --comment maintenance 'host.hostName=\"etcd-3\"'", d.Addr())
+	if writes {
+		say("to mute etcd-3's pages meanwhile: go run ./cmd/vigil silence add --url http://%s --for 1h --comment maintenance 'host.hostName=\"etcd-3\"'", d.Addr())
+	} else {
+		say("silences are off: %s is not a loopback address, and the demo has no authentication (docs/deploy.md#security)", d.Addr())
+	}
 
 	// Pending alerts reach no channel: print every state change as well.
 	watchDone, watchStopped := make(chan struct{}), make(chan struct{})
@@ -239,4 +246,10 @@ func scaleRules(rs *rules.RuleSet, speed float64) *rules.RuleSet {
 		out.Groups = append(out.Groups, &ng)
 	}
 	return out
+}
+
+// isLoopback reports whether addr is a loopback TCP address.
+func isLoopback(addr net.Addr) bool {
+	ta, ok := addr.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }

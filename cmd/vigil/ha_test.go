@@ -105,7 +105,8 @@ func (c *haCluster) add() *haReplica {
 		t.Fatal(err)
 	}
 	d, err := newDaemon(daemonOptions{ConfigPath: filepath.Join(dir, "vigil.yaml"), Now: c.now, Console: io.Discard,
-		Listener: ln, NoSchedule: true, DeliveryBound: 5 * time.Second, LookupEnv: func(string) (string, bool) { return "", false }})
+		Listener: ln, NoSchedule: true, DeliveryBound: 5 * time.Second, LookupEnv: func(string) (string, bool) { return "", false },
+		Web: webOptions{EnableUnauthenticatedWrites: true}})
 	if err != nil {
 		ln.Close()
 		t.Fatal(err)

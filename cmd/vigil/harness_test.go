@@ -96,6 +96,9 @@ type harness struct {
 	base     time.Time
 	step     time.Duration
 	i        atomic.Int64 // steps taken; the daemon's clock reads it
+	// web is how HTTP is secured; newHarness enables unauthenticated
+	// writes on its loopback listener (security_test.go tests the guard).
+	web webOptions
 }
 
 // baseConfig is a config for one etcd member with a console channel; the
@@ -149,7 +152,8 @@ func newHarness(t *testing.T, rules string) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	h := &harness{t: t, dir: dir, rulesDir: filepath.Join(dir, "rules"), cfgPath: filepath.Join(dir, "vigil.yaml"),
-		base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), step: 10 * time.Second}
+		base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), step: 10 * time.Second,
+		web: webOptions{EnableUnauthenticatedWrites: true}}
 	os.Mkdir(h.rulesDir, 0o755)
 	h.write("rules/etcd.yaml", rules)
 	h.write("vigil.yaml", baseConfig(sharedEtcd(t), ""))
@@ -177,7 +181,8 @@ func (h *harness) start() {
 		h.t.Fatal(err)
 	}
 	d, err := newDaemon(daemonOptions{ConfigPath: h.cfgPath, Now: h.now, Console: h.console, Listener: ln, Logger: logger,
-		NoSchedule: true, DeliveryBound: 5 * time.Second, LookupEnv: func(string) (string, bool) { return "", false }})
+		NoSchedule: true, DeliveryBound: 5 * time.Second, LookupEnv: func(string) (string, bool) { return "", false },
+		Web: h.web})
 	if err != nil {
 		ln.Close()
 		h.t.Fatal(err)

@@ -14,7 +14,9 @@ import (
 
 // handler serves the probes, /metrics, the JSON API, POST /-/reload and the
 // status page. With a bearer token configured, everything except the
-// probes and /metrics requires it.
+// probes and /metrics requires it. Every request goes through secure
+// (headers, body limit), cross-origin protection and the write guard
+// (security.go).
 func (d *daemon) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -45,22 +47,24 @@ func (d *daemon) handler() http.Handler {
 	})
 	private.HandleFunc("GET /{$}", d.statusPage)
 	mux.Handle("/", d.auth(private))
-	return mux
+	return d.secure(crossOrigin().Handler(d.writeGuard(mux)))
 }
 
 func (d *daemon) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token := d.cfg.Load().BearerToken()
-		if token != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
-				http.Error(w, "unauthorized", http.StatusUnauthorized)
-				return
-			}
+		if token := d.cfg.Load().BearerToken(); token != "" && !bearerOK(r, token) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bearerOK reports whether r carries token as its bearer token.
+func bearerOK(r *http.Request, token string) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
 }
 
 // apiAlert is an alert as the API shows it.

@@ -24,6 +24,7 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", "vigil.yaml", "config file")
 	logLevel := fs.String("log.level", "info", "debug, info, warn or error")
 	bound := fs.Duration("shutdown.delivery-timeout", 10*time.Second, "how long a stop waits for in-flight notifications")
+	webOpts := addWebFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -32,7 +33,7 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	d, err := newDaemon(daemonOptions{ConfigPath: *cfgPath, Logger: logger, Console: stdout, DeliveryBound: *bound})
+	d, err := newDaemon(daemonOptions{ConfigPath: *cfgPath, Logger: logger, Console: stdout, DeliveryBound: *bound, Web: *webOpts})
 	if err != nil {
 		printLoadError(stderr, err)
 		return 1
