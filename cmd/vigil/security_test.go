@@ -114,6 +114,7 @@ func TestWritesOffByDefault(t *testing.T) {
 		t.Error("a refused POST /-/reload reloaded")
 	}
 
+	h.tick(1) // ready after the first collection
 	for _, p := range []string{"/", "/api/v1/silences", "/api/v1/alerts", "/metrics", "/healthz", "/readyz"} {
 		if code, _ := h.get(p, ""); code != http.StatusOK {
 			t.Errorf("GET %s: %d, want 200", p, code)

@@ -47,7 +47,7 @@ func (h *harness) silenceCrashCopy() *harness {
 		h.t.Fatal(err)
 	}
 	n := &harness{t: h.t, dir: dir, rulesDir: filepath.Join(dir, "rules"), cfgPath: filepath.Join(dir, "vigil.yaml"),
-		base: h.base, step: h.step}
+		base: h.base, step: h.step, web: h.web}
 	n.i.Store(h.i.Load())
 	n.start()
 	return n
