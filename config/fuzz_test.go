@@ -63,3 +63,15 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestFirstUnknownFieldAsWritten: of several misspelt fields, a load
+// always names the first as written (go-yaml picks one in map order).
+func TestFirstUnknownFieldAsWritten(t *testing.T) {
+	src := "rule_dirs: [.]\nhttp:\n  adress: x\n  b: 1\n  c: 1\n  d: 1\n  e: 1\nreload: {f: 1}\n"
+	for range 30 {
+		_, err := Parse("c.yaml", []byte(src), Options{LookupEnv: noEnv})
+		if err == nil || err.Error() != `c.yaml:3:3: unknown field "adress"` {
+			t.Fatalf("err = %v, want the first unknown field, adress at 3:3", err)
+		}
+	}
+}

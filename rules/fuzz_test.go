@@ -82,3 +82,30 @@ func FuzzParse(f *testing.F) {
 func lineCount(data []byte) int {
 	return bytes.Count(bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n")), []byte("\n")) + bytes.Count(data, []byte("\r")) - bytes.Count(data, []byte("\r\n")) + 1
 }
+
+// TestFirstUnknownFieldAsWritten: of several misspelt fields, a load
+// always names the first as written (go-yaml picks one in map order).
+func TestFirstUnknownFieldAsWritten(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{"groupz: []\nb: 1\nc: 1\nd: 1\ne: 1\nf: 1\n", `fuzz.yaml:1:1: unknown field "groupz"`},
+		{`groups:
+  - name: g
+    rules:
+      - name: R
+        severity: low
+        condition: max("up") == 0
+        treshold: 1
+        fr: 5m
+        windw: 1m
+        lables: {}
+        anotations: {}
+`, `fuzz.yaml:7:9: rule "R": unknown field "treshold"`},
+	} {
+		for range 30 {
+			_, err := Parse([]string{"fuzz.yaml"}, map[string][]byte{"fuzz.yaml": []byte(tc.src)})
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("err = %v, want %s", err, tc.want)
+			}
+		}
+	}
+}

@@ -19,7 +19,7 @@ func FuzzParseMatcher(f *testing.F) {
 		"severity=critical", "cluster!=dev", `host.mac=~"00:00:5e:.*"`, `member!~etcd-0[0-4]`,
 		`member=~"a|b"`, `  agent.tag.role = db  `, `note="a=b"`, `note=a=b`, `note="say \"hi\""`,
 		`path="a\/b"`, `host=""`, `host=`, "", "severity", `=critical`, `9lives=yes`, `host=~"("`,
-		`host="unterminated`, `alertname=~".+"`, `alertname!=""`, `k8s.io/app="a\x00b"`, `x="\u00e9\xff"`,
+		`host="unterminated`, `alertname=~".+"`, `alertname!=""`, `k8s.io/app="a\x00b"`, `x="\u00e9\xff"`, `note="  padded "`, `q="\"a\""`,
 	} {
 		f.Add(s)
 	}

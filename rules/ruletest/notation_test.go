@@ -95,6 +95,9 @@ func FuzzParseValues(f *testing.F) {
 	} {
 		f.Add(s, uint16(1000))
 	}
+	f.Add("0x1000", uint16(1000)) // exactly the limit
+	f.Add("0x1001", uint16(1000)) // one past it
+	f.Add("1 2 0x998", uint16(1000))
 	f.Fuzz(func(t *testing.T, s string, limit uint16) {
 		maxLen := int(limit)
 		vals, err := ParseValuesMax(s, maxLen)
