@@ -25,7 +25,7 @@ func FuzzPayload(f *testing.F) {
 	f.Add("EtcdMemberUnreachable", "member", "etcd-1", "summary", "etcd-1 is down", 0.0, int64(0), uint8(1), false)
 	f.Add("AgentSilent", "host.mac", "00:00:5e:00:53:01", "summary", "no heartbeat", math.NaN(), int64(3600), uint8(1), false)
 	f.Add("Quorum", "cluster", "prod", "description", "<b>&amp;</b>\u2028\"", math.Inf(1), int64(-86400), uint8(2), true)
-	f.Add("x", "", "", "", "", -0.0, int64(1), uint8(0), true)
+	f.Add("x", "", "", "", "", math.Copysign(0, -1), int64(1), uint8(0), true)
 	f.Add("r", "k", "\xff\xfe", "a", "\x00", 1e308, int64(7), uint8(2), false)
 
 	var bodies = make(chan []byte, 1)
