@@ -234,6 +234,9 @@ func runTest(set *rules.RuleSet, t *Test, every time.Duration, maxLen int) ([]st
 		}
 		end = max(end, time.Duration(ex.At))
 	}
+	if n := end / every; n > time.Duration(maxLen) {
+		return nil, fmt.Errorf("expect at %s: %d evaluations of every %s, more than %d (max_series_length)", end, n, every, maxLen)
+	}
 
 	store := engine.NewStore(set.MaxWindow)
 	eng := engine.New(store)

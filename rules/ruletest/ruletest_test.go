@@ -284,6 +284,16 @@ tests:
 			wantErr: `rules_test.yaml:7: test "test 1": series up: values "1x3": the series is too long: more than 3 steps (max_series_length)`,
 		},
 		{
+			name:  "an at too far away to evaluate up to",
+			rules: downRule,
+			test: `rule_files: [rules.yaml]
+tests:
+  - input_series: [{metric: up, values: "1"}]
+    expect: [{at: 2000000h, rule: Down, alerts: []}]
+`,
+			wantErr: `expect at 2000000h0m0s: 120000000 evaluations of every 1m0s, more than 100000 (max_series_length)`,
+		},
+		{
 			name:    "a negative max_series_length",
 			rules:   downRule,
 			test:    "rule_files: [rules.yaml]\nmax_series_length: -1\ntests: []\n",
