@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/vigil-alerts/vigil/collectors"
 	"github.com/vigil-alerts/vigil/ha"
+	"github.com/vigil-alerts/vigil/internal/yamlstrict"
 	"github.com/vigil-alerts/vigil/notifiers"
 	"github.com/vigil-alerts/vigil/rules"
 )
@@ -173,7 +175,16 @@ func Parse(path string, data []byte, opts Options) (*Config, error) {
 		return nil, Errors{yamlError(path, nil, err)}
 	}
 	if err := yaml.UnmarshalWithOptions(data, c, yaml.Strict()); err != nil {
-		return nil, Errors{yamlError(path, file, err)}
+		e := yamlError(path, file, err)
+		// go-yaml picks one of several unknown fields at random: name the
+		// first as written, so a file always gets the same error.
+		if yamlstrict.IsUnknownField(e.Msg) && len(file.Docs) > 0 {
+			if tk := yamlstrict.FirstUnknown(file.Docs[0], reflect.TypeFor[Config]()); tk != nil {
+				e.Msg = fmt.Sprintf("unknown field %q", tk.Value)
+				e.Line, e.Column = tk.Position.Line, tk.Position.Column
+			}
+		}
+		return nil, Errors{e}
 	}
 	v := &validator{file: path, ast: file, lookupEnv: opts.LookupEnv, logger: opts.Logger}
 	c.withDefaults()

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -156,22 +157,9 @@ func TestDeadReceiverDoesNotBlockOthers(t *testing.T) {
 			webhookChannel("live", live.URL),
 		}})
 	a := members(unreachable, 3, model.StateFiring, "dead", "live")
-	start := time.Now()
 	h.d.Process(t0, a)
 	h.d.Process(t0.Add(30*time.Second), a)
-	if took := time.Since(start); took > 200*time.Millisecond {
-		t.Errorf("Process blocked for %s", took)
-	}
-	deadline := time.Now().Add(2 * time.Second)
-	for len(live.got()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if len(live.got()) != 1 {
-		t.Fatal("live channel did not get its message")
-	}
-	if took := time.Since(start); took > 250*time.Millisecond {
-		t.Errorf("live channel waited %s for the dead one", took)
-	}
+	waitUntil(t, "the live channel's message", func() bool { return len(live.got()) == 1 })
 	h.settle(t)
 	if v := h.counter("vigil_notifications_failed_total", "dead"); v != 1 {
 		t.Errorf("failed{dead} = %v", v)
@@ -181,6 +169,50 @@ func TestDeadReceiverDoesNotBlockOthers(t *testing.T) {
 	}
 	if !strings.Contains(h.log.String(), "channel=dead") || !strings.Contains(h.log.String(), "connection refused") {
 		t.Errorf("failure reason not logged:\n%s", h.log.String())
+	}
+}
+
+// hungReceiver is a real receiver whose first request hangs until release
+// is called (at the latest when the test ends); later ones get 200.
+func hungReceiver(t *testing.T) (r *receiver, release func()) {
+	gate := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(gate) }) }
+	r = newReceiver(t, func(w http.ResponseWriter) { <-gate; w.WriteHeader(http.StatusInternalServerError) })
+	t.Cleanup(release) // before the server closes
+	return r, release
+}
+
+// TestHungReceiverBlocksNeitherProcessNorOthers: while one receiver holds
+// its request open, Process returns and another channel gets its message.
+// Decided by events: both happen while the hung request is still open.
+func TestHungReceiverBlocksNeitherProcessNorOthers(t *testing.T) {
+	hung, release := hungReceiver(t)
+	live := newReceiver(t)
+	h := build(t, notifiers.Config{
+		DeliveryTimeout: time.Minute,
+		Channels: []notifiers.ChannelConfig{
+			webhookChannel("hung", hung.URL),
+			webhookChannel("live", live.URL),
+		}})
+	t.Cleanup(release) // before the dispatcher's Stop, which waits for it
+	a := members(unreachable, 3, model.StateFiring, "hung", "live")
+	h.d.Process(t0, a)
+	h.d.Process(t0.Add(30*time.Second), a)
+	waitUntil(t, "the hung receiver to be asked", func() bool { return hung.hitCount() == 1 })
+	processed := make(chan struct{})
+	go func() {
+		h.d.Process(t0.Add(31*time.Second), a)
+		close(processed)
+	}()
+	select {
+	case <-processed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Process blocked behind a hung receiver")
+	}
+	waitUntil(t, "the live channel's message while the other hangs", func() bool { return len(live.got()) == 1 })
+	if hung.hitCount() != 1 || len(hung.got()) != 0 {
+		t.Fatalf("the hung request ended early: %d requests", hung.hitCount())
 	}
 }
 
@@ -487,7 +519,7 @@ func TestTemplateErrorFallsBack(t *testing.T) {
 }
 
 func TestStopIsBoundedAndIdempotent(t *testing.T) {
-	slow := newReceiver(t, func(w http.ResponseWriter) { time.Sleep(2 * time.Second); w.WriteHeader(500) })
+	slow, _ := hungReceiver(t)
 	d, err := notifiers.Build(notifiers.Config{GroupWait: time.Second, DeliveryTimeout: time.Minute,
 		Channels: []notifiers.ChannelConfig{webhookChannel("slow", slow.URL)}},
 		notifiers.WithLogger(slog.New(slog.DiscardHandler)))
@@ -497,15 +529,19 @@ func TestStopIsBoundedAndIdempotent(t *testing.T) {
 	a := members(unreachable, 1, model.StateFiring, "slow")
 	d.Process(t0, a)
 	d.Process(t0.Add(time.Second), a)
-	time.Sleep(50 * time.Millisecond)
+	waitUntil(t, "the delivery to start", func() bool { return slow.hitCount() == 1 })
+	// Stop must return by its deadline, while the request still hangs.
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	start := time.Now()
-	if err := d.Stop(ctx); err == nil {
-		t.Error("Stop with a stuck delivery returned nil")
-	}
-	if took := time.Since(start); took > time.Second {
-		t.Errorf("Stop took %s", took)
+	stopped := make(chan error, 1)
+	go func() { stopped <- d.Stop(ctx) }()
+	select {
+	case err := <-stopped:
+		if err == nil {
+			t.Error("Stop with a stuck delivery returned nil")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop did not return by its deadline while a delivery hung")
 	}
 	if err := d.Stop(context.Background()); err != nil {
 		t.Errorf("second Stop: %v", err)

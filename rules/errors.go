@@ -3,9 +3,13 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+
+	"github.com/vigil-alerts/vigil/internal/yamlstrict"
 )
 
 // Error is one mistake in a rule file, with where it is and which rule.
@@ -39,6 +43,20 @@ func (es Errors) Error() string {
 		lines[i] = e.Error()
 	}
 	return strings.Join(lines, "\n")
+}
+
+// strictError is yamlError for a strict decoding of node into a value like
+// v: of several unknown fields, it names the first as written, not the one
+// go-yaml happened to pick.
+func strictError(file, rule string, err error, node ast.Node, v any) *Error {
+	e := yamlError(file, rule, err)
+	if yamlstrict.IsUnknownField(e.Msg) {
+		if tk := yamlstrict.FirstUnknown(node, reflect.TypeOf(v)); tk != nil {
+			e.Msg = fmt.Sprintf("unknown field %q", tk.Value)
+			e.Pos = Pos{tk.Position.Line, tk.Position.Column}
+		}
+	}
+	return e
 }
 
 // yamlError turns a go-yaml decoding error into an *Error with its position.

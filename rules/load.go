@@ -209,7 +209,7 @@ func (c *compiler) parseFile(file string, data []byte) ([]*Group, Errors) {
 	}
 	var fn fileNode
 	if err := yaml.NodeToValue(doc.Docs[0].Body, &fn, yaml.Strict()); err != nil {
-		return nil, Errors{yamlError(file, "", err)}
+		return nil, Errors{strictError(file, "", err, doc.Docs[0].Body, fn)}
 	}
 	if len(fn.Groups) == 0 {
 		return nil, Errors{{File: file, Msg: "no groups: a rule file holds groups, each with rules"}}
@@ -265,9 +265,12 @@ func (c *compiler) parseFile(file string, data []byte) ([]*Group, Errors) {
 // compileRule validates and compiles one rule node; it returns every error
 // it finds rather than the first.
 func (c *compiler) compileRule(file string, lines [][]byte, g *Group, node yamlast.Node) (*Rule, Errors) {
+	if node == nil { // a bare "-": go-yaml panics on a nil node
+		return nil, Errors{{File: file, Pos: g.Pos, Msg: fmt.Sprintf("group %q: an empty entry in rules: each rule is a mapping with name, severity and condition", g.Name)}}
+	}
 	var rn ruleNode
 	if err := yaml.NodeToValue(node, &rn, yaml.Strict()); err != nil {
-		return nil, Errors{yamlError(file, ruleNameOf(node), err)}
+		return nil, Errors{strictError(file, ruleNameOf(node), err, node, rn)}
 	}
 	r := &Rule{
 		Name: rn.Name.Value, Group: g.Name, File: file, Pos: rn.Name.Pos,

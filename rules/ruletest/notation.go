@@ -1,6 +1,7 @@
 package ruletest
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -16,10 +17,29 @@ import (
 //	_x3       three steps without samples
 //	1+2x4     four values from 1, adding 2 each step: 1 3 5 7
 //	100-10x3  100 90 80
+//
+// A series longer than DefaultMaxSeriesLength steps is an error.
 func ParseValues(s string) ([]float64, error) {
+	return ParseValuesMax(s, DefaultMaxSeriesLength)
+}
+
+// DefaultMaxSeriesLength is how many steps one input series may have
+// unless a test file says otherwise: a day of 1s samples, and far below
+// what would exhaust memory (`0x4000000000` asks for 2 TiB).
+const DefaultMaxSeriesLength = 100_000
+
+// ErrTooLong is wrapped by the error for a series longer than its limit.
+var ErrTooLong = errors.New("the series is too long")
+
+// ParseValuesMax is ParseValues with a limit of maxLen steps, checked
+// before anything is allocated.
+func ParseValuesMax(s string, maxLen int) ([]float64, error) {
 	var out []float64
 	for _, tok := range strings.Fields(s) {
-		vals, err := parseToken(tok)
+		vals, err := parseToken(tok, maxLen-len(out))
+		if errors.Is(err, ErrTooLong) {
+			return nil, fmt.Errorf("values %q: %w: more than %d steps (max_series_length)", tok, err, maxLen)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("values %q: %w", tok, err)
 		}
@@ -28,14 +48,21 @@ func ParseValues(s string) ([]float64, error) {
 	return out, nil
 }
 
-func parseToken(tok string) ([]float64, error) {
+// parseToken expands one token of at most room steps.
+func parseToken(tok string, room int) ([]float64, error) {
 	body, count := tok, 1
 	if i := strings.LastIndexByte(tok, 'x'); i > 0 {
 		n, err := strconv.Atoi(tok[i+1:])
+		if err != nil && errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(tok[i+1:], "-") {
+			n, err = math.MaxInt, nil // too large to count: refused as too long below
+		}
 		if err != nil || n < 1 {
 			return nil, fmt.Errorf("the count after x must be a positive whole number")
 		}
 		body, count = tok[:i], n
+	}
+	if count > room {
+		return nil, ErrTooLong
 	}
 	start, step := 0.0, 0.0
 	switch {

@@ -83,3 +83,48 @@ func sameValues(a, b []float64) bool {
 	}
 	return true
 }
+
+// FuzzParseValues: the notation never panics or allocates past its limit;
+// a series is the concatenation of its tokens; and what parses under a
+// limit has at most that many steps.
+func FuzzParseValues(f *testing.F) {
+	for _, s := range []string{
+		"", "1 2 3", "_", "1 _ 1", "0x10", "_x3", "1+2x4", "100-10x3", "-1+1x3", "1e-3", "1.5e+2x2",
+		"6e9+1e9x2", "1x0", "1xa", "1+2", "0x9223372036854775807", "0x4000000000", "1 0x99999", "NaN Inf -Inf",
+		"0+9000x6 9000+9000x10", "1x1x1", "x3", "1ex3", "0x-9223372036854775808",
+	} {
+		f.Add(s, uint16(1000))
+	}
+	f.Add("0x1000", uint16(1000)) // exactly the limit
+	f.Add("0x1001", uint16(1000)) // one past it
+	f.Add("1 2 0x998", uint16(1000))
+	f.Fuzz(func(t *testing.T, s string, limit uint16) {
+		maxLen := int(limit)
+		vals, err := ParseValuesMax(s, maxLen)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "values ") {
+				t.Fatalf("error does not say which values: %v", err)
+			}
+			return
+		}
+		if len(vals) > maxLen {
+			t.Fatalf("%q: %d steps past the limit %d", s, len(vals), maxLen)
+		}
+		var joined []float64
+		for _, tok := range strings.Fields(s) {
+			v, err := ParseValuesMax(tok, maxLen)
+			if err != nil {
+				t.Fatalf("%q parses but its token %q does not: %v", s, tok, err)
+			}
+			joined = append(joined, v...)
+		}
+		if len(joined) != len(vals) {
+			t.Fatalf("%q: %d steps, its tokens %d", s, len(vals), len(joined))
+		}
+		for i := range vals {
+			if vals[i] != joined[i] && !(math.IsNaN(vals[i]) && math.IsNaN(joined[i])) {
+				t.Fatalf("%q: step %d is %v, %v in its token", s, i, vals[i], joined[i])
+			}
+		}
+	})
+}

@@ -4,6 +4,7 @@ package ruletest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -27,7 +28,10 @@ import (
 type File struct {
 	RuleFiles          []string `yaml:"rule_files"`
 	EvaluationInterval duration `yaml:"evaluation_interval"`
-	Tests              []Test   `yaml:"tests"`
+	// MaxSeriesLength caps the steps of one input series; 0 means
+	// DefaultMaxSeriesLength.
+	MaxSeriesLength int    `yaml:"max_series_length"`
+	Tests           []Test `yaml:"tests"`
 }
 
 // Test is one scenario: a timeline of series and what to expect on it.
@@ -46,23 +50,39 @@ type InputSeries struct {
 }
 
 // rawText keeps a scalar exactly as written: unquoted `0x10` is a YAML
-// hex integer (16), but in series notation it means ten zeros.
-type rawText string
+// hex integer (16), but in series notation it means ten zeros. Line is
+// where it is written, for errors.
+type rawText struct {
+	Text string
+	Line int
+}
 
 func (r *rawText) UnmarshalYAML(n ast.Node) error {
+	if tk := n.GetToken(); tk != nil && tk.Position != nil {
+		r.Line = tk.Position.Line
+	}
 	switch v := n.(type) {
 	case *ast.StringNode:
-		*r = rawText(v.Value)
+		r.Text = v.Value
 		return nil
 	case *ast.LiteralNode:
-		*r = rawText(v.Value.Value)
+		r.Text = v.Value.Value
 		return nil
 	case ast.ScalarNode:
-		*r = rawText(v.GetToken().Value)
+		r.Text = v.GetToken().Value
 		return nil
 	}
 	return fmt.Errorf("values: want a string like \"1 1 0x10\"")
 }
+
+// lineError is an error at a line of the test file.
+type lineError struct {
+	line int
+	err  error
+}
+
+func (e *lineError) Error() string { return e.err.Error() }
+func (e *lineError) Unwrap() error { return e.err }
 
 // Expectation lists the alerts one rule has at one evaluation time.
 type Expectation struct {
@@ -106,6 +126,10 @@ func Run(w io.Writer, paths ...string) (Result, error) {
 		r, err := runFile(w, p)
 		res.Passed += r.Passed
 		res.Failed += r.Failed
+		var le *lineError
+		if errors.As(err, &le) && le.line > 0 {
+			return res, fmt.Errorf("%s:%d: %w", p, le.line, err)
+		}
 		if err != nil {
 			return res, fmt.Errorf("%s: %w", p, err)
 		}
@@ -137,6 +161,12 @@ func runFile(w io.Writer, path string) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	if f.MaxSeriesLength < 0 {
+		return res, fmt.Errorf("max_series_length: want a positive number of steps, or 0 for %d", DefaultMaxSeriesLength)
+	}
+	if f.MaxSeriesLength == 0 {
+		f.MaxSeriesLength = DefaultMaxSeriesLength
+	}
 	every := time.Duration(f.EvaluationInterval)
 	if every == 0 {
 		every = time.Minute
@@ -146,7 +176,7 @@ func runFile(w io.Writer, path string) (Result, error) {
 		if t.Name == "" {
 			t.Name = fmt.Sprintf("test %d", i+1)
 		}
-		problems, err := runTest(set, t, every)
+		problems, err := runTest(set, t, every, f.MaxSeriesLength)
 		if err != nil {
 			return res, fmt.Errorf("test %q: %w", t.Name, err)
 		}
@@ -166,7 +196,7 @@ func runFile(w io.Writer, path string) (Result, error) {
 // epoch is the start of every test's timeline; `at: 5m` is epoch+5m.
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func runTest(set *rules.RuleSet, t *Test, every time.Duration) ([]string, error) {
+func runTest(set *rules.RuleSet, t *Test, every time.Duration, maxLen int) ([]string, error) {
 	step := time.Duration(t.Interval)
 	if step == 0 {
 		step = every
@@ -177,9 +207,9 @@ func runTest(set *rules.RuleSet, t *Test, every time.Duration) ([]string, error)
 	}
 	var samples []model.Sample
 	for _, in := range t.InputSeries {
-		vals, err := ParseValues(string(in.Values))
+		vals, err := ParseValuesMax(in.Values.Text, maxLen)
 		if err != nil {
-			return nil, fmt.Errorf("series %s: %w", in.Metric, err)
+			return nil, &lineError{in.Values.Line, fmt.Errorf("series %s: %w", in.Metric, err)}
 		}
 		for k, v := range vals {
 			if math.IsNaN(v) {
@@ -204,11 +234,15 @@ func runTest(set *rules.RuleSet, t *Test, every time.Duration) ([]string, error)
 		}
 		end = max(end, time.Duration(ex.At))
 	}
+	if n := end / every; n > time.Duration(maxLen) {
+		return nil, fmt.Errorf("expect at %s: %d evaluations of every %s, more than %d (max_series_length)", end, n, every, maxLen)
+	}
 
 	store := engine.NewStore(set.MaxWindow)
 	eng := engine.New(store)
 	eng.SetRules(set)
 	var problems []string
+	failing := map[string]bool{} // rules already reported as failing
 	next := 0
 	for at := time.Duration(0); at <= end; at += every {
 		now := epoch.Add(at)
@@ -219,7 +253,19 @@ func runTest(set *rules.RuleSet, t *Test, every time.Duration) ([]string, error)
 		}
 		store.Append(samples[next:k]...)
 		next = k
-		eng.Eval(context.Background(), now)
+		if err := eng.Eval(context.Background(), now); err != nil {
+			return nil, err
+		}
+		// A rule that cannot be evaluated must not pass, whatever the
+		// expectations: they would be met by a rule that never runs.
+		for _, st := range eng.RuleStatuses() {
+			if st.Health.OK || failing[st.Rule.Name] {
+				continue
+			}
+			failing[st.Rule.Name] = true
+			problems = append(problems, fmt.Sprintf("at %s, rule %s (%s:%d): evaluation failed: %s",
+				at, st.Rule.Name, st.Rule.File, st.Rule.Pos.Line, st.Health.Err))
+		}
 		alerts := eng.Alerts()
 		for _, ex := range t.Expect {
 			if time.Duration(ex.At) != at {
@@ -298,12 +344,12 @@ func matches(want ExpectedAlert, a model.Alert) bool {
 		return false
 	}
 	for k, v := range want.Labels {
-		if a.Labels[k] != v {
+		if got, ok := a.Labels[k]; !ok || got != v {
 			return false
 		}
 	}
 	for k, v := range want.Annotations {
-		if a.Annotations[k] != v {
+		if got, ok := a.Annotations[k]; !ok || got != v {
 			return false
 		}
 	}

@@ -21,6 +21,28 @@ const downRule = `groups:
           summary: '{{ label "host" }} is down'
 `
 
+// brokenRule reads a label that is not a segment label: every evaluation
+// fails.
+const brokenRule = `groups:
+  - name: g
+    interval: 1m
+    rules:
+      - name: Broken
+        severity: high
+        segment_by: [host]
+        condition: max("up") == 0 && labels["zone"] == "z"
+`
+
+const everyRule = `groups:
+  - name: g
+    rules:
+      - name: AllDown
+        severity: critical
+        segment_by: [host]
+        across: every
+        condition: max("up") == 0
+`
+
 // TestRun writes a rule file and a test file into a temporary directory and
 // runs them: passing tests are counted, a failing expectation is counted
 // and printed as a readable diff, and files that cannot run are errors.
@@ -138,6 +160,144 @@ tests:
 `,
 			want:     Result{Passed: 1},
 			noOutput: true,
+		},
+		{
+			name:  "an evaluation error fails the test, naming the rule's file:line",
+			rules: brokenRule,
+			test: `rule_files: [rules.yaml]
+tests:
+  - name: expects nothing from a rule that cannot run
+    input_series:
+      - {metric: up, labels: {host: a, zone: z}, values: "0x4"}
+    expect:
+      - {at: 3m, rule: Broken, alerts: []}
+`,
+			want: Result{Failed: 1},
+			wantOut: []string{
+				": expects nothing from a rule that cannot run",
+				"at 0s, rule Broken (", "rules.yaml:5): evaluation failed: ", "zone",
+			},
+		},
+		{
+			name:  "an expected label the alert lacks fails, even an empty one",
+			rules: downRule,
+			test: `rule_files: [rules.yaml]
+tests:
+  - name: team is not set
+    input_series:
+      - {metric: up, labels: {host: a}, values: "0x4"}
+    expect:
+      - {at: 3m, rule: Down, alerts: [{labels: {host: a, team: storage}}]}
+  - name: empty team is not set either
+    input_series:
+      - {metric: up, labels: {host: a}, values: "0x4"}
+    expect:
+      - {at: 3m, rule: Down, alerts: [{labels: {host: a, team: ""}}]}
+  - name: wrong host
+    input_series:
+      - {metric: up, labels: {host: a}, values: "0x4"}
+    expect:
+      - {at: 3m, rule: Down, alerts: [{labels: {host: b}}]}
+  - name: subset of the labels passes
+    input_series:
+      - {metric: up, labels: {host: a}, values: "0x4"}
+    expect:
+      - {at: 3m, rule: Down, alerts: [{labels: {host: a}}]}
+`,
+			want: Result{Passed: 1, Failed: 3},
+			wantOut: []string{
+				": team is not set", `- firing {host="a", team="storage"}`,
+				": empty team is not set either", `- firing {host="a", team=""}`,
+				": wrong host", `- firing {host="b"}`,
+			},
+		},
+		{
+			name:  "an expected annotation the alert lacks fails",
+			rules: downRule,
+			test: `rule_files: [rules.yaml]
+tests:
+  - name: no runbook
+    input_series:
+      - {metric: up, labels: {host: a}, values: "0x4"}
+    expect:
+      - {at: 3m, rule: Down, alerts: [{annotations: {runbook: ""}}]}
+`,
+			want:    Result{Failed: 1},
+			wantOut: []string{": no runbook", `- firing {} annotations {runbook=""}`},
+		},
+		{
+			name:  "segments are counted",
+			rules: everyRule,
+			test: `rule_files: [rules.yaml]
+tests:
+  - name: two of two down
+    input_series:
+      - {metric: up, labels: {host: a}, values: "0x4"}
+      - {metric: up, labels: {host: b}, values: "0x4"}
+    expect:
+      - {at: 2m, rule: AllDown, alerts: [{segments: 2}]}
+  - name: three expected
+    input_series:
+      - {metric: up, labels: {host: a}, values: "0x4"}
+      - {metric: up, labels: {host: b}, values: "0x4"}
+    expect:
+      - {at: 2m, rule: AllDown, alerts: [{segments: 3}]}
+`,
+			want:    Result{Passed: 1, Failed: 1},
+			wantOut: []string{": three expected", "- firing {} segments=3", "+ firing", "segments=2"},
+		},
+		{
+			name:  "a series longer than the default limit is an error at its line",
+			rules: downRule,
+			test: `rule_files: [rules.yaml]
+tests:
+  - input_series:
+      - metric: up
+        values: 0x9223372036854775807
+    expect: [{at: 0m, rule: Down, alerts: []}]
+`,
+			wantErr: `rules_test.yaml:5: test "test 1": series up: values "0x9223372036854775807": the series is too long: more than 100000 steps`,
+		},
+		{
+			name:  "a series that would need terabytes is refused before allocating",
+			rules: downRule,
+			test: `rule_files: [rules.yaml]
+tests:
+  - input_series:
+      - {metric: up, values: "1 0x4000000000"}
+    expect: [{at: 0m, rule: Down, alerts: []}]
+`,
+			wantErr: `rules_test.yaml:4: test "test 1": series up: values "0x4000000000": the series is too long`,
+		},
+		{
+			name:  "max_series_length in the test file",
+			rules: downRule,
+			test: `rule_files: [rules.yaml]
+max_series_length: 3
+tests:
+  - input_series:
+      - {metric: up, values: "1 1 1"}
+      - {metric: up, labels: {host: a},
+         values: "1 1x3"}
+    expect: [{at: 0m, rule: Down, alerts: []}]
+`,
+			wantErr: `rules_test.yaml:7: test "test 1": series up: values "1x3": the series is too long: more than 3 steps (max_series_length)`,
+		},
+		{
+			name:  "an at too far away to evaluate up to",
+			rules: downRule,
+			test: `rule_files: [rules.yaml]
+tests:
+  - input_series: [{metric: up, values: "1"}]
+    expect: [{at: 2000000h, rule: Down, alerts: []}]
+`,
+			wantErr: `expect at 2000000h0m0s: 120000000 evaluations of every 1m0s, more than 100000 (max_series_length)`,
+		},
+		{
+			name:    "a negative max_series_length",
+			rules:   downRule,
+			test:    "rule_files: [rules.yaml]\nmax_series_length: -1\ntests: []\n",
+			wantErr: "max_series_length: want a positive number",
 		},
 		{
 			name:    "missing rule file",
