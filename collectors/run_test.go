@@ -151,7 +151,7 @@ func TestEtcdThroughBuild(t *testing.T) {
 	for i, m := range cluster.Members() {
 		targets.WriteString("      - {name: " + m.Name + ", address: \"" + m.ClientURL + "\", tags: {host.hostName: host" + string(rune('1'+i)) + "}}\n")
 	}
-	cs := build(t, load(t, "collectors:\n  - name: etcd\n    type: etcd\n    timeout: 1s\n    targets:\n"+targets.String()))
+	cs := build(t, load(t, "collectors:\n  - name: etcd\n    type: etcd\n    timeout: 5s\n    targets:\n"+targets.String()))
 	c := cs[0]
 	out, err := c.Collect(context.Background(), time.Unix(100, 0))
 	if err != nil {
@@ -166,8 +166,10 @@ func TestEtcdThroughBuild(t *testing.T) {
 	victim.Stop()
 	start := time.Now()
 	out, err = c.Collect(context.Background(), time.Unix(115, 0))
-	if took := time.Since(start); took > 1500*time.Millisecond {
-		t.Errorf("Collect took %v with a 1s timeout", took)
+	// The timeout is ample for live members on a loaded machine; the
+	// collection returns within it whatever the dead member does.
+	if took := time.Since(start); took > 7*time.Second {
+		t.Errorf("Collect took %v with a 5s timeout", took)
 	}
 	if err == nil || !strings.Contains(err.Error(), `target "m2"`) {
 		t.Errorf("err = %v", err)
