@@ -169,8 +169,12 @@ func TestWatchdogEndsTermBeforeLeaseExpires(t *testing.T) {
 	if !aEnded.Before(bLeads) {
 		t.Errorf("two leaders: the slow replica's term ended %v after the fast one's began", aEnded.Sub(bLeads).Round(time.Millisecond))
 	}
-	if cause := context.Cause(term.Context()); !errors.Is(cause, ha.ErrLeaseNotRenewed) {
-		t.Errorf("term ended with %v, want ErrLeaseNotRenewed", cause)
+	// The watchdog's deadline and the client's own lease tracking end the
+	// term at about the same moment; which one wins is a race, and either
+	// is in time. Without the watchdog the term ends after the new
+	// leader's began (checked above).
+	if cause := context.Cause(term.Context()); !errors.Is(cause, ha.ErrLeaseNotRenewed) && !errors.Is(cause, ha.ErrSessionLost) {
+		t.Errorf("term ended with %v, want ErrLeaseNotRenewed or ErrSessionLost", cause)
 	}
 }
 

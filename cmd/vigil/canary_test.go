@@ -339,6 +339,10 @@ notifiers:
 	if err := d.Reload("test"); err == nil || !strings.Contains(err.Error(), "the URL holds a user name or password") {
 		t.Fatalf("reload with a password in a scrape URL: %v", err)
 	}
+	reloadCode, reloadAnswer := request(t, "POST", "http://"+d.Addr()+"/-/reload", token, "")
+	if reloadCode != http.StatusUnprocessableEntity {
+		t.Errorf("POST /-/reload of the refused config: %d %s", reloadCode, reloadAnswer)
+	}
 	n := hook.count()
 	h.tick(1)
 	h.waitFor("the VigilReloadFailed message", func() bool { return hook.count() > n })
@@ -390,6 +394,7 @@ notifiers:
 		out["GET "+p] = body
 	}
 	_, out["GET /metrics"] = h.get("/metrics", "")
+	out["POST /-/reload"] = reloadAnswer
 	// Redaction hides secrets, not the file:line of a config error.
 	contains(t, "/api/v1/status", out["GET /api/v1/status"], "the URL holds a user name or password", h.cfgPath+":")
 	contains(t, "/api/v1/alerts", out["GET /api/v1/alerts"], `"target": "`+scrapeURL+`/basic?access_token=\u003credacted\u003e\u0026module=x"`)

@@ -40,7 +40,7 @@ func (d *daemon) handler() http.Handler {
 	private.HandleFunc("DELETE /api/v1/silences/{id}", d.deleteSilence)
 	private.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
 		if err := d.Reload("POST /-/reload"); err != nil {
-			http.Error(w, "reload failed, keeping the last good rules:\n"+err.Error(), http.StatusUnprocessableEntity)
+			http.Error(w, "reload failed, keeping the last good rules:\n"+d.redact.Error(err).Error(), http.StatusUnprocessableEntity)
 			return
 		}
 		w.Write([]byte("reloaded\n"))
