@@ -73,6 +73,12 @@ func (st *Store) checkLimits(s Silence, isNew bool, now time.Time) error {
 		if n >= l.MaxSilences {
 			errs = append(errs, fmt.Errorf("%w: %d active and pending already, the limit is %d; expire one first",
 				ErrTooMany, n, l.MaxSilences))
+		} else if len(st.byID) >= 2*l.MaxSilences {
+			// Expired silences are kept a day: without this, creating and
+			// expiring in a loop would grow memory and the state file
+			// without bound.
+			errs = append(errs, fmt.Errorf("%w: %d silences kept, expired ones included (they are kept 24 h), the limit is %d (twice max_silences)",
+				ErrTooMany, len(st.byID), 2*l.MaxSilences))
 		}
 	}
 	return errors.Join(errs...)

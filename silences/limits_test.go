@@ -38,6 +38,22 @@ func TestLimits(t *testing.T) {
 		t.Errorf("after expiring one: %v", err)
 	}
 
+	// Creating and expiring in a loop stops at twice the limit: expired
+	// silences are kept a day, and must not grow without bound.
+	var loopErr error
+	churn := silences.NewStoreWith(silences.Limits{MaxSilences: 2})
+	for i := range 10 {
+		s, err := churn.Add(maintenance(fmt.Sprintf("host.mac=00:00:5e:00:01:%02d", i)), t0.Add(time.Minute))
+		if err != nil {
+			loopErr = err
+			break
+		}
+		must(churn.Expire(s.ID, t0.Add(time.Minute)))
+	}
+	if !errors.Is(loopErr, silences.ErrTooMany) || !strings.Contains(loopErr.Error(), "expired ones included") || len(churn.List()) != 4 {
+		t.Errorf("create-and-expire loop: %v with %d kept, want ErrTooMany at 4 kept", loopErr, len(churn.List()))
+	}
+
 	big := maintenance("host.mac=00:00:5e:00:00:04")
 	big.Comment = strings.Repeat("x", 600)
 	if _, err := silences.NewStoreWith(silences.Limits{MaxSizeBytes: 600}).Add(big, t0); !errors.Is(err, silences.ErrTooBig) || !strings.Contains(err.Error(), "more than the limit of 600") {

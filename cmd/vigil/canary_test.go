@@ -42,7 +42,7 @@ var canaries = map[string]string{
 	"webhook path token":       "canary-webhook-path-token-4242",
 	"webhook header":           "canary-webhook-header-4242",
 	"hmac key":                 "canary-hmac-key-4242",
-	"scrape password":          "canary-scrape-password-4242",
+	"scrape password":          "???canary-scrape-password-4242", // base64 of "vigil:???" has a "/": the standard and URL-safe forms differ
 	"scrape bearer token":      "canary-scrape-bearer-4242",
 	"scrape query token":       "canary-scrape-query-4242",
 	"vigil api token":          "canary-vigil-api-token-4242",

@@ -566,8 +566,14 @@ func (d *daemon) restoreState(cfg *config.Config) error {
 	}
 	d.stateLock = lock
 	// Silences changed since the last save are in the journal, which is
-	// replayed over whatever the state file gave, even nothing.
-	defer d.replaySilences(statefile.JournalPath(cfg.State.Path))
+	// replayed over whatever the state file gave, even nothing, and before
+	// restored alerts are held: their silenced_by must include them.
+	journal, replayed := statefile.JournalPath(cfg.State.Path), false
+	defer func() {
+		if !replayed {
+			d.replaySilences(journal)
+		}
+	}()
 	st, err := statefile.Load(cfg.State.Path, d.o.Now())
 	var rerr *statefile.ReadError
 	if errors.As(err, &rerr) {
@@ -585,6 +591,8 @@ func (d *daemon) restoreState(cfg *config.Config) error {
 	if err := d.sil.Replace(st.Silences); err != nil {
 		d.log.Error("saved silences not restored", "err", err)
 	}
+	d.replaySilences(journal)
+	replayed = true
 	restored, dropped := d.eng.Import(st.Alerts)
 	groups, gone := d.disp.ImportState(st.Deliveries)
 	// Inhibitions and silences as they were, before the API shows the

@@ -146,7 +146,11 @@ func (d *daemon) Reload(reason string) error {
 	cfg.HTTP, cfg.State, cfg.HA = old.HTTP, old.State, old.HA
 	cfg.Reload.Debounce, cfg.Reload.CheckInterval = old.Reload.Debounce, old.Reload.CheckInterval
 	d.cfg.Store(cfg)
+	// Under saveMu: a silence between its journal line and its Add must
+	// be judged by the limits it was prepared under.
+	d.saveMu.Lock()
 	d.sil.SetLimits(silenceLimits(cfg))
+	d.saveMu.Unlock()
 	d.eng.SetRules(rs)
 	if d.ha != nil {
 		// The running term's engine (a term that starts later copies

@@ -142,6 +142,12 @@ func (d *daemon) writeGuard(next http.Handler) http.Handler {
 			return
 		}
 		if d.o.Web.EnableUnauthenticatedWrites {
+			// A page that rebinds its own host name to this address is
+			// same-origin to the browser; it still sends that name.
+			if !addressHost(r.Host) {
+				http.Error(w, "unauthenticated writes are accepted only at an IP address or localhost, not at host "+r.Host+": use the address, or configure authentication\n", http.StatusForbidden)
+				return
+			}
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -167,6 +173,18 @@ func (d *daemon) writeGuard(next http.Handler) http.Handler {
 		}
 		http.Error(w, needsAuth, http.StatusUnauthorized)
 	})
+}
+
+// addressHost reports whether a request's Host is an IP address or
+// localhost (with or without a port): what a caller trusted by
+// --web.enable-unauthenticated-writes types, and what DNS rebinding cannot
+// send.
+func addressHost(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = strings.Trim(hostport, "[]")
+	}
+	return host == "localhost" || net.ParseIP(host) != nil
 }
 
 // verifiedClientCert reports whether the caller showed a certificate that

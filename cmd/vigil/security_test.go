@@ -452,3 +452,27 @@ func TestOversizedBodyRefused(t *testing.T) {
 			srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout)
 	}
 }
+
+// With unauthenticated writes on, a write addressed to a host name (a page
+// that rebound its own name to Vigil's address: same-origin to the
+// browser) is refused; one to the address goes through.
+func TestUnauthenticatedWritesRefuseRebinding(t *testing.T) {
+	h := newSecuredHarness(t, webOptions{EnableUnauthenticatedWrites: true}, "")
+	base := "http://" + h.d.Addr()
+	req := newRequest(t, "POST", base+"/api/v1/silences", maintenance)
+	_, port, _ := net.SplitHostPort(h.d.Addr())
+	req.Host = "attacker.example:" + port
+	if code, out := send(t, http.DefaultClient, req); code != http.StatusForbidden || !strings.Contains(out, "attacker.example") {
+		t.Errorf("write to a rebound host name: %d %q, want 403", code, short(out))
+	}
+	if n := silenceCount(h); n != 0 {
+		t.Fatalf("a rebound write created %d silence(s)", n)
+	}
+	for _, host := range []string{h.d.Addr(), "localhost:" + port} {
+		req := newRequest(t, "POST", base+"/api/v1/silences", maintenance)
+		req.Host = host
+		if code, out := send(t, http.DefaultClient, req); code != http.StatusCreated {
+			t.Errorf("write to %s: %d %q, want 201", host, code, short(out))
+		}
+	}
+}
