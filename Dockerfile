@@ -24,8 +24,10 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
+# `vigil --version` shows it: docker build --build-arg VERSION=v1.2.3 .
+ARG VERSION=""
 RUN CGO_ENABLED=0 GOFLAGS=-buildvcs=false \
-    go build -trimpath -ldflags="-s -w" -o /out/vigil ./cmd/vigil \
+    go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/vigil ./cmd/vigil \
  && mkdir -p /out/state /out/rules
 
 # No shell, no package manager, no libc: only the static binary runs.

@@ -21,10 +21,14 @@ const alertsUsage = `usage: vigil alerts [--url URL] [--state firing|pending|res
 func alertsCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("vigil alerts", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, alertsUsage) }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), alertsUsage) }
 	client := apiFlags(fs)
 	state := fs.String("state", "", "only alerts in this state; all for every state")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprint(stderr, alertsUsage)
 		return 2
 	}
 	api, err := client("/api/v1/alerts")

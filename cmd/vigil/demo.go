@@ -36,8 +36,8 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	httpAddr := fs.String("http", "127.0.0.1:9099", "status page address (a free port is used if taken)")
 	rulesDir := fs.String("rules", "examples/rules", "rule directory")
 	logLevel := fs.String("log.level", "error", "Vigil's log level (logs go to stderr)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
 	}
 	if *speed < 1 {
 		fmt.Fprintln(stderr, "demo: --speed must be at least 1")

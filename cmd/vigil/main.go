@@ -31,6 +31,20 @@ commands:
   demo                   run Vigil against an in-process 3-member etcd cluster
   silence add|list|expire  mute alerts on a running Vigil (vigil silence for help)
   alerts                 list a running Vigil's firing and pending alerts
+  version                print the version, commit and Go version (also --version)
+
+Every command answers -h/--help. Exit status: 0 ok; 1 findings (rule or config
+errors, failing rule tests, a request the running Vigil refused); 2 usage
+errors and failures to start.
+`
+
+const checkUsage = `usage: vigil check PATH...          validate rule files (directories are read recursively)
+       vigil check --config FILE    validate a config file and the rules it names
+Every error is printed with file:line:col and the rule. Exit status 1 when any.
+`
+
+const testUsage = `usage: vigil test FILE...           run rule unit tests (docs/rules.md, "vigil test")
+Exit status 1 when a test fails or a rule errs during it.
 `
 
 func main() {
@@ -58,14 +72,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "version", "-version", "--version":
+		fmt.Fprint(stdout, versionInfo())
+		return 0
 	}
 	fmt.Fprintf(stderr, "vigil: unknown command %q\n\n%s", args[0], usage)
 	return 2
 }
 
 func check(paths []string, stdout, stderr io.Writer) int {
+	if isHelp(paths) {
+		fmt.Fprint(stdout, checkUsage)
+		return 0
+	}
 	if len(paths) == 0 {
-		fmt.Fprint(stderr, "usage: vigil check PATH...\n       vigil check --config FILE\n")
+		fmt.Fprint(stderr, checkUsage)
 		return 2
 	}
 	if p, ok := strings.CutPrefix(paths[0], "--config="); ok {
@@ -116,8 +137,12 @@ func checkConfig(path string, stdout, stderr io.Writer) int {
 }
 
 func test(paths []string, stdout, stderr io.Writer) int {
+	if isHelp(paths) {
+		fmt.Fprint(stdout, testUsage)
+		return 0
+	}
 	if len(paths) == 0 {
-		fmt.Fprint(stderr, "usage: vigil test FILE...\n")
+		fmt.Fprint(stderr, testUsage)
 		return 2
 	}
 	res, err := ruletest.Run(stdout, paths...)

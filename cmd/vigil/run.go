@@ -25,8 +25,8 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log.level", "info", "debug, info, warn or error")
 	bound := fs.Duration("shutdown.delivery-timeout", 10*time.Second, "how long a stop waits for in-flight notifications")
 	webOpts := addWebFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
 	}
 	logger, err := newLogger(stderr, *logLevel)
 	if err != nil {

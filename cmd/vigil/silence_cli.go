@@ -34,6 +34,10 @@ flags for every subcommand:
 `
 
 func silenceCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && isHelp(args[:1]) {
+		fmt.Fprint(stdout, silenceUsage)
+		return 0
+	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, silenceUsage)
 		return 2
@@ -45,8 +49,9 @@ func silenceCmd(args []string, stdout, stderr io.Writer) int {
 	comment := fs.String("comment", "", "why (required)")
 	by := fs.String("by", whoami(), "who (default: the user running the command)")
 	start := fs.String("start", "", "start time, RFC 3339 (default now)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+	fs.Usage = func() { fmt.Fprint(fs.Output(), silenceUsage) }
+	if code, ok := parseFlags(fs, args[1:], stdout, stderr); !ok {
+		return code
 	}
 	api, err := client("/api/v1/silences")
 	if err != nil {
