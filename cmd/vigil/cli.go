@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime"
 	"runtime/debug"
 )
 
@@ -60,14 +61,15 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code
 	}
 }
 
-// versionInfo is what `vigil --version` prints.
-func versionInfo() string {
-	v, commit, modified, goVersion := version, "unknown", "", "unknown"
+// buildVersion is the version (set at build time, else the module's),
+// the commit (with " (modified)" for a dirty tree) and the Go version.
+func buildVersion() (v, commit, goVersion string) {
+	v, commit, goVersion = version, "unknown", runtime.Version()
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		goVersion = bi.GoVersion
 		if v == "" {
 			v = bi.Main.Version
 		}
+		modified := ""
 		for _, s := range bi.Settings {
 			switch s.Key {
 			case "vcs.revision":
@@ -78,9 +80,16 @@ func versionInfo() string {
 				}
 			}
 		}
+		commit += modified
 	}
 	if v == "" {
 		v = "(devel)"
 	}
-	return fmt.Sprintf("vigil %s\n  commit: %s%s\n  go: %s\n", v, commit, modified, goVersion)
+	return v, commit, goVersion
+}
+
+// versionInfo is what `vigil --version` prints.
+func versionInfo() string {
+	v, commit, goVersion := buildVersion()
+	return fmt.Sprintf("vigil %s\n  commit: %s\n  go: %s\n", v, commit, goVersion)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/vigil-alerts/vigil/collectors"
 	"github.com/vigil-alerts/vigil/model"
@@ -53,7 +54,9 @@ func newMetrics(reg prometheus.Registerer, colls func() []collectors.Collector) 
 		}),
 	}
 	reg.MustRegister(m.evalDuration, m.rulesLoaded, m.reloadSuccess, m.ruleFileOK, m.reloadTime, m.reloads, m.alerts,
-		m.stateSaveFails, collectorStats{colls})
+		m.stateSaveFails, collectorStats{colls},
+		promcollectors.NewGoCollector(), promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}),
+		buildInfo())
 	for _, s := range []model.AlertState{model.StatePending, model.StateFiring, model.StateResolved} {
 		m.alerts.WithLabelValues(s.String()).Set(0)
 	}
@@ -88,4 +91,18 @@ func (c collectorStats) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(collErrorsDesc, prometheus.CounterValue, float64(n), tc.Name(), target)
 		}
 	}
+}
+
+// buildInfo is vigil_build_info, as prometheus_build_info: 1, with what
+// `vigil --version` says as labels, so a dashboard can show which version
+// runs where.
+func buildInfo() prometheus.Collector {
+	v, commit, goVersion := buildVersion()
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "vigil_build_info",
+		Help:        "1, labelled with the version, commit and Go version this Vigil was built from.",
+		ConstLabels: prometheus.Labels{"version": v, "revision": commit, "goversion": goVersion},
+	})
+	g.Set(1)
+	return g
 }

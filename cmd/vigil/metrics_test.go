@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,9 @@ func TestMetricsFamilies(t *testing.T) {
 		`vigil_notifications_sent_total{channel="console"} 1`,
 		`vigil_alerts{state="firing"} 1`,
 		`vigil_scheduler_missed_slots_total{job="eval/members"} 0`,
+		// The Go runtime's and the process' own, and which build runs.
+		"go_goroutines ", "go_memstats_heap_alloc_bytes ", "process_resident_memory_bytes ",
+		`vigil_build_info{goversion="`+runtime.Version()+`",revision="`,
 	)
 	if strings.Contains(body, "etcd_server_") {
 		t.Error("etcd's server metrics leaked into Vigil's registry")
