@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"unicode/utf8"
 
 	"fmt"
 	"hash/fnv"
@@ -200,6 +201,9 @@ func validateNames(groups []*Group) Errors {
 }
 
 func (c *compiler) parseFile(file string, data []byte) ([]*Group, Errors) {
+	if !utf8.Valid(data) {
+		return nil, Errors{notUTF8(file, data)}
+	}
 	doc, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		return nil, Errors{yamlError(file, "", err)}
@@ -234,15 +238,23 @@ func (c *compiler) parseFile(file string, data []byte) ([]*Group, Errors) {
 		groupNames[g.Name] = true
 		if gn.Interval.Set {
 			d, err := parseDuration(gn.Interval.Value)
-			if err != nil || d <= 0 {
-				gerr(gn.Interval, "interval %q: want a positive duration like 30s or 1m", gn.Interval.Value)
-			} else {
+			switch {
+			case err != nil || d <= 0:
+				gerr(gn.Interval, "interval %q: want a positive duration like 30s or 1m%s", gn.Interval.Value, because(err))
+			case d < time.Second || d%time.Second != 0:
+				// The scheduler runs whole seconds: 1ms would silently
+				// run every second.
+				gerr(gn.Interval, "interval %q: want whole seconds, 1s or more (the scheduler's resolution)", gn.Interval.Value)
+			default:
 				g.Interval = d
 			}
 		}
 		if gn.Schedule.Set {
 			if _, err := cron.ParseStandard(gn.Schedule.Value); err != nil {
 				gerr(gn.Schedule, "schedule %q: %v (want a cron spec like \"*/5 * * * *\" or @every 30s)", gn.Schedule.Value, err)
+			} else if every, ok := strings.CutPrefix(gn.Schedule.Value, "@every "); ok && !wholeSeconds(every) {
+				// robfig/cron rounds @every up to a second, silently.
+				gerr(gn.Schedule, "schedule %q: want @every with whole seconds, 1s or more (the scheduler's resolution)", gn.Schedule.Value)
 			} else {
 				g.Schedule = gn.Schedule.Value
 				if gn.Interval.Set {
@@ -318,9 +330,9 @@ func (c *compiler) compileRule(file string, lines [][]byte, g *Group, node yamla
 		d, err := parseDuration(s.Value)
 		if err != nil || d < 0 || (positive && d == 0) {
 			if positive {
-				fail(s.Pos, "%s %q: want a positive duration like 30s, 5m or 1h", field, s.Value)
+				fail(s.Pos, "%s %q: want a positive duration like 30s, 5m or 1h%s", field, s.Value, because(err))
 			} else {
-				fail(s.Pos, "%s %q: want a duration like 30s, 5m or 1h", field, s.Value)
+				fail(s.Pos, "%s %q: want a duration like 30s, 5m or 1h%s", field, s.Value, because(err))
 			}
 			return
 		}
@@ -431,6 +443,44 @@ func severityList() string {
 		s[i] = string(v)
 	}
 	return strings.Join(s, ", ")
+}
+
+// because explains a duration that did not parse: out of range (Go
+// durations end at about 292 years) or not a duration at all.
+func because(err error) string {
+	if err == nil {
+		return ""
+	}
+	if strings.Contains(err.Error(), "range") || strings.Contains(err.Error(), "overflow") {
+		return " (out of range: at most 292 years)"
+	}
+	return ""
+}
+
+// wholeSeconds reports whether an @every duration is 1s or more and whole
+// seconds.
+func wholeSeconds(s string) bool {
+	d, err := time.ParseDuration(s)
+	return err == nil && d >= time.Second && d%time.Second == 0
+}
+
+// notUTF8 names where a rule file stops being UTF-8: YAML is UTF-8, and a
+// Latin-1 file would load with mangled names and labels.
+func notUTF8(file string, data []byte) *Error {
+	line, col := 1, 1
+	for len(data) > 0 {
+		r, size := utf8.DecodeRune(data)
+		if r == utf8.RuneError && size <= 1 {
+			break
+		}
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+		data = data[size:]
+	}
+	return &Error{File: file, Pos: Pos{Line: line, Column: col}, Msg: "not UTF-8: rule files are UTF-8 text"}
 }
 
 func parseDuration(s string) (time.Duration, error) {
