@@ -12,9 +12,9 @@ import (
 // Habits from Prometheus' tools: every subcommand answers -h/--help on
 // stdout with exit 0, and --version says what was built.
 //
-// Exit status, for every command: 0 ok; 1 findings (rule or config
-// errors, failing rule tests, a request the running Vigil refused); 2
-// usage errors and failures to start.
+// Exit status, for every command: 0 ok; 1 findings or a refusal (rule or
+// config errors, failing rule tests, a request the running Vigil refused,
+// vigil run unable to start); 2 usage errors.
 
 // version is set at build time (-ldflags "-X main.version=v1.2.3"); without
 // it the module version from the build info is shown.

@@ -33,9 +33,10 @@ commands:
   alerts                 list a running Vigil's firing and pending alerts
   version                print the version, commit and Go version (also --version)
 
-Every command answers -h/--help. Exit status: 0 ok; 1 findings (rule or config
-errors, failing rule tests, a request the running Vigil refused); 2 usage
-errors and failures to start.
+Every command answers -h/--help. Exit status: 0 ok; 1 findings or a refusal
+(rule or config errors, failing rule tests, a request the running Vigil
+refused, vigil run unable to start); 2 usage errors (unknown command or flag,
+missing arguments).
 `
 
 const checkUsage = `usage: vigil check PATH...          validate rule files (directories are read recursively)
