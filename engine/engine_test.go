@@ -12,7 +12,7 @@ import (
 	"github.com/vigil-alerts/vigil/engine"
 	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/rules"
-	"github.com/vigil-alerts/vigil/rules/ruletest"
+	"github.com/vigil-alerts/vigil/ruletest"
 )
 
 // base is the start of every timeline; step i is base.Add(i*step).

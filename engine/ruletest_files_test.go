@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/vigil-alerts/vigil/rules/ruletest"
+	"github.com/vigil-alerts/vigil/ruletest"
 )
 
 // TestRuleFiles runs the `vigil test` suites in testdata: engine behaviour

@@ -23,7 +23,7 @@ import (
 	"github.com/vigil-alerts/vigil/config"
 	"github.com/vigil-alerts/vigil/engine"
 	"github.com/vigil-alerts/vigil/engine/scheduler"
-	"github.com/vigil-alerts/vigil/engine/statefile"
+	"github.com/vigil-alerts/vigil/cmd/vigil/statefile"
 	"github.com/vigil-alerts/vigil/engine/watch"
 	"github.com/vigil-alerts/vigil/internal/redact"
 	"github.com/vigil-alerts/vigil/model"

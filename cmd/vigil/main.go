@@ -18,7 +18,7 @@ import (
 
 	"github.com/vigil-alerts/vigil/config"
 	"github.com/vigil-alerts/vigil/rules"
-	"github.com/vigil-alerts/vigil/rules/ruletest"
+	"github.com/vigil-alerts/vigil/ruletest"
 )
 
 const usage = `usage: vigil <command> [arguments]

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/vigil-alerts/vigil/engine/statefile"
+	"github.com/vigil-alerts/vigil/cmd/vigil/statefile"
 )
 
 // restartWithSilences restarts the harness' daemon on the base config plus extra
