@@ -19,11 +19,11 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/vigil-alerts/vigil/cmd/vigil/statefile"
 	"github.com/vigil-alerts/vigil/collectors"
 	"github.com/vigil-alerts/vigil/config"
 	"github.com/vigil-alerts/vigil/engine"
 	"github.com/vigil-alerts/vigil/engine/scheduler"
-	"github.com/vigil-alerts/vigil/cmd/vigil/statefile"
 	"github.com/vigil-alerts/vigil/engine/watch"
 	"github.com/vigil-alerts/vigil/internal/redact"
 	"github.com/vigil-alerts/vigil/model"

@@ -11,8 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/vigil-alerts/vigil/config"
 	"github.com/vigil-alerts/vigil/cmd/vigil/statefile"
+	"github.com/vigil-alerts/vigil/config"
 	"github.com/vigil-alerts/vigil/ha"
 	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/rules"
