@@ -2,8 +2,9 @@ package engine_test
 
 import (
 	"testing"
+	"time"
 
-	"github.com/vigil-alerts/vigil/internal/leakcheck"
+	"github.com/vigil-alerts/vigil/internal/testkit"
 )
 
-func TestMain(m *testing.M) { leakcheck.Main(m, leakcheck.Options{}) }
+func TestMain(m *testing.M) { testkit.VerifyNoLeaks(m, 2*time.Second, nil) }

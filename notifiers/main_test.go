@@ -4,10 +4,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigil-alerts/vigil/internal/leakcheck"
+	"github.com/vigil-alerts/vigil/internal/testkit"
 )
 
 // Only the dispatcher's goroutines count: slacktest leaks one per post.
 func TestMain(m *testing.M) {
-	leakcheck.Main(m, leakcheck.Options{Wait: 3 * time.Second, Only: "notifiers.(*Dispatcher)"})
+	testkit.VerifyNoLeaks(m, 3*time.Second, nil)
 }

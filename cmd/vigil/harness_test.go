@@ -16,8 +16,9 @@ import (
 	"time"
 
 	"github.com/vigil-alerts/vigil/collectors/etcd/etcdtest"
-	"github.com/vigil-alerts/vigil/internal/leakcheck"
+	"github.com/vigil-alerts/vigil/internal/testkit"
 	"github.com/vigil-alerts/vigil/model"
+	"go.uber.org/goleak"
 )
 
 // The daemon's end-to-end tests run it in-process against a real embedded
@@ -56,15 +57,12 @@ var stopShared = func() {}
 // TestMain stops the shared etcd and then fails the package if a
 // goroutine the daemon started outlived its Stop.
 func TestMain(m *testing.M) {
-	leakcheck.Main(m, leakcheck.Options{
-		Wait: 5 * time.Second,
+	testkit.VerifyNoLeaks(m, 5*time.Second, func() {
+		stopShared()
+		http.DefaultClient.CloseIdleConnections()
+	},
 		// The first signal.Notify starts a goroutine for the process' life.
-		Ignore: []string{"os/signal.signal_recv"},
-		Cleanup: func() {
-			stopShared()
-			http.DefaultClient.CloseIdleConnections()
-		},
-	})
+		goleak.IgnoreTopFunction("os/signal.signal_recv"))
 }
 
 // syncBuf is a console the test can read while the dispatcher writes.
