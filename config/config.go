@@ -60,6 +60,10 @@ type Config struct {
 	// etcd election and alert state (docs/ha.md). Without it Vigil runs
 	// alone.
 	HA *ha.Config `yaml:"ha"`
+	// Record, when set, keeps what the collectors gather in a directory of
+	// recording files for `vigil replay`, `vigil diff` and `vigil capture`
+	// (docs/recordings.md).
+	Record *Record `yaml:"record"`
 
 	// File is the path the config was read from.
 	File string `yaml:"-"`
@@ -77,6 +81,18 @@ type HTTP struct {
 	// some authentication (cmd/vigil/security.go).
 	BearerTokenEnv  string `yaml:"bearer_token_env"`
 	BearerTokenFile string `yaml:"bearer_token_file"`
+}
+
+// Record bounds the recording of collected samples.
+type Record struct {
+	// Dir holds the recording files; relative to the config file.
+	Dir string `yaml:"dir"`
+	// MaxSizeBytes bounds the files together (default 256 MiB).
+	MaxSizeBytes int64 `yaml:"max_size_bytes"`
+	// MaxAge deletes older files (default 7 days).
+	MaxAge Duration `yaml:"max_age"`
+	// FileSpan starts a new file this often (default 1h).
+	FileSpan Duration `yaml:"file_span"`
 }
 
 // State is where alert states are kept across restarts.
@@ -231,6 +247,9 @@ func (c *Config) withDefaults() {
 	if c.State.Path != "" && !filepath.IsAbs(c.State.Path) {
 		c.State.Path = filepath.Join(base, c.State.Path)
 	}
+	if c.Record != nil && c.Record.Dir != "" && !filepath.IsAbs(c.Record.Dir) {
+		c.Record.Dir = filepath.Join(base, c.Record.Dir)
+	}
 }
 
 // LoadRules loads every rule under the config's rule directories and checks
@@ -352,6 +371,17 @@ func (v *validator) check(c *Config) {
 	if c.State.Path != "" {
 		if st, err := os.Stat(filepath.Dir(c.State.Path)); err != nil || !st.IsDir() {
 			v.at("$.state.path", "state.path: directory %s does not exist", filepath.Dir(c.State.Path))
+		}
+	}
+	if r := c.Record; r != nil {
+		if r.Dir == "" {
+			v.at("$.record.dir", "record.dir: name the directory for the recording files")
+		}
+		if r.MaxSizeBytes < 0 {
+			v.at("$.record.max_size_bytes", "record.max_size_bytes: %d is negative", r.MaxSizeBytes)
+		}
+		if r.MaxAge < 0 || r.FileSpan < 0 {
+			v.at("$.record", "record: max_age and file_span must be positive durations")
 		}
 	}
 	if n := c.Silences.MaxSilences; n < 0 {

@@ -28,6 +28,7 @@ import (
 	"github.com/vigil-alerts/vigil/internal/redact"
 	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/notifiers"
+	"github.com/vigil-alerts/vigil/recording"
 	"github.com/vigil-alerts/vigil/rules"
 	"github.com/vigil-alerts/vigil/silences"
 )
@@ -72,7 +73,9 @@ type daemon struct {
 	disp  *notifiers.Dispatcher
 	sil   *silences.Store
 	sched *scheduler.Scheduler
-	watch *watch.Watcher
+	// recorder keeps collected samples on disk when the config says so.
+	recorder *recording.Recorder
+	watch    *watch.Watcher
 	// secretWatch watches the directories of the secret files the config
 	// named at start (nil without any, or if they cannot be watched: the
 	// periodic re-check still finds a rotation).
@@ -219,6 +222,13 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 	} else if err := d.restoreState(cfg); err != nil {
 		return fail(err)
 	}
+	if r := cfg.Record; r != nil {
+		d.recorder, err = recording.NewRecorder(r.Dir, recording.Bounds{MaxSize: r.MaxSizeBytes,
+			MaxAge: time.Duration(r.MaxAge), FileSpan: time.Duration(r.FileSpan)})
+		if err != nil {
+			return fail(fmt.Errorf("record.dir: %w", err))
+		}
+	}
 	d.sched = scheduler.New(scheduler.Options{Now: o.Now, Logger: o.Logger.With("component", "scheduler"), Registerer: d.reg})
 	d.scheduleCollectors(nil, colls)
 	d.scheduleGroups(rs)
@@ -333,6 +343,9 @@ func (d *daemon) Stop() error {
 				cl.Close()
 			}
 		}
+		if d.recorder != nil {
+			errs = append(errs, d.recorder.Close())
+		}
 		errs = append(errs, d.stateLock.Release()) // after the final save
 		d.stopErr = errors.Join(errs...)
 		d.log.Info("stopped", "err", d.stopErr)
@@ -409,6 +422,13 @@ func (d *daemon) collect(ctx context.Context, c collectors.Collector, slot time.
 		d.log.Debug("collection incomplete", "collector", c.Name(), "err", err)
 	}
 	d.store.Append(samples...)
+	if d.recorder != nil {
+		// A full disk or a bad directory must not stop collection.
+		if err := d.recorder.Record(samples); err != nil {
+			d.m.recordFails.Inc()
+			d.log.Warn("recording failed", "collector", c.Name(), "err", err)
+		}
+	}
 	d.markCollection(c.Name(), true)
 }
 

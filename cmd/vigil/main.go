@@ -7,6 +7,7 @@
 //	vigil demo                   all of it against an in-process etcd cluster
 //	vigil silence add|list|expire  silences on a running Vigil, through its API
 //	vigil alerts                 a running Vigil's alerts
+//	vigil replay, vigil diff     rules over a recording; two git revisions compared
 package main
 
 import (
@@ -31,6 +32,8 @@ commands:
   demo                   run Vigil against an in-process 3-member etcd cluster
   silence add|list|expire  mute alerts on a running Vigil (vigil silence for help)
   alerts                 list a running Vigil's firing and pending alerts
+  replay --rules PATH --data REC   the alerts rules would have raised over a recording
+  diff --base REV --data REC [PATH]  what a rule change does to those alerts (git)
   version                print the version, commit and Go version (also --version)
 
 Every command answers -h/--help. Exit status: 0 ok; 1 findings or a refusal
@@ -70,6 +73,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return silenceCmd(args[1:], stdout, stderr)
 	case "alerts":
 		return alertsCmd(args[1:], stdout, stderr)
+	case "replay":
+		return replayCmd(args[1:], stdout, stderr)
+	case "diff":
+		return diffCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

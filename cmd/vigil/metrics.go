@@ -21,6 +21,7 @@ type metrics struct {
 	reloads        *prometheus.CounterVec
 	alerts         *prometheus.GaugeVec
 	stateSaveFails prometheus.Counter
+	recordFails    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, colls func() []collectors.Collector) *metrics {
@@ -52,9 +53,12 @@ func newMetrics(reg prometheus.Registerer, colls func() []collectors.Collector) 
 		stateSaveFails: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_state_save_failures_total", Help: "Failed writes of the state file.",
 		}),
+		recordFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_record_failures_total", Help: "Collections that could not be written to the recording (config record:).",
+		}),
 	}
 	reg.MustRegister(m.evalDuration, m.rulesLoaded, m.reloadSuccess, m.ruleFileOK, m.reloadTime, m.reloads, m.alerts,
-		m.stateSaveFails, collectorStats{colls},
+		m.stateSaveFails, m.recordFails, collectorStats{colls},
 		promcollectors.NewGoCollector(), promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}),
 		buildInfo())
 	for _, s := range []model.AlertState{model.StatePending, model.StateFiring, model.StateResolved} {

@@ -18,11 +18,13 @@ var rank = map[string]int{
 	"internal/testkit": 2,
 	"rules":            2,
 	"silences":         2,
+	"recording":        2,
 	"engine":           3,
 	"collectors":       3,
 	"notifiers":        3,
 	"ruletest":         4,
 	"ha":               4,
+	"replay":           4,
 	"config":           5,
 	"cmd":              6,
 }

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/vigil-alerts/vigil/collectors/etcd/etcdtest"
+	"github.com/vigil-alerts/vigil/recording"
+)
+
+const memberDownRules = `groups:
+  - name: etcd
+    interval: 10s
+    rules:
+      - name: EtcdMemberDown
+        severity: high
+        scope: labels["agent.tag.role"] == "etcd"
+        segment_by: [host.mac]
+        condition: max("etcd.can_connect") == 0
+        for: 30s
+`
+
+// recordOutage runs the daemon with record: against a real 3-member etcd
+// cluster, stops member 2 after 5 steps and records 20 steps in all. It
+// returns the harness (stopped) and the time the live daemon fired.
+func recordOutage(t *testing.T) (*harness, time.Time) {
+	dir := t.TempDir()
+	c, err := etcdtest.Start(3, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	h := &harness{t: t, dir: dir, rulesDir: filepath.Join(dir, "rules"), cfgPath: filepath.Join(dir, "vigil.yaml"),
+		base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), step: 10 * time.Second,
+		web: webOptions{EnableUnauthenticatedWrites: true}}
+	os.Mkdir(h.rulesDir, 0o755)
+	h.write("rules/member.yaml", memberDownRules)
+	var targets strings.Builder
+	for i, ep := range c.Endpoints() {
+		fmt.Fprintf(&targets, "      - name: m%d\n        address: %s\n        tags: {host.mac: \"02:00:00:00:00:0%d\", agent.tag.role: etcd}\n", i+1, ep, i+1)
+	}
+	h.write("vigil.yaml", `rule_dirs: [rules]
+http: {address: 127.0.0.1:0}
+record: {dir: rec}
+collectors:
+  - name: etcd
+    type: etcd
+    interval: 10s
+    timeout: 2s
+    targets:
+`+targets.String()+`notifiers:
+  channels:
+    - name: console
+      console: {}
+`)
+	h.start()
+	h.tick(5)
+	c.Members()[1].Shutdown()
+	var fired time.Time
+	for range 15 {
+		h.tick(1)
+		if a, ok := h.alert("EtcdMemberDown"); ok && fired.IsZero() && !a.FiredAt.IsZero() {
+			fired = a.FiredAt
+		}
+	}
+	if err := h.d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if fired.IsZero() {
+		t.Fatal("the live daemon never fired EtcdMemberDown")
+	}
+	return h, fired
+}
+
+// TestReplayAndDiffOnRecordedOutage records a real member outage, replays
+// it (the alert fires when it fired live), then compares a threshold
+// change committed in git with the files on disk.
+func TestReplayAndDiffOnRecordedOutage(t *testing.T) {
+	h, fired := recordOutage(t)
+	rec := filepath.Join(h.dir, "rec")
+	samples, warn, err := recording.Load(rec)
+	if err != nil || len(warn) > 0 {
+		t.Fatal(err, warn)
+	}
+	if len(samples) < 20 {
+		t.Fatalf("recorded %d samples of 20 collections of 3 members", len(samples))
+	}
+
+	var out, errb bytes.Buffer
+	if code := run([]string{"replay", "--rules", h.rulesDir, "--data", rec}, &out, &errb); code != 0 {
+		t.Fatalf("vigil replay: exit %d: %s%s", code, out.String(), errb.String())
+	}
+	want := fired.UTC().Format("2006-01-02 15:04:05Z07:00") + "  firing   EtcdMemberDown {host.mac=\"02:00:00:00:00:02\"}"
+	t.Logf("vigil replay:\n%s", out.String())
+	if !strings.Contains(out.String(), want) {
+		t.Fatalf("the replay must fire as the live daemon did, at %s:\n%s", fired, out.String())
+	}
+	if strings.Contains(out.String(), "00:00:00:00:01") || strings.Contains(out.String(), "00:00:00:00:03") {
+		t.Fatalf("members 1 and 3 were up:\n%s", out.String())
+	}
+
+	// The rules as committed, then a slower `for` on disk.
+	repo, err := git.PlainInit(h.dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := func(msg string) {
+		wt, _ := repo.Worktree()
+		if _, err := wt.Add("rules/member.yaml"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := wt.Commit(msg, &git.CommitOptions{Author: &object.Signature{Name: "sre", Email: "sre@example.com", When: time.Now()}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit("member down after 30s")
+	h.write("rules/member.yaml", strings.Replace(memberDownRules, "for: 30s", "for: 1m", 1))
+
+	out.Reset()
+	errb.Reset()
+	code := run([]string{"diff", "--base", "HEAD", "--data", rec, h.rulesDir}, &out, &errb)
+	if code != 1 {
+		t.Fatalf("vigil diff with a change: exit %d, want 1: %s%s", code, out.String(), errb.String())
+	}
+	t.Logf("vigil diff:\n%s", out.String())
+	if !strings.Contains(out.String(), "EtcdMemberDown\n  later: {host.mac=\"02:00:00:00:00:02\"} fires 30s later") {
+		t.Fatalf("want the member page 30s later:\n%s", out.String())
+	}
+
+	out.Reset()
+	code = run([]string{"diff", "--base", "HEAD", "--data", rec, "--format", "markdown", h.rulesDir}, &out, &errb)
+	if code != 1 || !strings.Contains(out.String(), "| EtcdMemberDown | later | {host.mac=\"02:00:00:00:00:02\"} |") {
+		t.Fatalf("markdown: exit %d:\n%s", code, out.String())
+	}
+
+	// A threshold that never holds: the page is gone.
+	commit("slower")
+	h.write("rules/member.yaml", strings.Replace(memberDownRules, "== 0", "< 0", 1))
+	out.Reset()
+	if code := run([]string{"diff", "--base", "HEAD~1", "--data", rec, h.rulesDir}, &out, &errb); code != 1 ||
+		!strings.Contains(out.String(), "gone: {host.mac=\"02:00:00:00:00:02\"} no longer fires") {
+		t.Fatalf("exit %d:\n%s", code, out.String())
+	}
+
+	// Two revisions with the same alerts: nothing to say, exit 0.
+	out.Reset()
+	if code := run([]string{"diff", "--base", "HEAD", "--head", "HEAD", "--data", rec, h.rulesDir}, &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), "no change") {
+		t.Fatalf("same revision: exit %d:\n%s", code, out.String())
+	}
+
+	// A revision that does not exist, or data that is not a recording:
+	// exit 2 with the reason.
+	errb.Reset()
+	if code := run([]string{"diff", "--base", "nosuchbranch", "--data", rec, h.rulesDir}, &out, &errb); code != 2 ||
+		!strings.Contains(errb.String(), `revision "nosuchbranch"`) {
+		t.Fatalf("bad revision: exit %d: %s", code, errb.String())
+	}
+	errb.Reset()
+	if code := run([]string{"diff", "--base", "HEAD", "--data", h.cfgPath, h.rulesDir}, &out, &errb); code != 2 ||
+		!strings.Contains(errb.String(), "not a recording") {
+		t.Fatalf("bad data: exit %d: %s", code, errb.String())
+	}
+}
+
+// A rule file that does not load at the base revision is reported with
+// its revision, so it is not mistaken for the file on disk.
+func TestDiffBadBaseNamesTheRevision(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "rules"), 0o755)
+	os.WriteFile(filepath.Join(dir, "rules", "a.yaml"), []byte("groups:\n  - name: g\n    rules:\n      - name: R\n        condition: max(\"m\") >\n"), 0o644)
+	repo, _ := git.PlainInit(dir, false)
+	wt, _ := repo.Worktree()
+	wt.Add("rules/a.yaml")
+	h, err := wt.Commit("broken", &git.CommitOptions{Author: &object.Signature{Name: "a", Email: "a@b", When: time.Now()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "rules", "a.yaml"), []byte(memberDownRules), 0o644)
+	rec := filepath.Join(dir, "r"+recording.Ext)
+	f, _ := os.Create(rec)
+	w, _ := recording.NewWriter(f)
+	w.Close()
+	f.Close()
+	var out, errb bytes.Buffer
+	code := run([]string{"diff", "--base", "HEAD", "--data", rec, filepath.Join(dir, "rules")}, &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "rules/a.yaml@"+h.String()[:12]+":5:") {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+}
