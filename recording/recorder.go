@@ -46,7 +46,6 @@ type Recorder struct {
 	f       *os.File
 	w       *Writer
 	start   time.Time // time of the open file's first sample
-	written int64
 }
 
 // NewRecorder records into dir, creating it.
