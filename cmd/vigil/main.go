@@ -8,6 +8,7 @@
 //	vigil silence add|list|expire  silences on a running Vigil, through its API
 //	vigil alerts                 a running Vigil's alerts
 //	vigil replay, vigil diff     rules over a recording; two git revisions compared
+//	vigil capture                an incident in a recording as a rule test
 package main
 
 import (
@@ -34,6 +35,7 @@ commands:
   alerts                 list a running Vigil's firing and pending alerts
   replay --rules PATH --data REC   the alerts rules would have raised over a recording
   diff --base REV --data REC [PATH]  what a rule change does to those alerts (git)
+  capture --rules PATH --data REC --alert RULE --out FILE  an incident as a rule test
   version                print the version, commit and Go version (also --version)
 
 Every command answers -h/--help. Exit status: 0 ok; 1 findings or a refusal
@@ -77,6 +79,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return replayCmd(args[1:], stdout, stderr)
 	case "diff":
 		return diffCmd(args[1:], stdout, stderr)
+	case "capture":
+		return captureCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

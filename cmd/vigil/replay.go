@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"strings"
+	"time"
 
 	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/recording"
 	"github.com/vigil-alerts/vigil/replay"
 	"github.com/vigil-alerts/vigil/rules"
+	"github.com/vigil-alerts/vigil/ruletest"
 )
 
 const replayUsage = `usage: vigil replay --rules PATH --data RECORDING
@@ -142,4 +147,71 @@ func printRuleErrors(w io.Writer, err error) {
 	if errors.As(err, &errs) {
 		fmt.Fprintf(w, "%d error(s)\n", len(errs))
 	}
+}
+
+const captureUsage = `usage: vigil capture --rules PATH --data RECORDING --alert RULE [--match k=v,...] [--before D] [--after D] --out FILE
+Turns an incident into a regression test: replays the recording, finds the
+first firing of RULE (whose labels include --match), and writes a vigil test
+file with the series the rule reads for that alert, from its window and
+for: before the firing (plus --before) to its resolution (plus --after),
+and the alert states as they happened. The file is run with vigil test
+before the command ends. Exit status 1 when the alert never fires or the
+written test does not pass.
+`
+
+func captureCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("capture", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), captureUsage) }
+	rulesPath := fs.String("rules", "", "rule file or directory")
+	data := fs.String("data", "", "recording file or directory")
+	alert := fs.String("alert", "", "rule name of the alert")
+	match := fs.String("match", "", "labels the alert must have, k=v,k=v")
+	before := fs.Duration("before", 0, "extra time captured before the firing")
+	after := fs.Duration("after", time.Minute, "time captured after the resolution")
+	out := fs.String("out", "", "test file to write")
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
+	}
+	if *rulesPath == "" || *data == "" || *alert == "" || *out == "" || fs.NArg() > 0 {
+		fmt.Fprint(stderr, captureUsage)
+		return 2
+	}
+	m := model.Labels{}
+	for _, kv := range strings.Split(*match, ",") {
+		if kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			fmt.Fprintf(stderr, "--match: %q is not k=v\n", kv)
+			return 2
+		}
+		m[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	rs, err := rules.Load(*rulesPath)
+	if err != nil {
+		printRuleErrors(stderr, err)
+		return 1
+	}
+	samples, ok := loadRecording(*data, stderr)
+	if !ok {
+		return 1
+	}
+	var buf bytes.Buffer
+	if err := replay.Capture(&buf, rs, samples, replay.CaptureOptions{Rule: *alert, Match: m, Before: *before, After: *after, Out: *out}); err != nil {
+		fmt.Fprintln(stderr, "vigil capture:", err)
+		return 1
+	}
+	if err := os.WriteFile(*out, buf.Bytes(), 0o644); err != nil {
+		fmt.Fprintln(stderr, "vigil capture:", err)
+		return 1
+	}
+	var report bytes.Buffer
+	res, err := ruletest.Run(&report, *out)
+	if err != nil || res.Failed > 0 {
+		fmt.Fprintf(stderr, "vigil capture: the written test does not pass: %v\n%s", err, report.String())
+		return 1
+	}
+	fmt.Fprintf(stdout, "wrote %s: %d expectation(s); it passes vigil test\n", *out, strings.Count(buf.String(), "- at: "))
+	return 0
 }

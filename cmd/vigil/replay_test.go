@@ -107,6 +107,29 @@ func TestReplayAndDiffOnRecordedOutage(t *testing.T) {
 		t.Fatalf("members 1 and 3 were up:\n%s", out.String())
 	}
 
+	// The incident as a regression test: written, and passing.
+	captured := filepath.Join(h.dir, "member_test.yaml")
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"capture", "--rules", h.rulesDir, "--data", rec, "--alert", "EtcdMemberDown",
+		"--match", "host.mac=02:00:00:00:00:02", "--out", captured}, &out, &errb); code != 0 {
+		t.Fatalf("vigil capture: exit %d: %s%s", code, out.String(), errb.String())
+	}
+	test, _ := os.ReadFile(captured)
+	t.Logf("captured:\n%s", test)
+	for _, want := range []string{`rule_files: ["rules/member.yaml"]`, `metric: "etcd.can_connect"`,
+		"- state: firing\n            labels: {\"host.mac\": \"02:00:00:00:00:02\"}"} {
+		if !strings.Contains(string(test), want) {
+			t.Fatalf("captured test lacks %q", want)
+		}
+	}
+	if strings.Contains(string(test), "00:00:00:00:01") {
+		t.Fatal("the capture must keep only the alert's segment")
+	}
+	if code := run([]string{"test", captured}, &out, &errb); code != 0 {
+		t.Fatalf("the captured test fails on the rules it was captured from: %s", out.String())
+	}
+
 	// The rules as committed, then a slower `for` on disk.
 	repo, err := git.PlainInit(h.dir, false)
 	if err != nil {
@@ -124,6 +147,10 @@ func TestReplayAndDiffOnRecordedOutage(t *testing.T) {
 	commit("member down after 30s")
 	h.write("rules/member.yaml", strings.Replace(memberDownRules, "for: 30s", "for: 1m", 1))
 
+	out.Reset()
+	if code := run([]string{"test", captured}, &out, &errb); code != 1 {
+		t.Fatalf("the captured incident must catch the slower page: exit %d: %s", code, out.String())
+	}
 	out.Reset()
 	errb.Reset()
 	code := run([]string{"diff", "--base", "HEAD", "--data", rec, h.rulesDir}, &out, &errb)
