@@ -42,10 +42,10 @@ type Recorder struct {
 	dir string
 	b   Bounds
 
-	mu      sync.Mutex
-	f       *os.File
-	w       *Writer
-	start   time.Time // time of the open file's first sample
+	mu    sync.Mutex
+	f     *os.File
+	w     *Writer
+	start time.Time // time of the open file's first sample
 }
 
 // NewRecorder records into dir, creating it.
