@@ -7,6 +7,7 @@
 //	vigil demo                   all of it against an in-process etcd cluster
 //	vigil silence add|list|expire  silences on a running Vigil, through its API
 //	vigil alerts                 a running Vigil's alerts
+//	vigil record                 record what the collectors gather
 //	vigil replay, vigil diff     rules over a recording; two git revisions compared
 //	vigil capture                an incident in a recording as a rule test
 package main
@@ -33,6 +34,7 @@ commands:
   demo                   run Vigil against an in-process 3-member etcd cluster
   silence add|list|expire  mute alerts on a running Vigil (vigil silence for help)
   alerts                 list a running Vigil's firing and pending alerts
+  record --config FILE --out DIR   record what the config's collectors gather
   replay --rules PATH --data REC   the alerts rules would have raised over a recording
   diff --base REV --data REC [PATH]  what a rule change does to those alerts (git)
   capture --rules PATH --data REC --alert RULE --out FILE  an incident as a rule test
@@ -81,6 +83,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return diffCmd(args[1:], stdout, stderr)
 	case "capture":
 		return captureCmd(args[1:], stdout, stderr)
+	case "record":
+		return recordCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -13,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/vigil-alerts/vigil/collectors/etcd/etcdtest"
+	"github.com/vigil-alerts/vigil/internal/testkit"
 	"github.com/vigil-alerts/vigil/recording"
 )
 
@@ -221,5 +222,50 @@ func TestDiffBadBaseNamesTheRevision(t *testing.T) {
 	code := run([]string{"diff", "--base", "HEAD", "--data", rec, filepath.Join(dir, "rules")}, &out, &errb)
 	if code != 2 || !strings.Contains(errb.String(), "rules/a.yaml@"+h.String()[:12]+":5:") {
 		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+}
+
+// vigil record runs a config's collectors and nothing else: a live member
+// and a dead one are both in the recording, the dead one as down.
+func TestRecordCommand(t *testing.T) {
+	dir := t.TempDir()
+	dead := testkit.SilentListener(t)
+	cfg := filepath.Join(dir, "vigil.yaml")
+	os.Mkdir(filepath.Join(dir, "rules"), 0o755)
+	os.WriteFile(cfg, []byte(`rule_dirs: [rules]
+collectors:
+  - name: etcd
+    type: etcd
+    interval: 1s
+    timeout: 500ms
+    targets:
+      - {name: up, address: `+sharedEtcd(t)+`, tags: {host.mac: "up"}}
+      - {name: wedged, address: http://`+dead+`, tags: {host.mac: "wedged"}}
+`), 0o644)
+	out := filepath.Join(dir, "rec")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"record", "--config", cfg, "--out", out, "--collections", "2"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s%s", code, stdout.String(), stderr.String())
+	}
+	samples, _, err := recording.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string][]float64{}
+	times := map[time.Time]bool{}
+	for _, s := range samples {
+		if s.Metric == "etcd.can_connect" {
+			seen[s.Labels["host.mac"]] = append(seen[s.Labels["host.mac"]], s.Value)
+		}
+		times[s.Time] = true
+	}
+	if fmt.Sprint(seen["up"]) != "[1 1]" || fmt.Sprint(seen["wedged"]) != "[0 0]" {
+		t.Fatalf("can_connect by member: %v, want up [1 1] and wedged [0 0]", seen)
+	}
+	if len(times) != 2 {
+		t.Fatalf("%d collection times, want 2", len(times))
+	}
+	if !strings.Contains(stdout.String(), "2 collection(s) incomplete") {
+		t.Fatalf("the wedged member's failures must be reported: %s", stdout.String())
 	}
 }
