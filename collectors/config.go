@@ -21,6 +21,7 @@ import (
 	"github.com/vigil-alerts/vigil/collectors/probe"
 	"github.com/vigil-alerts/vigil/collectors/prom"
 	"github.com/vigil-alerts/vigil/internal/redact"
+	"github.com/vigil-alerts/vigil/model"
 )
 
 // Collector types.
@@ -73,6 +74,10 @@ type Config struct {
 	Prometheus *PrometheusConfig `yaml:"prometheus"`
 	Probe      *ProbeConfig      `yaml:"probe"`
 	Exec       *ExecConfig       `yaml:"exec"`
+
+	// Metrics declares what a prometheus or exec collector's targets
+	// expose, for `vigil check --config` (docs/metrics.md).
+	Metrics []MetricDecl `yaml:"metrics"`
 }
 
 // Target is one thing a collector collects from.
@@ -304,6 +309,17 @@ func build(cfg Config, logger *slog.Logger, o options) (*TargetCollector, error)
 	for typ, set := range sections {
 		if set && typ != cfg.Type {
 			errs = append(errs, fmt.Errorf("section %q does not apply to type %q", typ, cfg.Type))
+		}
+	}
+	if len(cfg.Metrics) > 0 && cfg.Type != TypePrometheus && cfg.Type != TypeExec {
+		errs = append(errs, fmt.Errorf("metrics: only prometheus and exec collectors declare their metrics; %s's are built in", cfg.Type))
+	}
+	for i, m := range cfg.Metrics {
+		if m.Name == "" {
+			errs = append(errs, fmt.Errorf("metrics[%d]: name is required", i))
+		}
+		if m.Kind != "" && m.Kind != model.Gauge && m.Kind != model.Counter {
+			errs = append(errs, fmt.Errorf("metrics[%d] %q: kind %q: want gauge or counter", i, m.Name, m.Kind))
 		}
 	}
 	var tlsCfg *tls.Config

@@ -406,6 +406,7 @@ func (c *compiler) compileRule(file string, lines [][]byte, g *Group, node yamla
 		r.Condition = cond
 	}
 
+	r.keepSources(lines, &rn)
 	if len(rn.Annotations) > 0 {
 		r.Annotations = map[string]*template.Template{}
 		for k, v := range rn.Annotations {

@@ -81,6 +81,9 @@ type Rule struct {
 	// condition, timing...): alerts of a rule whose StateKey is unchanged
 	// survive a reload. Labels, annotations and routing may change freely.
 	StateKey uint64
+
+	// src keeps where the fields are written (see ConditionPos).
+	src *sources
 }
 
 // Scope selects the series a rule looks at, from their labels.

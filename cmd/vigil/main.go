@@ -14,12 +14,14 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
 	"github.com/vigil-alerts/vigil/config"
+	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/rules"
 	"github.com/vigil-alerts/vigil/ruletest"
 )
@@ -47,7 +49,10 @@ missing arguments).
 `
 
 const checkUsage = `usage: vigil check PATH...          validate rule files (directories are read recursively)
-       vigil check --config FILE    validate a config file and the rules it names
+       vigil check --config FILE [--data RECORDING]
+                                    validate a config file and the rules it names, and
+                                    check every metric and label the rules read against
+                                    what the collectors produce (and the recording shows)
 Every error is printed with file:line:col and the rule. Exit status 1 when any.
 `
 
@@ -105,15 +110,19 @@ func check(paths []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, checkUsage)
 		return 2
 	}
-	if p, ok := strings.CutPrefix(paths[0], "--config="); ok {
-		return checkConfig(p, stdout, stderr)
-	}
-	if paths[0] == "--config" || paths[0] == "-config" {
-		if len(paths) != 2 {
-			fmt.Fprint(stderr, "usage: vigil check --config FILE\n")
+	if strings.HasPrefix(paths[0], "--config") || strings.HasPrefix(paths[0], "-config") {
+		fs := flag.NewFlagSet("check", flag.ContinueOnError)
+		fs.Usage = func() { fmt.Fprint(fs.Output(), checkUsage) }
+		cfgPath := fs.String("config", "", "config file")
+		data := fs.String("data", "", "recording whose metrics and labels count as known")
+		if code, ok := parseFlags(fs, paths, stdout, stderr); !ok {
+			return code
+		}
+		if *cfgPath == "" || fs.NArg() > 0 {
+			fmt.Fprint(stderr, "usage: vigil check --config FILE [--data RECORDING]\n")
 			return 2
 		}
-		return checkConfig(paths[1], stdout, stderr)
+		return checkConfig(*cfgPath, *data, stdout, stderr)
 	}
 	set, err := rules.Load(paths...)
 	if err != nil {
@@ -132,7 +141,7 @@ func check(paths []string, stdout, stderr io.Writer) int {
 
 // checkConfig validates a config and its rules as `vigil run` would load
 // them, without starting anything.
-func checkConfig(path string, stdout, stderr io.Writer) int {
+func checkConfig(path, data string, stdout, stderr io.Writer) int {
 	cfg, err := config.Load(path, config.Options{})
 	if err != nil {
 		printLoadError(stderr, err)
@@ -145,6 +154,24 @@ func checkConfig(path string, stdout, stderr io.Writer) int {
 		if errors.As(err, &errs) {
 			fmt.Fprintf(stderr, "%d error(s)\n", len(errs))
 		}
+		return 1
+	}
+	// Every metric and label a rule names must be one a collector can
+	// produce: a typo would otherwise never fire.
+	var seen []model.Sample
+	if data != "" {
+		var ok bool
+		if seen, ok = loadRecording(data, stderr); !ok {
+			return 1
+		}
+	}
+	errs, warnings := config.CheckCatalogue(set, cfg.Catalogue(seen))
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, "warning: "+w.Error())
+	}
+	if len(errs) > 0 {
+		fmt.Fprintln(stderr, errs.Error())
+		fmt.Fprintf(stderr, "%d error(s)\n", len(errs))
 		return 1
 	}
 	fmt.Fprintf(stdout, "ok: config %s, %d collector(s), %d channel(s), %d rule(s)\n", path,
