@@ -11,7 +11,8 @@ import (
 )
 
 // `vigil run --log.format=json` writes nothing but JSON objects on
-// stderr, from start to shutdown, the failing collector's line included.
+// stderr, from start to shutdown, the failing collector's line and the
+// etcd client's own (bridged from zap) included.
 func TestRunLogFormatJSON(t *testing.T) {
 	dir := t.TempDir()
 	os.Mkdir(filepath.Join(dir, "rules"), 0o755)
@@ -30,7 +31,8 @@ func TestRunLogFormatJSON(t *testing.T) {
 		code <- runDaemon([]string{"--config", filepath.Join(dir, "vigil.yaml"), "--log.format=json", "--log.level=debug"}, &stdout, &stderr)
 	}()
 	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(stderr.String(), `"msg":"target collection failing"`) {
+	for !strings.Contains(stderr.String(), `"msg":"target collection failing"`) ||
+		!strings.Contains(stderr.String(), `"component":"etcd-client"`) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no failing collection logged:\n%s", stderr.String())
 		}
