@@ -91,6 +91,15 @@ func NewTargetCollector(s Settings, targets []TargetInfo, scraper Scraper, logge
 // Name returns the collector's configured name.
 func (c *TargetCollector) Name() string { return c.settings.Name }
 
+// Targets returns the names of the collector's targets, in order.
+func (c *TargetCollector) Targets() []string {
+	out := make([]string, len(c.targets))
+	for i, t := range c.targets {
+		out[i] = t.Name
+	}
+	return out
+}
+
 // Interval returns how often the collector asks to be run.
 func (c *TargetCollector) Interval() time.Duration { return c.settings.Interval }
 
