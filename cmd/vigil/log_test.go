@@ -32,7 +32,7 @@ func TestRunLogFormatJSON(t *testing.T) {
 	}()
 	deadline := time.Now().Add(15 * time.Second)
 	for !strings.Contains(stderr.String(), `"msg":"target collection failing"`) ||
-		!strings.Contains(stderr.String(), `"component":"etcd-client"`) {
+		!strings.Contains(stderr.String(), `"client":"etcd"`) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no failing collection logged:\n%s", stderr.String())
 		}
@@ -56,9 +56,50 @@ func TestRunLogFormatJSON(t *testing.T) {
 		if m["time"] == nil || m["level"] == nil || m["msg"] == nil {
 			t.Errorf("line without time, level or msg: %q", l)
 		}
+		if k := duplicateKey(l); k != "" {
+			t.Errorf("key %q twice (JSON readers keep one): %q", k, l)
+		}
 	}
 	if !strings.Contains(stderr.String(), `"msg":"stopped"`) {
 		t.Errorf("no shutdown logged:\n%s", stderr.String())
+	}
+}
+
+// duplicateKey is a top-level key that occurs twice in the JSON object
+// line, if any: two scoped loggers adding the same key.
+func duplicateKey(line string) string {
+	dec := json.NewDecoder(strings.NewReader(line))
+	seen := map[string]bool{}
+	depth, key := 0, true
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		switch tok := tok.(type) {
+		case json.Delim:
+			if tok == '{' || tok == '[' {
+				depth++
+			} else {
+				depth--
+			}
+			if depth == 1 {
+				key = true
+			}
+			continue
+		case string:
+			if depth == 1 && key {
+				if seen[tok] {
+					return tok
+				}
+				seen[tok] = true
+				key = false
+				continue
+			}
+		}
+		if depth == 1 {
+			key = true
+		}
 	}
 }
 

@@ -31,7 +31,7 @@ func (l *lockedLog) String() string {
 
 // The etcd client's own zap logs reach Vigil's slog logger: a member that
 // refuses connections makes the client warn about every failed call, which
-// arrives at DEBUG (demoted: one per collection), naming the component,
+// arrives at DEBUG (demoted: one per collection), naming the client,
 // the member and the error. At INFO, collecting a dead member three times
 // writes no client line at all.
 func TestClientLogsReachSlog(t *testing.T) {
@@ -60,7 +60,7 @@ func TestClientLogsReachSlog(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &m); err != nil {
 			t.Fatalf("%q: %v", l, err)
 		}
-		if m["component"] == "etcd-client" && m["endpoint"] == "http://127.0.0.1:1" && m["level"] == "DEBUG" &&
+		if m["client"] == "etcd" && m["endpoint"] == "http://127.0.0.1:1" && m["level"] == "DEBUG" &&
 			m["msg"] == "retrying of unary invoker failed" && strings.Contains(fmt.Sprint(m["error"]), "connection refused") {
 			found = true
 		}

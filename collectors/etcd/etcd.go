@@ -254,7 +254,7 @@ func (s *Scraper) clientLogger(m *member) *zap.Logger {
 	if s.cfg.Logger == nil {
 		return zap.NewNop()
 	}
-	return zapslog.New(s.cfg.Logger.With("component", "etcd-client", "endpoint", redact.ShowURL(m.Endpoint)))
+	return zapslog.New(s.cfg.Logger.With("client", "etcd", "endpoint", redact.ShowURL(m.Endpoint)))
 }
 
 // dialOptions are appended after clientv3's own, so they take precedence.
