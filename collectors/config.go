@@ -341,7 +341,7 @@ func build(cfg Config, logger *slog.Logger, o options) (*TargetCollector, error)
 	var scraper Scraper
 	switch cfg.Type {
 	case TypeEtcd:
-		scraper, err = buildEtcd(cfg, s.Timeout, tlsCfg, o)
+		scraper, err = buildEtcd(cfg, s.Timeout, tlsCfg, logger, o)
 	case TypePrometheus:
 		scraper, err = buildProm(cfg, o)
 	case TypeProbe:
@@ -407,8 +407,11 @@ func buildProm(cfg Config, o options) (*prom.Scraper, error) {
 	return prom.New(pc)
 }
 
-func buildEtcd(cfg Config, timeout time.Duration, tlsCfg *tls.Config, o options) (*etcd.Scraper, error) {
+func buildEtcd(cfg Config, timeout time.Duration, tlsCfg *tls.Config, logger *slog.Logger, o options) (*etcd.Scraper, error) {
 	ec := etcd.Config{Timeout: timeout, TLS: tlsCfg}
+	if logger != nil {
+		ec.Logger = logger.With("collector", cfg.Name)
+	}
 	if e := cfg.Etcd; e != nil {
 		ec.Username, ec.Password, ec.SkipMetricsPage = e.Username, e.Password, e.SkipMetricsPage
 		ec.ReconnectMaxDelay = time.Duration(e.ReconnectMaxDelay)

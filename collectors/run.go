@@ -57,6 +57,19 @@ type TargetCollector struct {
 
 	collections atomic.Uint64
 	errs        []atomic.Uint64 // by target index
+
+	// healthMu guards health: whether each target is failing, so that a
+	// failure is logged when it starts and when it ends, not at every
+	// collection of a target that stays down.
+	healthMu sync.Mutex
+	health   []targetHealth // by target index
+}
+
+// targetHealth is a failing target's run of failed collections.
+type targetHealth struct {
+	failing  bool
+	since    time.Time // collection time of the first failure
+	failures int       // failed collections in the run
 }
 
 // NewTargetCollector wraps a scraper whose targets are described, in index
@@ -71,11 +84,21 @@ func NewTargetCollector(s Settings, targets []TargetInfo, scraper Scraper, logge
 		scraper:  scraper,
 		logger:   logger.With("collector", s.Name),
 		errs:     make([]atomic.Uint64, len(targets)),
+		health:   make([]targetHealth, len(targets)),
 	}
 }
 
 // Name returns the collector's configured name.
 func (c *TargetCollector) Name() string { return c.settings.Name }
+
+// Targets returns the names of the collector's targets, in order.
+func (c *TargetCollector) Targets() []string {
+	out := make([]string, len(c.targets))
+	for i, t := range c.targets {
+		out[i] = t.Name
+	}
+	return out
+}
 
 // Interval returns how often the collector asks to be run.
 func (c *TargetCollector) Interval() time.Duration { return c.settings.Interval }
@@ -154,10 +177,10 @@ func (c *TargetCollector) Collect(ctx context.Context, now time.Time) ([]model.S
 		if r.err != nil {
 			r.err = c.clean(r.err)
 			up = 0
-			n := c.errs[i].Add(1)
-			c.logger.Warn("target collection failed", "target", t.Name, "errors", n, "err", r.err)
+			c.errs[i].Add(1)
 			errs = append(errs, fmt.Errorf("target %q: %w", t.Name, r.err))
 		}
+		c.logHealth(i, now, r.err)
 		for _, s := range r.samples {
 			s.Labels = c.label(s.Labels, t)
 			if s.Time.IsZero() {
@@ -174,6 +197,27 @@ func (c *TargetCollector) Collect(ctx context.Context, now time.Time) ([]model.S
 		self(MetricSamples, float64(len(r.samples)))
 	}
 	return out, errors.Join(errs...)
+}
+
+// logHealth logs target i's collection at now when its health changes: a
+// WARN when it starts failing, an INFO with the count of failed
+// collections when it recovers; the failures in between only at DEBUG.
+func (c *TargetCollector) logHealth(i int, now time.Time, err error) {
+	c.healthMu.Lock()
+	defer c.healthMu.Unlock()
+	h, name := &c.health[i], c.targets[i].Name
+	switch {
+	case err != nil && !h.failing:
+		*h = targetHealth{failing: true, since: now, failures: 1}
+		c.logger.Warn("target collection failing", "target", name, "err", err)
+	case err != nil:
+		h.failures++
+		c.logger.Debug("target collection still failing", "target", name, "failed_collections", h.failures, "err", err)
+	case h.failing:
+		c.logger.Info("target collection recovered", "target", name, "failed_collections", h.failures,
+			"failing_since", h.since)
+		*h = targetHealth{}
+	}
 }
 
 // clean removes known secrets from a target's error, then cuts it to

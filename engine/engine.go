@@ -35,6 +35,8 @@ const retentionSlack = time.Minute
 type Engine struct {
 	store  *Store
 	logger *slog.Logger
+	// onFailure is told of every failed rule evaluation (WithEvalFailure).
+	onFailure func(r *rules.Rule)
 
 	mu      sync.Mutex
 	set     *rules.RuleSet
@@ -103,6 +105,10 @@ type Option func(*Engine)
 
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.logger = l } }
+
+// WithEvalFailure calls f, under the engine's lock, after every
+// evaluation of a rule that failed (the daemon counts them per rule).
+func WithEvalFailure(f func(r *rules.Rule)) Option { return func(e *Engine) { e.onFailure = f } }
 
 // New returns an engine reading from store.
 func New(store *Store, opts ...Option) *Engine {
@@ -366,6 +372,9 @@ func (e *Engine) evalGroup(ctx context.Context, g *rules.Group, now time.Time) e
 		}
 		if err := e.evalRule(e.states[r.Name], now); err != nil {
 			e.logger.Warn("rule evaluation failed", "rule", r.Name, "err", err)
+			if e.onFailure != nil {
+				e.onFailure(r)
+			}
 		}
 	}
 	return nil

@@ -313,3 +313,17 @@ func (s *Store) Stats() (seriesCount, samples int) {
 	}
 	return len(s.list), samples
 }
+
+// SeriesBy counts the series held per value of label (series without it
+// are not counted): the daemon's vigil_collector_series, by collector.
+func (s *Store) SeriesBy(label string) map[string]int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := map[string]int{}
+	for _, sr := range s.list {
+		if v, ok := sr.labels[label]; ok {
+			out[v]++
+		}
+	}
+	return out
+}

@@ -3,14 +3,15 @@ package ha
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/vigil-alerts/vigil/collectors"
+	"github.com/vigil-alerts/vigil/internal/zapslog"
 )
 
 // Defaults, applied in WithDefaults and nowhere else.
@@ -101,10 +102,11 @@ func (c Config) TTL() int {
 }
 
 // NewClient validates c and opens one etcd client over every endpoint;
-// lookupEnv replaces os.LookupEnv (nil for the real one). The client
+// lookupEnv replaces os.LookupEnv (nil for the real one); logger receives
+// the client's own logs (nil discards them). The client
 // connects lazily: an etcd that is down at start is a replica that does
 // not lead yet, not a replica that does not start.
-func (c Config) NewClient(lookupEnv func(string) (string, bool)) (*clientv3.Client, error) {
+func (c Config) NewClient(lookupEnv func(string) (string, bool), logger *slog.Logger) (*clientv3.Client, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -119,7 +121,7 @@ func (c Config) NewClient(lookupEnv func(string) (string, bool)) (*clientv3.Clie
 		// the client moves to another endpoint before the lease runs out.
 		DialKeepAliveTime:    time.Second,
 		DialKeepAliveTimeout: time.Second,
-		Logger:               zap.NewNop(),
+		Logger:               zapslog.New(logger),
 		Username:             c.Username,
 	}
 	if c.Username != "" {

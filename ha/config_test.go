@@ -51,7 +51,7 @@ func TestConfigErrorsAllAtOnce(t *testing.T) {
 			t.Errorf("missing %q in:\n%v", want, err)
 		}
 	}
-	if _, err := (ha.Config{Endpoints: []string{"http://x:2379"}, Username: "u"}).NewClient(nil); err == nil ||
+	if _, err := (ha.Config{Endpoints: []string{"http://x:2379"}, Username: "u"}).NewClient(nil, nil); err == nil ||
 		!strings.Contains(err.Error(), "username and password_env/password_file go together") {
 		t.Errorf("username without password: %v", err)
 	}

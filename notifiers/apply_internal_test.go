@@ -77,7 +77,7 @@ func TestRetiredChannelLeavesQueueGauge(t *testing.T) {
 	}
 	old := newChannel("a", nil, nil, false, 1)
 	old.gauge = m.queue.WithLabelValues("a")
-	old.enqueue(&job{key: "1"}, &job{key: "2"}, &job{key: "3"})
+	old.enqueue(&job{}, &job{}, &job{})
 	old.pop()
 	if v := gauge(); v != 2 {
 		t.Fatalf("gauge %v, want 2", v)
@@ -93,7 +93,7 @@ func TestRetiredChannelLeavesQueueGauge(t *testing.T) {
 	if j := old.pop(); j != nil {
 		t.Fatalf("retired channel popped %v", j)
 	}
-	old.enqueue(&job{key: "4"})
+	old.enqueue(&job{})
 	old.pop()
 	old.take()
 	if v := gauge(); v != 2 {

@@ -101,7 +101,7 @@ func sameChannel(c *channel, b *ChannelConfig, n Notifier) bool {
 // send it.
 type job struct {
 	group     *group
-	key       string // the group's key, for logs
+	labels    model.Labels // the group's labels (groupLabels), for logs
 	alerts    []model.Alert
 	firing    []string
 	resolved  []string
@@ -246,7 +246,10 @@ func (d *Dispatcher) workerDone(c *channel) {
 // deliver tries one job until it succeeds, fails permanently, or the
 // delivery timeout passes; then records the outcome on the group.
 func (d *Dispatcher) deliver(c *channel, j *job) {
-	log := d.log.With("channel", c.name, "group", j.key, "alerts", len(j.alerts))
+	// The keys are the webhook payload's (Alertmanager's) names; the group
+	// is printed as labels, never as the internal key with its separators.
+	log := d.log.With("channel", c.name, "groupKey", "{}:"+j.labels.String(), "groupLabels", j.labels.String(),
+		"alerts", len(j.alerts))
 	d.mu.Lock()
 	timeout, backoffBase, backoffMax := d.cfg.DeliveryTimeout, d.cfg.BackoffBase, d.cfg.BackoffMax
 	d.mu.Unlock()
@@ -315,14 +318,19 @@ func (d *Dispatcher) deliver(c *channel, j *job) {
 			log.Debug("notification sent", "attempts", attempt)
 			break
 		}
-		if !retry || ctx.Err() != nil {
-			break
+		again := retry && ctx.Err() == nil
+		if again {
+			wait, j.notBefore = backoff(backoffBase, backoffMax, attempt), time.Time{}
+			var ra interface{ RetryAfter() time.Duration }
+			if errors.As(err, &ra) && ra.RetryAfter() > 0 {
+				wait = ra.RetryAfter()
+				j.notBefore = time.Now().Add(wait)
+			}
 		}
-		wait, j.notBefore = backoff(backoffBase, backoffMax, attempt), time.Time{}
-		var ra interface{ RetryAfter() time.Duration }
-		if errors.As(err, &ra) && ra.RetryAfter() > 0 {
-			wait = ra.RetryAfter()
-			j.notBefore = time.Now().Add(wait)
+		log.Warn("delivery attempt failed", "attempt", attempt, "status", deliveryStatus(err),
+			"next_attempt", d.nextAttempt(ctx, j, again, wait), "err", err)
+		if !again {
+			break
 		}
 	}
 	switch {
@@ -335,6 +343,29 @@ func (d *Dispatcher) deliver(c *channel, j *job) {
 		log.Error("notification failed; will retry at the next group interval", "attempts", attempt, "err", err)
 	}
 	d.complete(j, err)
+}
+
+// nextAttempt is when the message is tried again after a failed attempt:
+// after wait within this delivery, else at the group's next flush (the
+// next group interval), when the dispatcher decides again.
+func (d *Dispatcher) nextAttempt(ctx context.Context, j *job, again bool, wait time.Duration) time.Time {
+	next := time.Now().Add(wait)
+	if dl, ok := ctx.Deadline(); again && (!ok || !next.After(dl)) {
+		return next.UTC()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return j.group.nextFlush.UTC()
+}
+
+// deliveryStatus is the receiver's HTTP status when it answered one,
+// else "error" (no answer: refused, timed out, a TLS failure...).
+func deliveryStatus(err error) any {
+	var sc interface{ StatusCode() int }
+	if errors.As(err, &sc) && sc.StatusCode() > 0 {
+		return sc.StatusCode()
+	}
+	return "error"
 }
 
 // handOver queues j on the channel that now has c's name and settings,
@@ -371,7 +402,8 @@ func (d *Dispatcher) redactErr(err error) error {
 	if red == err {
 		return err
 	}
-	return &redactedErr{msg: red.Error(), delivered: delivered(err), retryAfter: retryAfter(err)}
+	status, _ := deliveryStatus(err).(int)
+	return &redactedErr{msg: red.Error(), delivered: delivered(err), retryAfter: retryAfter(err), status: status}
 }
 
 // redactedErr is a delivery error whose text held a secret: the text
@@ -380,11 +412,13 @@ type redactedErr struct {
 	msg        string
 	delivered  bool
 	retryAfter time.Duration
+	status     int // HTTP status, 0 if none
 }
 
 func (e *redactedErr) Error() string             { return e.msg }
 func (e *redactedErr) Delivered() bool           { return e.delivered }
 func (e *redactedErr) RetryAfter() time.Duration { return e.retryAfter }
+func (e *redactedErr) StatusCode() int           { return e.status }
 
 func retryAfter(err error) time.Duration {
 	var ra interface{ RetryAfter() time.Duration }

@@ -414,7 +414,7 @@ func (d *Dispatcher) flushIfDue(now time.Time, k groupKey, g *group, resolved *r
 		}
 		return
 	}
-	j := &job{group: g, key: g.key.key, decidedAt: now}
+	j := &job{group: g, labels: groupLabels(gr.by, g), decidedAt: now}
 	for fp, m := range g.members {
 		switch {
 		case d.held(m):
@@ -432,6 +432,19 @@ func (d *Dispatcher) flushIfDue(now time.Time, k groupKey, g *group, resolved *r
 	g.nextFlush = now.Add(gr.interval)
 	g.spacing, g.first = gr.interval, false
 	g.ch.enqueue(j)
+}
+
+// groupLabels are what identifies g to a person reading the logs: the
+// rule as alertname and the values of the channel's group_by labels.
+func groupLabels(by []string, g *group) model.Labels {
+	for _, m := range g.members {
+		ls := model.Labels{"alertname": m.alert.Rule}
+		for _, l := range by {
+			ls[l] = m.alert.Labels[l]
+		}
+		return ls
+	}
+	return model.Labels{}
 }
 
 // held reports whether m is a firing member that the last Process did not

@@ -166,7 +166,7 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 		return nil, err
 	}
 	rs := d.adjust(ld.Set)
-	d.m = newMetrics(d.reg, d.collectors)
+	d.m = newMetrics(d.reg, d.collectors, func() map[string]int { return d.store.SeriesBy(collectors.LabelCollector) })
 	d.sil = silences.NewStore()
 	d.sil.SetLimits(silenceLimits(cfg))
 	d.registerSilenceMetrics()
@@ -193,7 +193,7 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 	d.colls.Store(&colls)
 	d.cfg.Store(cfg)
 	d.store = engine.NewStore(rs.MaxWindow + time.Minute)
-	d.eng = engine.New(d.store, engine.WithLogger(o.Logger.With("component", "engine")))
+	d.eng = engine.New(d.store, engine.WithLogger(o.Logger.With("component", "engine")), engine.WithEvalFailure(d.m.ruleFailed))
 	d.eng.SetRules(rs)
 	d.applied = sum
 	d.loaded = ld.Set
@@ -421,6 +421,7 @@ func (d *daemon) collect(ctx context.Context, c collectors.Collector, slot time.
 	if err != nil {
 		d.log.Debug("collection incomplete", "collector", c.Name(), "err", err)
 	}
+	d.m.observeCollection(c.Name(), samples, slot)
 	d.store.Append(samples...)
 	if d.recorder != nil {
 		// A full disk or a bad directory must not stop collection.

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -35,7 +36,7 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	speed := fs.Float64("speed", 10, "how much faster than real time rule durations, intervals and the script run")
 	httpAddr := fs.String("http", "127.0.0.1:9099", "status page address (a free port is used if taken)")
 	rulesDir := fs.String("rules", "examples/rules", "rule directory")
-	logLevel := fs.String("log.level", "error", "Vigil's log level (logs go to stderr)")
+	logFlags := addLogFlags(fs, slog.LevelError) // logs go to stderr
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
 	}
@@ -43,11 +44,7 @@ func demo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "demo: --speed must be at least 1")
 		return 2
 	}
-	logger, err := newLogger(stderr, *logLevel)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 2
-	}
+	logger := logFlags.logger(stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	say := func(format string, a ...any) {

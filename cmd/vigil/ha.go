@@ -46,7 +46,7 @@ const haStopBound = 5 * time.Second
 // setupHA builds the replica's parts; nothing talks to etcd until Start.
 func (d *daemon) setupHA(cfg *config.Config, nopts []notifiers.Option) error {
 	c := cfg.HA.WithDefaults()
-	cli, err := c.NewClient(d.o.LookupEnv)
+	cli, err := c.NewClient(d.o.LookupEnv, d.log.With("component", "ha", "client", "etcd"))
 	if err != nil {
 		return fmt.Errorf("%s: ha: %w", cfg.File, err)
 	}

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/vigil-alerts/vigil/collectors"
 	"github.com/vigil-alerts/vigil/model"
+	"github.com/vigil-alerts/vigil/rules"
 )
 
 // metrics is the daemon's one set of self-metrics, on its private registry
@@ -22,9 +25,20 @@ type metrics struct {
 	alerts         *prometheus.GaugeVec
 	stateSaveFails prometheus.Counter
 	recordFails    prometheus.Counter
+
+	collDuration    *prometheus.HistogramVec // collector, target
+	collLastSuccess *prometheus.GaugeVec     // collector, target
+	collSamples     *prometheus.GaugeVec     // collector
+	ruleFailures    *prometheus.CounterVec   // group, rule
+	// ruleSeries are the (group, rule) pairs with a ruleFailures series,
+	// so that a reload deletes those of removed rules.
+	ruleSeries map[[2]string]bool
 }
 
-func newMetrics(reg prometheus.Registerer, colls func() []collectors.Collector) *metrics {
+// newMetrics registers the daemon's metrics on reg. colls lists the
+// running collectors and series counts the window store's series per
+// collector, both read at scrape time.
+func newMetrics(reg prometheus.Registerer, colls func() []collectors.Collector, series func() map[string]int) *metrics {
 	m := &metrics{
 		evalDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "vigil_rule_group_eval_duration_seconds",
@@ -56,9 +70,28 @@ func newMetrics(reg prometheus.Registerer, colls func() []collectors.Collector) 
 		recordFails: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_record_failures_total", Help: "Collections that could not be written to the recording (config record:).",
 		}),
+		collDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vigil_collector_duration_seconds",
+			Help:    "Time one target's collection took, per collector and target (failed collections included).",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"collector", "target"}),
+		collLastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vigil_collector_last_success_timestamp_seconds",
+			Help: "Collection time of the target's last successful collection (no series before its first).",
+		}, []string{"collector", "target"}),
+		collSamples: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vigil_collector_samples",
+			Help: "Samples the collector's last collection yielded, all targets, self-metrics excluded.",
+		}, []string{"collector"}),
+		ruleFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_rule_evaluation_failures_total",
+			Help: "Evaluations of the rule that failed (the rule is then unhealthy), per group and rule.",
+		}, []string{"group", "rule"}),
+		ruleSeries: map[[2]string]bool{},
 	}
 	reg.MustRegister(m.evalDuration, m.rulesLoaded, m.reloadSuccess, m.ruleFileOK, m.reloadTime, m.reloads, m.alerts,
-		m.stateSaveFails, m.recordFails, collectorStats{colls},
+		m.stateSaveFails, m.recordFails, m.collDuration, m.collLastSuccess, m.collSamples, m.ruleFailures,
+		collectorStats{colls}, storeSeries(series),
 		promcollectors.NewGoCollector(), promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}),
 		buildInfo())
 	for _, s := range []model.AlertState{model.StatePending, model.StateFiring, model.StateResolved} {
@@ -68,6 +101,95 @@ func newMetrics(reg prometheus.Registerer, colls func() []collectors.Collector) 
 	m.reloads.WithLabelValues("partial").Add(0)
 	m.reloads.WithLabelValues("failure").Add(0)
 	return m
+}
+
+// observeCollection records one collection of collector name at slot from
+// the self-metrics among its samples: each target's duration, its last
+// success, and the samples the targets yielded.
+func (m *metrics) observeCollection(name string, samples []model.Sample, slot time.Time) {
+	total := 0.0
+	for _, s := range samples {
+		switch s.Metric {
+		case collectors.MetricDuration:
+			m.collDuration.WithLabelValues(name, s.Labels[collectors.LabelTarget]).Observe(s.Value)
+		case collectors.MetricUp:
+			if s.Value == 1 {
+				m.collLastSuccess.WithLabelValues(name, s.Labels[collectors.LabelTarget]).Set(float64(slot.UnixNano()) / 1e9)
+			}
+		case collectors.MetricSamples:
+			total += s.Value
+		}
+	}
+	m.collSamples.WithLabelValues(name).Set(total)
+}
+
+// forgetCollectors deletes the series of collectors and targets that old
+// had and now has not, so that a removed target's last success does not
+// look like a target that stopped working.
+func (m *metrics) forgetCollectors(old, now []collectors.Collector) {
+	keep := map[[2]string]bool{}
+	for _, c := range now {
+		keep[[2]string{c.Name(), ""}] = true
+		if tc, ok := c.(*collectors.TargetCollector); ok {
+			for _, t := range tc.Targets() {
+				keep[[2]string{c.Name(), t}] = true
+			}
+		}
+	}
+	for _, c := range old {
+		if !keep[[2]string{c.Name(), ""}] {
+			m.collDuration.DeletePartialMatch(prometheus.Labels{"collector": c.Name()})
+			m.collLastSuccess.DeletePartialMatch(prometheus.Labels{"collector": c.Name()})
+			m.collSamples.DeleteLabelValues(c.Name())
+			continue
+		}
+		if tc, ok := c.(*collectors.TargetCollector); ok {
+			for _, t := range tc.Targets() {
+				if !keep[[2]string{c.Name(), t}] {
+					m.collDuration.DeleteLabelValues(c.Name(), t)
+					m.collLastSuccess.DeleteLabelValues(c.Name(), t)
+				}
+			}
+		}
+	}
+}
+
+// setRules gives every rule of rs a failure counter (0 until it fails) and
+// deletes the counters of rules that are gone.
+func (m *metrics) setRules(rs *rules.RuleSet) {
+	now := map[[2]string]bool{}
+	for _, r := range rs.Rules() {
+		k := [2]string{r.Group, r.Name}
+		now[k] = true
+		m.ruleFailures.WithLabelValues(k[0], k[1])
+	}
+	for k := range m.ruleSeries {
+		if !now[k] {
+			m.ruleFailures.DeleteLabelValues(k[0], k[1])
+		}
+	}
+	m.ruleSeries = now
+}
+
+// ruleFailed counts a failed evaluation of r.
+func (m *metrics) ruleFailed(r *rules.Rule) {
+	m.ruleFailures.WithLabelValues(r.Group, r.Name).Inc()
+}
+
+// storeSeries is vigil_collector_series, read from the window store at
+// scrape time.
+type storeSeries func() map[string]int
+
+var seriesDesc = prometheus.NewDesc("vigil_collector_series",
+	"Series the window store holds per collector (self-metrics included; a series that stopped reporting counts until it expires).",
+	[]string{"collector"}, nil)
+
+func (s storeSeries) Describe(ch chan<- *prometheus.Desc) { ch <- seriesDesc }
+
+func (s storeSeries) Collect(ch chan<- prometheus.Metric) {
+	for c, n := range s() {
+		ch <- prometheus.MustNewConstMetric(seriesDesc, prometheus.GaugeValue, float64(n), c)
+	}
 }
 
 // collectorStats reads the collectors' own running totals at scrape time.

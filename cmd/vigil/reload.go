@@ -140,6 +140,7 @@ func (d *daemon) Reload(reason string) error {
 		prev := d.collectors()
 		d.colls.Store(&colls)
 		d.scheduleCollectors(prev, colls)
+		d.m.forgetCollectors(prev, colls)
 		closeCollectors(prev)
 	}
 	// Settings that need a restart keep their old values.
@@ -290,6 +291,7 @@ func (d *daemon) setReloaded(ld *rules.Loaded, rs *rules.RuleSet, now time.Time,
 	d.m.reloadSuccess.Set(b2f(st.OK))
 	d.m.reloadTime.Set(float64(now.UnixNano()) / 1e9)
 	d.m.rulesLoaded.Set(float64(len(rs.Rules())))
+	d.m.setRules(rs)
 }
 
 // setFileMetrics sets vigil_rule_file_load_success for every rule file

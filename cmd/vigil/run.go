@@ -22,17 +22,13 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "vigil.yaml", "config file")
-	logLevel := fs.String("log.level", "info", "debug, info, warn or error")
+	logFlags := addLogFlags(fs, slog.LevelInfo)
 	bound := fs.Duration("shutdown.delivery-timeout", 10*time.Second, "how long a stop waits for in-flight notifications")
 	webOpts := addWebFlags(fs)
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
 	}
-	logger, err := newLogger(stderr, *logLevel)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 2
-	}
+	logger := logFlags.logger(stderr)
 	d, err := newDaemon(daemonOptions{ConfigPath: *cfgPath, Logger: logger, Console: stdout, DeliveryBound: *bound, Web: *webOpts})
 	if err != nil {
 		printLoadError(stderr, err)
@@ -83,12 +79,34 @@ func runUntilSignal(ctx context.Context, d *daemon, logger *slog.Logger, sig <-c
 	}
 }
 
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log.level: %w", err)
+// logFlags are --log.level and --log.format, as Prometheus' promslog
+// flags: both are checked while parsing, so a bad value is a usage error.
+type logFlags struct {
+	level  slog.Level
+	format string
+}
+
+// addLogFlags adds --log.level (default level) and --log.format to fs.
+func addLogFlags(fs *flag.FlagSet, level slog.Level) *logFlags {
+	lf := &logFlags{level: level, format: "logfmt"}
+	fs.TextVar(&lf.level, "log.level", level, "log `level`: debug, info, warn or error")
+	fs.Func("log.format", "log `format`: logfmt or json (default logfmt)", func(v string) error {
+		if v != "logfmt" && v != "json" {
+			return fmt.Errorf("%q is not logfmt or json", v)
+		}
+		lf.format = v
+		return nil
+	})
+	return lf
+}
+
+// logger writes to w in the chosen format.
+func (lf *logFlags) logger(w io.Writer) *slog.Logger {
+	o := &slog.HandlerOptions{Level: lf.level}
+	if lf.format == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	return slog.New(slog.NewTextHandler(w, o))
 }
 
 // printLoadError prints config and rule errors one per line, then a count.

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -24,6 +25,8 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
+	"github.com/vigil-alerts/vigil/internal/redact"
+	"github.com/vigil-alerts/vigil/internal/zapslog"
 	"github.com/vigil-alerts/vigil/model"
 )
 
@@ -52,6 +55,9 @@ type Config struct {
 	// to reconnect to a member that is down; zero means
 	// DefaultReconnectMaxDelay. gRPC's own default grows to 120 s.
 	ReconnectMaxDelay time.Duration
+	// Logger receives the etcd client's own logs (internal/zapslog maps
+	// their levels); nil discards them.
+	Logger *slog.Logger
 }
 
 // Reconnection back-off. gRPC's default (1 s, x1.6, up to 120 s) would
@@ -223,7 +229,7 @@ func (s *Scraper) client(m *member) (*clientv3.Client, error) {
 		TLS:                  s.cfg.TLS,
 		Username:             s.cfg.Username,
 		Password:             s.cfg.Password,
-		Logger:               zap.NewNop(),
+		Logger:               s.clientLogger(m),
 		DialOptions:          s.dialOptions(),
 	})
 	if err != nil {
@@ -241,6 +247,14 @@ func (s *Scraper) client(m *member) (*clientv3.Client, error) {
 	}
 	m.cli = cli
 	return cli, nil
+}
+
+// clientLogger is the etcd client's logger for member m.
+func (s *Scraper) clientLogger(m *member) *zap.Logger {
+	if s.cfg.Logger == nil {
+		return zap.NewNop()
+	}
+	return zapslog.New(s.cfg.Logger.With("client", "etcd", "endpoint", redact.ShowURL(m.Endpoint)))
 }
 
 // dialOptions are appended after clientv3's own, so they take precedence.

@@ -251,6 +251,9 @@ type StatusError struct {
 	Body string // first bytes, to say why
 }
 
+// StatusCode is the HTTP status, for the dispatcher's logs.
+func (e *StatusError) StatusCode() int { return e.Code }
+
 func (e *StatusError) Error() string {
 	if e.Body == "" {
 		return fmt.Sprintf("unexpected status %d %s", e.Code, http.StatusText(e.Code))
