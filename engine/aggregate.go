@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"math"
 	"slices"
 
@@ -153,10 +154,9 @@ type aggregator struct {
 	across, perSeries acc
 	// Scratch for across-first aggregates and quantiles, kept between
 	// evaluations to spare the allocations.
-	stepN []int
-	stepV []float64
-	steps []point
-	vals  []float64
+	atStep []stepValue
+	steps  []point
+	vals   []float64
 }
 
 // compute returns the aggregate over series in (start, end] and whether any
@@ -215,49 +215,52 @@ func (g *aggregator) stepSeries(a *rules.Aggregate, ss []*series, start, end int
 	if step <= 0 {
 		step = 1 // not set by the loader (a hand-built rule): every timestamp is a step
 	}
-	nb := int((end - start + step - 1) / step)
-	n, v := slices.Grow(g.stepN[:0], nb)[:nb], slices.Grow(g.stepV[:0], nb)[:nb]
-	clear(n)
-	seen := false
+	// One (step, value) per series and step, sorted by step: memory
+	// follows the samples, not the window's length over the step.
+	at := g.atStep[:0]
 	for _, sr := range ss {
 		w := window(sr.pts, start, end)
-		seen = seen || len(w) > 0
 		for i, p := range w {
-			k := int((end - p.t) / step)
-			if i+1 < len(w) && int((end-w[i+1].t)/step) == k {
+			k := (end - p.t) / step
+			if i+1 < len(w) && (end-w[i+1].t)/step == k {
 				continue // a later sample of this series in the same step
 			}
-			if n[k] == 0 {
-				v[k] = p.v
-			} else {
-				switch a.Across {
-				case rules.Min:
-					v[k] = min(v[k], p.v)
-				case rules.Max:
-					v[k] = max(v[k], p.v)
-				default:
-					v[k] += p.v
-				}
-			}
-			n[k]++
+			at = append(at, stepValue{k, p.v})
 		}
 	}
+	seen := len(at) > 0
+	// Oldest step first; stable, so a step adds its series in one order
+	// at every evaluation.
+	slices.SortStableFunc(at, func(x, y stepValue) int { return cmp.Compare(y.k, x.k) })
 	out := g.steps[:0]
-	for k := nb - 1; k >= 0; k-- {
-		if n[k] == 0 {
-			continue
+	for i := 0; i < len(at); {
+		k, v, n := at[i].k, at[i].v, 1
+		for i += 1; i < len(at) && at[i].k == k; i++ {
+			switch a.Across {
+			case rules.Min:
+				v = min(v, at[i].v)
+			case rules.Max:
+				v = max(v, at[i].v)
+			default:
+				v += at[i].v
+			}
+			n++
 		}
-		x := v[k]
 		switch a.Across {
 		case rules.Avg:
-			x /= float64(n[k])
+			v /= float64(n)
 		case rules.Count:
-			x = float64(n[k])
+			v = float64(n)
 		}
-		out = append(out, point{t: end - int64(k)*step, v: x})
+		out = append(out, point{t: end - k*step, v: v})
 	}
-	g.stepN, g.stepV, g.steps = n, v, out
+	g.atStep, g.steps = at, out
 	return out, seen
+}
+
+type stepValue struct {
+	k int64 // steps back from the evaluation time
+	v float64
 }
 
 // overTime applies a time-only reducer to one series' samples w in the
