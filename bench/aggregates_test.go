@@ -214,7 +214,7 @@ func TestTimeAggregatesMatchPrometheus(t *testing.T) {
 				if p.scale != 0 {
 					g *= p.scale
 				}
-				if !close(g, w) {
+				if !near(g, w) {
 					t.Errorf("at %v, %s for %s: Vigil %g, Prometheus %g (%s)", now.Sub(start), p.vigil, seg, g, w, p.prom)
 				}
 				compared[i]++
@@ -264,8 +264,8 @@ func promValues(t *testing.T, ng *promql.Engine, q storage.Queryable, expr strin
 	return out
 }
 
-// close compares to a relative 1e-9: the two sum in different orders.
-func close(a, b float64) bool {
+// near compares to a relative 1e-9: the two sum in different orders.
+func near(a, b float64) bool {
 	if a == b {
 		return true
 	}
