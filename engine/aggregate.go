@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"math"
 	"slices"
 
@@ -71,7 +72,7 @@ func (a *acc) addPoints(r rules.Reducer, w []point) {
 		}
 	default:
 		for _, p := range w {
-			a.add(p.t, p.v, r == rules.Percentile)
+			a.add(p.t, p.v, r == rules.Percentile || r == rules.Quantile)
 		}
 		return
 	}
@@ -100,7 +101,7 @@ func (a *acc) result(r rules.Reducer, q float64) (float64, bool) {
 		return a.last, true
 	case rules.Stddev:
 		return math.Sqrt(a.m2 / float64(a.n)), true
-	case rules.Percentile:
+	case rules.Percentile, rules.Quantile:
 		return percentile(a.vals, q), true
 	}
 	return 0, false
@@ -151,11 +152,21 @@ func counterIncrease(pts []point) float64 {
 // aggregator computes one rules.Aggregate over a segment's series.
 type aggregator struct {
 	across, perSeries acc
+	// Scratch for across-first aggregates and quantiles, kept between
+	// evaluations to spare the allocations.
+	atStep []stepValue
+	steps  []point
+	vals   []float64
 }
 
 // compute returns the aggregate over series in (start, end] and whether any
 // sample was seen at all.
 func (g *aggregator) compute(a *rules.Aggregate, ss []*series, start, end int64) (v float64, ok, seen bool) {
+	if a.AcrossFirst {
+		w, seen := g.stepSeries(a, ss, start, end)
+		v, ok = g.overTime(a.Series, a.Q, w, start, end)
+		return v, ok, seen
+	}
 	if a.Across == rules.Pool {
 		g.across.reset()
 		for _, sr := range ss {
@@ -175,13 +186,11 @@ func (g *aggregator) compute(a *rules.Aggregate, ss []*series, start, end int64)
 		seen = true
 		var sv float64
 		switch a.Series {
-		case rules.Rate, rules.Increase:
-			if len(w) < 2 {
+		case rules.Rate, rules.Increase, rules.Delta, rules.Deriv, rules.PredictLinear,
+			rules.Changes, rules.Resets, rules.Quantile:
+			var has bool
+			if sv, has = g.overTime(a.Series, a.Q, w, start, end); !has {
 				continue
-			}
-			sv = counterIncrease(w)
-			if a.Series == rules.Rate {
-				sv /= float64(w[len(w)-1].t-w[0].t) / 1e9
 			}
 		default:
 			g.perSeries.reset()
@@ -192,4 +201,162 @@ func (g *aggregator) compute(a *rules.Aggregate, ss []*series, start, end int64)
 	}
 	v, ok = g.across.result(a.Across, a.Q)
 	return v, ok, seen
+}
+
+// stepSeries reduces the series across at each step of a.Step, giving one
+// series over (start, end]: step k covers (end-(k+1)·Step, end-k·Step] and
+// is stamped end-k·Step. Each series takes part in a step with its latest
+// sample in it; a series without a sample there is left out of that step,
+// and a step without any sample is left out of the result. Collectors stamp
+// a collection's samples with its scheduled time, so with the collection
+// on the group's interval one step is exactly one collection.
+func (g *aggregator) stepSeries(a *rules.Aggregate, ss []*series, start, end int64) ([]point, bool) {
+	step := int64(a.Step)
+	if step <= 0 {
+		step = 1 // not set by the loader (a hand-built rule): every timestamp is a step
+	}
+	// One (step, value) per series and step, sorted by step: memory
+	// follows the samples, not the window's length over the step.
+	at := g.atStep[:0]
+	for _, sr := range ss {
+		w := window(sr.pts, start, end)
+		for i, p := range w {
+			k := (end - p.t) / step
+			if i+1 < len(w) && (end-w[i+1].t)/step == k {
+				continue // a later sample of this series in the same step
+			}
+			at = append(at, stepValue{k, p.v})
+		}
+	}
+	seen := len(at) > 0
+	// Oldest step first; stable, so a step adds its series in one order
+	// at every evaluation.
+	slices.SortStableFunc(at, func(x, y stepValue) int { return cmp.Compare(y.k, x.k) })
+	out := g.steps[:0]
+	for i := 0; i < len(at); {
+		k, v, n := at[i].k, at[i].v, 1
+		for i += 1; i < len(at) && at[i].k == k; i++ {
+			switch a.Across {
+			case rules.Min:
+				v = min(v, at[i].v)
+			case rules.Max:
+				v = max(v, at[i].v)
+			default:
+				v += at[i].v
+			}
+			n++
+		}
+		switch a.Across {
+		case rules.Avg:
+			v /= float64(n)
+		case rules.Count:
+			v = float64(n)
+		}
+		out = append(out, point{t: end - k*step, v: v})
+	}
+	g.atStep, g.steps = at, out
+	return out, seen
+}
+
+type stepValue struct {
+	k int64 // steps back from the evaluation time
+	v float64
+}
+
+// overTime applies a time-only reducer to one series' samples w in the
+// window (start, end], as Prometheus' function of the same name does; ok
+// is false when w has too few samples for it.
+func (g *aggregator) overTime(r rules.Reducer, q float64, w []point, start, end int64) (float64, bool) {
+	if len(w) == 0 {
+		return 0, false
+	}
+	switch r {
+	case rules.Last:
+		return w[len(w)-1].v, true
+	case rules.Changes, rules.Resets:
+		c := 0
+		for k := 1; k < len(w); k++ {
+			prev, cur := w[k-1].v, w[k].v
+			if r == rules.Resets && cur < prev ||
+				r == rules.Changes && cur != prev && !(math.IsNaN(cur) && math.IsNaN(prev)) {
+				c++
+			}
+		}
+		return float64(c), true
+	case rules.Quantile:
+		g.vals = g.vals[:0]
+		for _, p := range w {
+			g.vals = append(g.vals, p.v)
+		}
+		return percentile(g.vals, q), true // sorts the copy, not the store
+	}
+	if len(w) < 2 {
+		return 0, false
+	}
+	switch r {
+	case rules.Rate, rules.Increase:
+		inc := counterIncrease(w)
+		if r == rules.Rate {
+			inc /= float64(w[len(w)-1].t-w[0].t) / 1e9
+		}
+		return inc, true
+	case rules.Delta:
+		return delta(w, start, end), true
+	case rules.Deriv:
+		slope, _ := linearRegression(w, w[0].t)
+		return slope, true
+	case rules.PredictLinear:
+		slope, intercept := linearRegression(w, end)
+		return slope*q + intercept, true
+	}
+	return 0, false
+}
+
+// delta is last - first of a gauge extrapolated to the window (start, end]
+// as Prometheus' delta does: all the way to an edge when the samples reach
+// to within 1.1 average intervals of it, else by half an average interval.
+func delta(w []point, start, end int64) float64 {
+	first, last := w[0], w[len(w)-1]
+	sampled := float64(last.t-first.t) / 1e9
+	avg := sampled / float64(len(w)-1)
+	toStart := float64(first.t-start) / 1e9
+	toEnd := float64(end-last.t) / 1e9
+	if toStart >= avg*1.1 {
+		toStart = avg / 2
+	}
+	if toEnd >= avg*1.1 {
+		toEnd = avg / 2
+	}
+	d := last.v - first.v
+	if sampled == 0 {
+		return d
+	}
+	return d * (sampled + toStart + toEnd) / sampled
+}
+
+// linearRegression fits v = slope·x + intercept by least squares, with x
+// the seconds since at, as Prometheus' deriv and predict_linear do
+// (including their answer for a constant series: slope 0, no rounding).
+func linearRegression(w []point, at int64) (slope, intercept float64) {
+	var n, sumX, sumY, sumXY, sumX2 float64
+	constY := true
+	for _, p := range w {
+		constY = constY && p.v == w[0].v
+		n++
+		x := float64(p.t-at) / 1e9
+		sumX += x
+		sumY += p.v
+		sumXY += x * p.v
+		sumX2 += x * x
+	}
+	if constY {
+		if math.IsInf(w[0].v, 0) {
+			return math.NaN(), math.NaN()
+		}
+		return 0, w[0].v
+	}
+	covXY := sumXY - sumX*sumY/n
+	varX := sumX2 - sumX*sumX/n
+	slope = covXY / varX
+	return slope, sumY/n - slope*sumX/n
 }

@@ -60,6 +60,7 @@ type index struct {
 type columnKey struct {
 	text   string
 	window int64
+	step   int64 // for across-first aggregates: rules of groups with other intervals differ
 }
 
 // column is one aggregate over every segment of an index.
@@ -166,7 +167,7 @@ func (ix *index) flatten() {
 // column returns aggregate a over window (start, end] for every segment,
 // computing it unless another rule already did from the same samples.
 func (ix *index) column(a *rules.Aggregate, g *aggregator, start, end int64, version uint64) *column {
-	key := columnKey{a.Text, end - start}
+	key := columnKey{a.Text, end - start, int64(a.Step)}
 	c := ix.columns[key]
 	if c == nil {
 		c = &column{end: -1}

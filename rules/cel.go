@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"cel.dev/cel-go/cel"
@@ -21,8 +22,22 @@ const maxAggregates = 64
 
 var (
 	seriesReducers = map[Reducer]bool{Avg: true, Min: true, Max: true, Sum: true, Count: true,
-		Last: true, Rate: true, Increase: true, Stddev: true, Percentile: true}
+		Last: true, Rate: true, Increase: true, Stddev: true, Percentile: true,
+		Delta: true, Deriv: true, PredictLinear: true, Changes: true, Resets: true, Quantile: true}
 	acrossReducers = map[Reducer]bool{Avg: true, Min: true, Max: true, Sum: true, Count: true, Stddev: true}
+	// overTime reducers read a series as a sequence in time; they may wrap
+	// an across-series aggregate, which then runs first, at each step.
+	overTime = map[Reducer]bool{Rate: true, Increase: true, Delta: true, Deriv: true, PredictLinear: true,
+		Changes: true, Resets: true, Last: true, Quantile: true}
+	stepReducers = map[Reducer]bool{Avg: true, Min: true, Max: true, Sum: true, Count: true}
+	// summed reducers follow one series' shape: the shorthand adds them up
+	// across series rather than pooling samples of different series.
+	summed = map[Reducer]bool{Rate: true, Increase: true, Delta: true, Deriv: true, PredictLinear: true,
+		Changes: true, Resets: true}
+	// argName names the number a reducer takes after the metric.
+	argName = map[Reducer]string{Percentile: "a rank", Quantile: "a rank", PredictLinear: "a horizon in seconds"}
+	example = map[Reducer]string{Percentile: `percentile("etcd.leader.latency", 0.99)`,
+		Quantile: `quantile("etcd.leader.latency", 0.99)`, PredictLinear: `predict_linear("etcd.db.size", 14400)`}
 )
 
 // celError is a CEL problem at a position inside the expression text
@@ -312,8 +327,8 @@ func (r *rewriter) walkCall(e ast.Expr) bool {
 	return arith && any
 }
 
-// aggregate turns f("metric"), f(g("metric")) or percentile("metric", q)
-// into a variable.
+// aggregate turns f("metric"), f(g("metric")), g(f("metric")) or
+// f("metric", number) into a variable.
 func (r *rewriter) aggregate(e ast.Expr) {
 	call := e.AsCall()
 	outer := Reducer(call.FunctionName())
@@ -321,32 +336,56 @@ func (r *rewriter) aggregate(e ast.Expr) {
 	inner, args := e, call.Args()
 	if len(args) >= 1 && args[0].Kind() == ast.CallKind && !args[0].AsCall().IsMemberFunction() &&
 		seriesReducers[Reducer(args[0].AsCall().FunctionName())] {
-		// Two levels: across(series("metric")).
-		if !acrossReducers[outer] || len(args) != 1 {
+		in := Reducer(args[0].AsCall().FunctionName())
+		switch {
+		case acrossReducers[outer] && len(args) == 1:
+			// Two levels: across(series("metric")).
+			agg.Across = outer
+			inner = args[0]
+			args = inner.AsCall().Args()
+			outer = in
+		case overTime[outer] && stepReducers[in]:
+			// Across first: time(across("metric")), as the max across
+			// members at each step, then its increase.
+			if len(args) != wantArgs(outer) {
+				r.errorf(e, "%s() takes %s", outer, usage(outer, fmt.Sprintf(`%s("m")`, in)))
+				return
+			}
+			agg.Across, agg.AcrossFirst = in, true
+			if !r.param(&agg, outer, args) {
+				return
+			}
+			inner = args[0]
+			args = inner.AsCall().Args()
+			if len(args) != 1 {
+				r.errorf(inner, `%s() inside %s() takes one metric name in quotes, like %s(%s("etcd.server.leader_changes_seen_total"))`, in, outer, outer, in)
+				return
+			}
+		case overTime[outer]:
+			r.errorf(e, "%s() can wrap an aggregate across series at each step (avg, min, max, sum or count, as in increase(max(\"m\"))), not %s(); to combine per-series values put avg, min, max, sum, count or stddev outside", outer, in)
+			return
+		default:
 			r.errorf(e, "%s() cannot combine per-series values; use one of avg, min, max, sum, count, stddev", outer)
 			return
 		}
-		agg.Across = outer
-		inner = args[0]
-		args = inner.AsCall().Args()
-		outer = Reducer(inner.AsCall().FunctionName())
 	}
 	agg.Series = outer
 	if !seriesReducers[outer] {
 		r.errorf(e, "%s() needs a per-series aggregate inside, like %s(rate(\"etcd.txn.total\"))", outer, outer)
 		return
 	}
-	want := 1
-	if outer == Percentile {
-		want = 2
-	}
-	if len(args) != want {
-		if want == 2 {
-			r.errorf(inner, `percentile() takes a metric name and a rank, like percentile("etcd.leader.latency", 0.99)`)
-		} else {
-			r.errorf(inner, `%s() takes one metric name in quotes, like %s("etcd.can_connect")`, outer, outer)
+	if !agg.AcrossFirst {
+		if len(args) != wantArgs(outer) {
+			if wantArgs(outer) == 2 {
+				r.errorf(inner, "%s() takes a metric name and %s, like %s", outer, argName[outer], example[outer])
+			} else {
+				r.errorf(inner, `%s() takes one metric name in quotes, like %s("etcd.can_connect")`, outer, outer)
+			}
+			return
 		}
-		return
+		if !r.param(&agg, outer, args) {
+			return
+		}
 	}
 	if args[0].Kind() != ast.LiteralKind || args[0].AsLiteral().Type() != types.StringType {
 		r.errorf(args[0], `%s() takes a metric name in quotes, like %s("etcd.can_connect")`, outer, outer)
@@ -357,22 +396,11 @@ func (r *rewriter) aggregate(e ast.Expr) {
 		r.errorf(args[0], "metric name is empty")
 		return
 	}
-	if outer == Percentile {
-		q, ok := numberLiteral(args[1])
-		if ok && q > 1 && q <= 100 {
-			q /= 100 // percentile("x", 99) means the 99th
-		}
-		if !ok || q < 0 || q > 1 {
-			r.errorf(args[1], "percentile rank must be a number between 0 and 1 (or 0 and 100)")
-			return
-		}
-		agg.Q = q
-	}
 	if agg.Across == "" {
 		// Shorthand: rates add up across series (the segment's total rate);
 		// everything else pools the samples of all series.
 		agg.Across = Pool
-		if agg.Series == Rate || agg.Series == Increase {
+		if summed[agg.Series] {
 			agg.Across = Sum
 		}
 	}
@@ -391,6 +419,50 @@ func (r *rewriter) aggregate(e ast.Expr) {
 	e.SetKindCase(r.fac.NewIdent(e.ID(), aggVar(slot)))
 }
 
+func wantArgs(f Reducer) int {
+	if argName[f] != "" {
+		return 2
+	}
+	return 1
+}
+
+func usage(f Reducer, first string) string {
+	if wantArgs(f) == 2 {
+		return fmt.Sprintf("%s and %s, like %s(%s, %s)", first, argName[f], f, first, strings.SplitN(strings.TrimSuffix(example[f], ")"), ", ", 2)[1])
+	}
+	return fmt.Sprintf("one argument, like %s(%s)", f, first)
+}
+
+// param reads the number f takes after the metric, into agg.Q.
+func (r *rewriter) param(agg *Aggregate, f Reducer, args []ast.Expr) bool {
+	if wantArgs(f) != 2 {
+		return true
+	}
+	v, ok := numberLiteral(args[1])
+	switch f {
+	case Percentile:
+		if ok && v > 1 && v <= 100 {
+			v /= 100 // percentile("x", 99) means the 99th
+		}
+		if !ok || v < 0 || v > 1 {
+			r.errorf(args[1], "percentile rank must be a number between 0 and 1 (or 0 and 100)")
+			return false
+		}
+	case Quantile:
+		if !ok || v < 0 || v > 1 {
+			r.errorf(args[1], "quantile rank must be a number between 0 and 1, like 0.99")
+			return false
+		}
+	case PredictLinear:
+		if !ok || math.IsInf(v, 0) || math.IsNaN(v) {
+			r.errorf(args[1], "predict_linear horizon must be a number of seconds, like 14400 for 4 hours")
+			return false
+		}
+	}
+	agg.Q = v
+	return true
+}
+
 func numberLiteral(e ast.Expr) (float64, bool) {
 	if e.Kind() != ast.LiteralKind {
 		return 0, false
@@ -407,11 +479,15 @@ func numberLiteral(e ast.Expr) (float64, bool) {
 }
 
 func aggText(a Aggregate) string {
-	inner := fmt.Sprintf("%s(%q)", a.Series, a.Metric)
-	if a.Series == Percentile {
-		inner = fmt.Sprintf("%s(%q, %g)", a.Series, a.Metric, a.Q)
+	arg := ""
+	if wantArgs(a.Series) == 2 {
+		arg = fmt.Sprintf(", %g", a.Q)
 	}
-	if a.Across == Pool || (a.Across == Sum && (a.Series == Rate || a.Series == Increase)) {
+	if a.AcrossFirst {
+		return fmt.Sprintf("%s(%s(%q)%s)", a.Series, a.Across, a.Metric, arg)
+	}
+	inner := fmt.Sprintf("%s(%q%s)", a.Series, a.Metric, arg)
+	if a.Across == Pool || (a.Across == Sum && summed[a.Series]) {
 		return inner
 	}
 	return fmt.Sprintf("%s(%s)", a.Across, inner)
@@ -434,4 +510,20 @@ func readsAggregate(e ast.Expr) bool {
 		}
 	}
 	return false
+}
+
+// stepAggregates gives across-first aggregates their step, the group's
+// interval; a scheduled group has none, so bad is called for each.
+func stepAggregates(cond *Condition, g *Group, bad func(*Aggregate)) {
+	for i := range cond.Aggregates {
+		a := &cond.Aggregates[i]
+		if !a.AcrossFirst {
+			continue
+		}
+		if g.Schedule != "" {
+			bad(a)
+			continue
+		}
+		a.Step = g.Interval
+	}
 }

@@ -403,6 +403,11 @@ func (c *compiler) compileRule(file string, lines [][]byte, g *Group, node yamla
 		if cond != nil && len(cond.Aggregates) == 0 {
 			fail(rn.Condition.Pos, `condition uses no metric: compare an aggregate such as avg("etcd.leader.latency")`)
 		}
+		if cond != nil {
+			stepAggregates(cond, g, func(a *Aggregate) {
+				fail(rn.Condition.Pos, "condition: %s reduces across series at each step of the group's interval, and group %q has a schedule instead; put the rule in a group with an interval", a.Text, g.Name)
+			})
+		}
 		r.Condition = cond
 	}
 

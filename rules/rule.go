@@ -125,20 +125,33 @@ const (
 	Increase   Reducer = "increase"
 	Stddev     Reducer = "stddev"
 	Percentile Reducer = "percentile"
+	// Time-only reducers, with Prometheus' semantics (see docs/rules.md).
+	Delta         Reducer = "delta"
+	Deriv         Reducer = "deriv"
+	PredictLinear Reducer = "predict_linear"
+	Changes       Reducer = "changes"
+	Resets        Reducer = "resets"
+	Quantile      Reducer = "quantile"
 	// Pool is the across-series step of the shorthand form: the samples
 	// of every series are reduced together, as if they were one series.
 	Pool Reducer = "pool"
 )
 
 // Aggregate is one aggregate a condition uses: Series reduces each series'
-// samples in the window, Across reduces those per-series values.
+// samples in the window, Across reduces those per-series values. When
+// AcrossFirst is set the order is reversed: Across reduces the series at
+// each step of Step, and Series reduces those values over the window.
 type Aggregate struct {
 	Text   string // as written, e.g. `avg(rate("etcd.txn.total"))`
 	Metric string
 	Series Reducer
 	Across Reducer
-	Q      float64 // percentile rank in [0,1], for Percentile
-	Var    string  // CEL variable the engine binds
+	// Q is the rank in [0,1] for Percentile and Quantile, and the horizon
+	// in seconds for PredictLinear.
+	Q           float64
+	AcrossFirst bool
+	Step        time.Duration // the group's interval, for AcrossFirst
+	Var         string        // CEL variable the engine binds
 }
 
 // Group is a named list of rules evaluated together at one interval.
