@@ -28,9 +28,8 @@ type Sample struct {
 // segments alerts on each one that does not report. Collectors hand it to
 // the engine's store beside their samples.
 type Inventory struct {
-	Source  string    // the collector's name, as rules name it
-	Time    time.Time // the collection it comes from
-	Members []Labels  // one label set per thing that must exist
+	Source  string   // the collector's name, as rules name it
+	Members []Labels // one label set per thing that must exist
 }
 
 // Names returns the label names in sorted order.
