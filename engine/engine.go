@@ -429,7 +429,7 @@ func (e *Engine) evalRule(st *ruleState, now time.Time) (err error) {
 	if st.clear != nil {
 		st.clear.columns(st.index, start, end, e.store.version)
 	}
-	expected := st.expected(e.store, end)
+	expected, expecting := st.expected(e.store, end)
 	var firstErr error
 	allHold, unsure, counted := true, false, 0
 	anyClear := false
@@ -521,7 +521,7 @@ func (e *Engine) evalRule(st *ruleState, now time.Time) (err error) {
 			switch {
 			case !warm:
 				o = unknown
-			case expected != nil && expected[seg.key].segment != nil:
+			case expecting && expected[seg.key].segment != nil:
 				// The missing alert speaks for an expected segment.
 				o = fails
 			case r.NoData == rules.NoDataKeepState:
@@ -557,8 +557,11 @@ func (e *Engine) evalRule(st *ruleState, now time.Time) (err error) {
 		}
 		st.stepEvery(o, now)
 	}
-	if expected != nil || len(st.missing) > 0 {
+	switch {
+	case expecting:
 		st.stepMissing(expected, start, warm, now)
+	case r.Expect == nil && len(st.missing) > 0:
+		st.stepMissing(nil, start, warm, now) // expect removed by a reload: they resolve
 	}
 	if len(st.restored) > 0 && hasData {
 		st.expireRestored(now)
@@ -977,6 +980,9 @@ func (st *ruleState) refresh(prev *rules.Rule) {
 		each(a)
 	}
 	for _, a := range st.restored {
+		each(a)
+	}
+	for _, a := range st.missing {
 		each(a)
 	}
 }

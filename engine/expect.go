@@ -18,18 +18,24 @@ type seenSeg struct {
 	last    int64
 }
 
-// expected returns the segments st's rule expects at end, by segment key,
-// or nil when it expects none. The caller holds the store's read lock.
-func (st *ruleState) expected(s *Store, end int64) map[string]expectedSeg {
+// expected returns the segments st's rule expects at end, by segment key.
+// It returns false when the rule expects nothing, or cannot tell yet: an
+// inventory its collector has not reported since the start. The caller
+// holds the store's read lock.
+func (st *ruleState) expected(s *Store, end int64) (map[string]expectedSeg, bool) {
 	x := st.rule.Expect
 	if x == nil {
-		return nil
+		return nil, false
 	}
 	out := map[string]expectedSeg{}
 	by := st.rule.SegmentBy
 	switch {
 	case x.Inventory != "":
-		for _, m := range s.inventories[x.Inventory].Members {
+		inv, ok := s.inventories[x.Inventory]
+		if !ok {
+			return nil, false
+		}
+		for _, m := range inv.Members {
 			// A member without every segment_by label is not one of
 			// this rule's segments.
 			if key, seg, ok := segmentOf(by, m); ok {
@@ -58,7 +64,7 @@ func (st *ruleState) expected(s *Store, end int64) map[string]expectedSeg {
 			out[key] = expectedSeg{sn.segment, sn.segment}
 		}
 	}
-	return out
+	return out, true
 }
 
 // missingFingerprint is the identity of a segment's missing alert: not the
