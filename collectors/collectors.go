@@ -20,6 +20,13 @@ type Collector interface {
 	Collect(ctx context.Context, now time.Time) ([]model.Sample, error)
 }
 
+// InventoryReporter is a Collector that also says what must exist, such as
+// an etcd cluster's members: the daemon hands it to the engine's store
+// after each collection, for rules that expect it (expect: inventory).
+type InventoryReporter interface {
+	Inventory() (model.Inventory, bool)
+}
+
 // Self-metric names, emitted once per target on every Collect.
 const (
 	// MetricUp is 1 when everything asked of the target was gathered, else 0.

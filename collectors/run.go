@@ -21,6 +21,14 @@ type Scraper interface {
 	Scrape(ctx context.Context, target int, now time.Time) ([]model.Sample, error)
 }
 
+// InventoryScraper is a Scraper that also knows what must exist beyond
+// what answered, such as every member of an etcd cluster from its member
+// list. For each member it gives the index of the target that watches it,
+// or -1.
+type InventoryScraper interface {
+	Inventory() (members []model.Labels, targets []int, ok bool)
+}
+
 // TargetInfo names a target and carries the static tags every one of its
 // samples gets.
 type TargetInfo struct {
@@ -115,6 +123,32 @@ func (c *TargetCollector) Stats() Stats {
 		st.TargetErrs[t.Name] += n
 	}
 	return st
+}
+
+// Inventory returns the scraper's inventory (false when it has none yet, or
+// keeps none), each member labelled as the samples of its target are (tags,
+// collector, target), or with the collector label alone when no target
+// watches it.
+func (c *TargetCollector) Inventory() (model.Inventory, bool) {
+	is, ok := c.scraper.(InventoryScraper)
+	if !ok {
+		return model.Inventory{}, false
+	}
+	members, targets, ok := is.Inventory()
+	if !ok {
+		return model.Inventory{}, false
+	}
+	inv := model.Inventory{Source: c.settings.Name}
+	for i, m := range members {
+		if t := targets[i]; t >= 0 && t < len(c.targets) {
+			inv.Members = append(inv.Members, c.label(m, c.targets[t]))
+			continue
+		}
+		ls := m.Copy()
+		ls[LabelCollector] = c.settings.Name
+		inv.Members = append(inv.Members, ls)
+	}
+	return inv, true
 }
 
 // Close releases the scraper's connections, if it holds any.

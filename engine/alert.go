@@ -31,7 +31,24 @@ type alertState struct {
 	values      []float64
 	segments    []model.SegmentValue
 	annotations map[string]string
+
+	// changes are the times, within the rule's flapping window, the alert
+	// fired or resolved. While flapping is set the alert is shown firing,
+	// labelled vigil_flapping="true", whatever state says underneath.
+	changes   []time.Time
+	flapping  bool
+	flapSince time.Time
+	// missing marks the alert of an expected segment that does not report.
+	missing bool
 }
+
+// Labels Vigil sets on alerts in a state of their own.
+const (
+	// LabelFlapping marks an alert held as flapping.
+	LabelFlapping = "vigil_flapping"
+	// LabelMissing marks the alert of an expected segment that is missing.
+	LabelMissing = "vigil_missing"
+)
 
 // outcome is what one evaluation says about a segment.
 type outcome int
@@ -41,6 +58,9 @@ const (
 	fails                  // the condition is false
 	unknown                // keep_state with no data, or an error: change nothing
 	absent                 // no samples for the condition: no_data decides
+	// between: the condition does not hold, but clear_when does not
+	// either: a firing alert stays firing (hysteresis).
+	between
 )
 
 // step moves a through the state machine and reports whether its state
@@ -51,6 +71,12 @@ func step(a *alertState, r *rules.Rule, o outcome, now time.Time) bool {
 	switch o {
 	case unknown:
 		return false
+	case between:
+		if a.state == model.StateFiring {
+			a.keepSince = time.Time{} // keep_firing_for counts from clear_when
+			return false
+		}
+		return step(a, r, fails, now)
 	case holds:
 		a.lastTrue, a.keepSince = now, time.Time{}
 		switch a.state {
@@ -86,8 +112,83 @@ func step(a *alertState, r *rules.Rule, o outcome, now time.Time) bool {
 	return a.state != prev
 }
 
+// shown is the state notifiers and the API see: firing while held as
+// flapping.
+func (a *alertState) shown() model.AlertState {
+	if a.flapping {
+		return model.StateFiring
+	}
+	return a.state
+}
+
+// flap counts a's visible changes (to firing, to resolved) within the
+// rule's flapping window after a step from prev, holds a as flapping
+// when they exceed the limit, and releases it once none is left in the
+// window: then a shows what it is underneath, a resolution if it no
+// longer fires. It reports whether what a shows changed.
+func (a *alertState) flap(r *rules.Rule, prev model.AlertState, now time.Time) bool {
+	f := r.Flapping
+	if f == nil {
+		return false
+	}
+	if a.state != prev && (a.state == model.StateFiring || a.state == model.StateResolved) {
+		a.changes = append(a.changes, now)
+	}
+	a.trimChanges(f.Window, now)
+	switch {
+	case !a.flapping && len(a.changes) > f.Changes:
+		a.flapping, a.flapSince = true, now
+		return true
+	case a.flapping && len(a.changes) == 0 && a.state != model.StatePending:
+		// A pending alert is neither firing nor resolved yet: the hold
+		// lasts until it is one or the other.
+		a.flapping, a.flapSince = false, time.Time{}
+		if a.state != model.StateFiring {
+			a.state, a.resolved = model.StateResolved, now
+		}
+		return true
+	}
+	return false
+}
+
+// trimChanges forgets changes at or before window before now.
+func (a *alertState) trimChanges(window time.Duration, now time.Time) {
+	i := 0
+	for i < len(a.changes) && now.Sub(a.changes[i]) >= window {
+		i++
+	}
+	if i > 0 {
+		a.changes = append(a.changes[:0:0], a.changes[i:]...)
+	}
+}
+
+// end resolves a at now if it shows firing (its segment is gone, its rule
+// changed) and reports whether it did.
+func (a *alertState) end(now time.Time) bool {
+	firing := a.shown() == model.StateFiring
+	a.flapping, a.lastEval = false, now
+	if firing {
+		a.state, a.resolved = model.StateResolved, now
+	}
+	return firing
+}
+
 // snapshot is the alert as notifiers and the API see it.
 func (a *alertState) snapshot(r *rules.Rule) model.Alert {
+	if a.flapping {
+		al := a.plainSnapshot(r)
+		al.State, al.ResolvedAt = model.StateFiring, time.Time{}
+		if al.FiredAt.IsZero() {
+			al.FiredAt = a.flapSince
+		}
+		al.Labels = al.Labels.Copy()
+		al.Labels[LabelFlapping] = "true"
+		return al
+	}
+	return a.plainSnapshot(r)
+}
+
+func (a *alertState) plainSnapshot(r *rules.Rule) model.Alert {
 	return model.Alert{
 		Fingerprint: a.fp,
 		Rule:        r.Name,

@@ -73,6 +73,17 @@ type ruleState struct {
 	resolved map[string]*alertState
 	// restored alerts (Import) whose segment has no series yet, by key.
 	restored map[string]*alertState
+	// missing are the alerts of expected segments that are missing, by
+	// fingerprint; seen is when each segment last reported, for
+	// `expect: seen`.
+	missing map[string]*alertState
+	seen    map[string]seenSeg
+	// clear evaluates clear_when, when the rule has one.
+	clear *clearState
+	// history keeps the flapping changes of alerts that went inactive or
+	// were forgotten, by fingerprint, for as long as the window counts
+	// them.
+	history map[string][]time.Time
 	// ending are firing alerts of an earlier version of the rule whose
 	// alerts are not this version's (another across or segment_by) or of
 	// a removed rule: they resolve at the next evaluation.
@@ -140,7 +151,11 @@ func (e *Engine) SetRules(rs *rules.RuleSet) {
 	metrics := map[string][]string{}
 	for _, r := range rs.Rules() {
 		k := indexKey(r)
-		for _, a := range r.Condition.Aggregates {
+		aggs := r.Condition.Aggregates
+		if r.ClearWhen != nil {
+			aggs = append(slices.Clip(aggs), r.ClearWhen.Aggregates...)
+		}
+		for _, a := range aggs {
 			if !slices.Contains(metrics[k], a.Metric) {
 				metrics[k] = append(metrics[k], a.Metric)
 			}
@@ -211,6 +226,7 @@ func sameNames(a, b []string) bool {
 func (st *ruleState) adopt(old *ruleState) {
 	st.segs, st.gen = old.segs, old.gen
 	st.every, st.resolved, st.restored, st.ending = old.every, old.resolved, old.restored, old.ending
+	st.history, st.missing, st.seen = old.history, old.missing, old.seen
 	st.health, st.lastEval = old.health, old.lastEval
 	if old.index != st.index {
 		st.gen = st.index.gen - 1 // realign by key at the next evaluation
@@ -247,7 +263,7 @@ func (st *ruleState) adopt(old *ruleState) {
 // (nothing was sent about them): st's rule is gone or makes other alerts.
 func (st *ruleState) retire() {
 	add := func(a *alertState) {
-		if a != nil && a.state == model.StateFiring {
+		if a != nil && a.shown() == model.StateFiring {
 			st.ending = append(st.ending, a)
 		}
 	}
@@ -258,7 +274,10 @@ func (st *ruleState) retire() {
 	for _, a := range st.restored {
 		add(a)
 	}
-	st.segs, st.every, st.restored = nil, nil, map[string]*alertState{}
+	for _, a := range st.missing {
+		add(a)
+	}
+	st.segs, st.every, st.restored, st.missing = nil, nil, map[string]*alertState{}, map[string]*alertState{}
 	st.index, st.cols = nil, nil
 }
 
@@ -277,7 +296,7 @@ func (e *Engine) endRetired(now time.Time) {
 // endOld resolves the ending alerts at now.
 func (st *ruleState) endOld(now time.Time) {
 	for _, a := range st.ending {
-		a.state, a.resolved, a.lastEval = model.StateResolved, now, now
+		a.end(now)
 		st.resolved[a.fp] = a
 	}
 	st.ending = nil
@@ -291,9 +310,13 @@ func newRuleState(r *rules.Rule, ix *index) *ruleState {
 		noData: make([]ref.Val, n), lastBoxed: make([]ref.Val, n),
 		resolved: map[string]*alertState{},
 		restored: map[string]*alertState{},
+		missing:  map[string]*alertState{},
 		health:   Health{OK: true},
 	}
 	st.act.vals = make([]ref.Val, n)
+	if r.ClearWhen != nil {
+		st.clear = newClearState(r.ClearWhen)
+	}
 	st.metrics = ruleMetrics(r, ix)
 	for i, a := range r.Condition.Aggregates {
 		st.noData[i] = types.NewErr("%s%s", noDataPrefix, a.Text)
@@ -411,8 +434,14 @@ func (e *Engine) evalRule(st *ruleState, now time.Time) (err error) {
 	for i := range r.Condition.Aggregates {
 		st.cols[i] = st.index.column(&r.Condition.Aggregates[i], &st.aggs[i], start, end, e.store.version)
 	}
+	everyFiring := st.every != nil && st.every.state == model.StateFiring
+	if st.clear != nil {
+		st.clear.columns(st.index, start, end, e.store.version)
+	}
+	expected, expecting := st.expected(e.store, end)
 	var firstErr error
 	allHold, unsure, counted := true, false, 0
+	anyClear := false
 	for k, seg := range st.index.segments {
 		ss := &st.segs[k]
 		if !st.index.reports(k, st.metrics) {
@@ -463,6 +492,13 @@ func (e *Engine) evalRule(st *ruleState, now time.Time) (err error) {
 			if !ss.counted {
 				continue
 			}
+			if everyFiring && st.clear != nil && !anyClear {
+				c, err := st.clear.holds(seg, k)
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				anyClear = c
+			}
 			counted++
 			ss.lastValue = st.vals[0]
 			if o == holds || st.every != nil {
@@ -479,11 +515,24 @@ func (e *Engine) evalRule(st *ruleState, now time.Time) (err error) {
 			ss.lastHolds = false
 			if !warm && ss.alert != nil && ss.alert.activeAt.UnixNano() < first {
 				o = unknown // a partial window says nothing against a restored alert
+			} else if st.clear != nil && ss.alert != nil && ss.alert.state == model.StateFiring {
+				cleared, err := st.clear.holds(seg, k)
+				if err != nil {
+					o = unknown // an error never resolves
+					if firstErr == nil {
+						firstErr = err
+					}
+				} else if !cleared {
+					o, ss.lastHolds = between, true
+				}
 			}
 		case absent:
 			switch {
 			case !warm:
 				o = unknown
+			case expecting && expected[seg.key].segment != nil:
+				// The missing alert speaks for an expected segment.
+				o = fails
 			case r.NoData == rules.NoDataKeepState:
 				o, kept = fails, true
 				if ss.lastHolds {
@@ -510,10 +559,18 @@ func (e *Engine) evalRule(st *ruleState, now time.Time) (err error) {
 			o = holds
 		case firstErr != nil:
 			o = unknown // never resolve because of an error
+		case everyFiring && st.clear != nil && !anyClear:
+			o = between
 		case !warm && st.every != nil && st.every.activeAt.UnixNano() < first:
 			o = unknown // a partial window says nothing against a restored alert
 		}
 		st.stepEvery(o, now)
+	}
+	switch {
+	case expecting:
+		st.stepMissing(expected, start, warm, now)
+	case r.Expect == nil && len(st.missing) > 0:
+		st.stepMissing(nil, start, warm, now) // expect removed by a reload: they resolve
 	}
 	if len(st.restored) > 0 && hasData {
 		st.expireRestored(now)
@@ -644,19 +701,23 @@ func (st *ruleState) stepSegment(seg *segment, ss *segState, o outcome, kept boo
 		}
 		a = st.resolved[model.Fingerprint(st.rule.Name, seg.labels)]
 		if a == nil {
-			a = &alertState{fp: model.Fingerprint(st.rule.Name, seg.labels), segment: seg.labels}
+			a = st.newAlert(model.Fingerprint(st.rule.Name, seg.labels), seg.labels)
 		}
 		delete(st.resolved, a.fp)
 		ss.alert = a
 	}
+	prev := a.state
 	changed := step(a, st.rule, o, now)
-	if a.state == model.StateInactive || a.state == model.StateResolved {
+	changed = a.flap(st.rule, prev, now) || changed
+	if !a.flapping && (a.state == model.StateInactive || a.state == model.StateResolved) {
 		ss.alert = nil
 		if a.state == model.StateResolved {
 			st.resolved[a.fp] = a
+		} else {
+			st.keepHistory(a)
 		}
 	}
-	if o == holds && !kept || changed {
+	if (o == holds || o == between) && !kept || changed {
 		// Re-render only when something shown changed: templates are the
 		// costliest step for a firing alert.
 		render := changed
@@ -684,12 +745,14 @@ func (st *ruleState) stepEvery(o outcome, now time.Time) {
 		fp := model.Fingerprint(st.rule.Name, model.Labels{})
 		a = st.resolved[fp] // firing again: the same alert, not a second one
 		if a == nil {
-			a = &alertState{fp: fp, segment: model.Labels{}}
+			a = st.newAlert(fp, model.Labels{})
 		}
 		delete(st.resolved, fp)
 		st.every = a
 	}
+	prev := a.state
 	changed := step(a, st.rule, o, now)
+	changed = a.flap(st.rule, prev, now) || changed
 	if o == holds || changed {
 		a.segments = nil // snapshots handed out share the old slice
 		var common model.Labels
@@ -714,13 +777,38 @@ func (st *ruleState) stepEvery(o outcome, now time.Time) {
 		}
 		st.render(a)
 	}
-	switch a.state {
-	case model.StateInactive:
+	switch {
+	case a.flapping:
+	case a.state == model.StateInactive:
 		st.every = nil
-	case model.StateResolved:
+		st.keepHistory(a)
+	case a.state == model.StateResolved:
 		st.every = nil
 		st.resolved[a.fp] = a
 	}
+}
+
+// newAlert starts an alert, with the flapping changes its fingerprint
+// made recently.
+func (st *ruleState) newAlert(fp string, segment model.Labels) *alertState {
+	a := &alertState{fp: fp, segment: segment}
+	if h, ok := st.history[fp]; ok {
+		a.changes = h
+		delete(st.history, fp)
+	}
+	return a
+}
+
+// keepHistory remembers the flapping changes of an alert about to be
+// dropped, so that it counts them when it comes back.
+func (st *ruleState) keepHistory(a *alertState) {
+	if st.rule.Flapping == nil || len(a.changes) == 0 {
+		return
+	}
+	if st.history == nil {
+		st.history = map[string][]time.Time{}
+	}
+	st.history[a.fp] = a.changes
 }
 
 func intersect(acc, ls model.Labels) model.Labels {
@@ -761,6 +849,14 @@ func (st *ruleState) forgetResolved(now time.Time) {
 	for fp, a := range st.resolved {
 		if now.Sub(a.resolved) >= ResolvedRetention {
 			delete(st.resolved, fp)
+			st.keepHistory(a)
+		}
+	}
+	if f := st.rule.Flapping; f != nil {
+		for fp, h := range st.history {
+			if now.Sub(h[len(h)-1]) >= f.Window {
+				delete(st.history, fp)
+			}
 		}
 	}
 }
@@ -784,6 +880,9 @@ func (e *Engine) Alerts() []model.Alert {
 		}
 		for _, a := range st.restored {
 			out = append(out, a.snapshot(st.rule)) // restored, its segment not seen yet
+		}
+		for _, a := range st.missing {
+			out = append(out, a.snapshot(st.rule))
 		}
 		for _, a := range st.ending {
 			out = append(out, a.snapshot(st.rule)) // firing until the next evaluation resolves it
@@ -858,9 +957,7 @@ func (st *ruleState) align(now time.Time) {
 		if a == nil {
 			continue
 		}
-		a.lastEval = now
-		if a.state == model.StateFiring {
-			a.state, a.resolved = model.StateResolved, now
+		if a.end(now) {
 			st.resolved[a.fp] = a
 		}
 	}
@@ -892,6 +989,9 @@ func (st *ruleState) refresh(prev *rules.Rule) {
 		each(a)
 	}
 	for _, a := range st.restored {
+		each(a)
+	}
+	for _, a := range st.missing {
 		each(a)
 	}
 }

@@ -39,6 +39,14 @@ type AlertRecord struct {
 	Values   map[string]float64   `json:"values,omitempty"`
 	Segments []model.SegmentValue `json:"segments,omitempty"`
 	Every    bool                 `json:"every,omitempty"` // the single alert of an `across: every` rule
+	// Changes are the times the alert fired or resolved within its rule's
+	// flapping window; Flapping says it is held as flapping (shown
+	// firing) since FlapSince, whatever State says underneath.
+	Changes   []time.Time `json:"changes,omitempty"`
+	Flapping  bool        `json:"flapping,omitempty"`
+	FlapSince time.Time   `json:"flap_since,omitzero"`
+	// Missing marks the alert of an expected segment that is missing.
+	Missing bool `json:"missing,omitempty"`
 }
 
 func (a *alertState) record(r *rules.Rule, every bool) AlertRecord {
@@ -48,6 +56,7 @@ func (a *alertState) record(r *rules.Rule, every bool) AlertRecord {
 		Annotations: a.annotations, State: a.state.String(), ActiveAt: a.activeAt, FiredAt: a.firedAt,
 		ResolvedAt: a.resolved, LastTrue: a.lastTrue, KeepSince: a.keepSince, Value: a.value,
 		Segments: a.segments, Every: every,
+		Changes: a.changes, Flapping: a.flapping, FlapSince: a.flapSince, Missing: a.missing,
 	}
 	for i, ag := range r.Condition.Aggregates {
 		if i < len(a.values) {
@@ -167,6 +176,9 @@ func (e *Engine) Export() []AlertRecord {
 		for _, a := range st.restored {
 			out = append(out, a.record(r, false))
 		}
+		for _, a := range st.missing {
+			out = append(out, a.record(r, false))
+		}
 		if st.every != nil {
 			out = append(out, st.every.record(r, true))
 		}
@@ -190,7 +202,7 @@ func (e *Engine) Import(recs []AlertRecord) (restored, dropped int) {
 	for _, rec := range recs {
 		st, ok := e.states[rec.Rule]
 		state, okState := model.ParseAlertState(rec.State)
-		if !ok || !rec.matches(st.rule) || !okState || state == model.StateInactive || !st.lastEval.IsZero() {
+		if !ok || !rec.matches(st.rule) || !okState || state == model.StateInactive && !rec.Flapping || !st.lastEval.IsZero() {
 			dropped++
 			continue
 		}
@@ -199,6 +211,13 @@ func (e *Engine) Import(recs []AlertRecord) (restored, dropped int) {
 			state: state, activeAt: rec.ActiveAt, firedAt: rec.FiredAt, resolved: rec.ResolvedAt,
 			lastTrue: rec.LastTrue, keepSince: rec.KeepSince, value: rec.Value,
 			segments: slices.Clone(rec.Segments),
+			changes:  slices.Clone(rec.Changes), flapSince: rec.FlapSince, missing: rec.Missing,
+		}
+		// A hold outlives a restart only if the rule still damps flapping.
+		a.flapping = rec.Flapping && st.rule.Flapping != nil
+		if a.shown() == model.StateInactive {
+			dropped++
+			continue
 		}
 		if a.segment == nil {
 			a.segment = model.Labels{}
@@ -214,7 +233,21 @@ func (e *Engine) Import(recs []AlertRecord) (restored, dropped int) {
 			}
 		}
 		switch {
-		case state == model.StateResolved:
+		case a.missing:
+			if st.rule.Expect == nil {
+				dropped++
+				continue
+			}
+			st.missing[a.fp] = a
+			if key, _, ok := segmentOf(st.rule.SegmentBy, a.segment); ok && st.rule.Expect.Seen > 0 {
+				// Seen last about when it went missing: still expected
+				// for `seen` after that.
+				if st.seen == nil {
+					st.seen = map[string]seenSeg{}
+				}
+				st.seen[key] = seenSeg{a.segment, a.activeAt.UnixNano()}
+			}
+		case a.shown() == model.StateResolved:
 			st.resolved[a.fp] = a
 		case rec.Every:
 			st.every = a
@@ -244,8 +277,7 @@ func (st *ruleState) expireRestored(now time.Time) {
 			continue
 		}
 		delete(st.restored, key)
-		if a.state == model.StateFiring {
-			a.state, a.resolved, a.lastEval = model.StateResolved, now, now
+		if a.end(now) {
 			st.resolved[a.fp] = a
 		}
 	}

@@ -43,6 +43,28 @@ type Store struct {
 	// that one metric's series across a fleet sit together in memory: the
 	// order evaluation reads them in (one aggregate over all segments).
 	slabs map[string]*slab
+	// inventories are the last inventory of each source: a source that
+	// fails to report one keeps its last, so a cluster that went silent
+	// as a whole is still expected.
+	inventories map[string]model.Inventory
+}
+
+// SetInventory replaces the inventory of inv.Source.
+func (s *Store) SetInventory(inv model.Inventory) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inventories == nil {
+		s.inventories = map[string]model.Inventory{}
+	}
+	s.inventories[inv.Source] = inv
+}
+
+// Inventory returns the last inventory of source.
+func (s *Store) Inventory(source string) (model.Inventory, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	inv, ok := s.inventories[source]
+	return inv, ok
 }
 
 type slab struct {

@@ -23,6 +23,15 @@ type Sample struct {
 	Time   time.Time
 }
 
+// Inventory is what a source knows must exist, such as the members of an
+// etcd cluster from its member list: a rule expecting the source's
+// segments alerts on each one that does not report. Collectors hand it to
+// the engine's store beside their samples.
+type Inventory struct {
+	Source  string   // the collector's name, as rules name it
+	Members []Labels // one label set per thing that must exist
+}
+
 // Names returns the label names in sorted order.
 func (ls Labels) Names() []string {
 	names := make([]string, 0, len(ls))

@@ -410,6 +410,7 @@ func (c *compiler) compileRule(file string, lines [][]byte, g *Group, node yamla
 		}
 		r.Condition = cond
 	}
+	c.compileStateFields(r, &rn, lines, fail)
 
 	r.keepSources(lines, &rn)
 	if len(rn.Annotations) > 0 {
@@ -440,6 +441,16 @@ func stateKey(r *Rule, g *Group) uint64 {
 	}
 	fmt.Fprintf(h, "%s\x00%s\x00%q\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s",
 		r.Name, scope, r.SegmentBy, r.Across, r.Window, r.Condition.Source, r.For, r.Trigger, r.KeepFiringFor, r.NoData, g.Interval.String()+" "+g.Schedule)
+	// Written only when set, so the key of a rule without them is unchanged.
+	if r.ClearWhen != nil {
+		fmt.Fprintf(h, "\x00clear_when %s", r.ClearWhen.Source)
+	}
+	if r.Flapping != nil {
+		fmt.Fprintf(h, "\x00flapping %d %s", r.Flapping.Changes, r.Flapping.Window)
+	}
+	if r.Expect != nil {
+		fmt.Fprintf(h, "\x00expect %s %v %s", r.Expect.Inventory, r.Expect.Segments, r.Expect.Seen)
+	}
 	return h.Sum64()
 }
 

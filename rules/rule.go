@@ -77,6 +77,15 @@ type Rule struct {
 	NotifyPos   []Pos // where each Notify entry is written
 	Inhibit     *model.Inhibit
 
+	// ClearWhen, when set, is the condition that resolves a firing alert
+	// (hysteresis): a firing alert whose Condition stops holding stays
+	// firing until ClearWhen holds.
+	ClearWhen *Condition
+	// Flapping, when set, holds an alert that changes state too often.
+	Flapping *Flapping
+	// Expect, when set, names the segments that must report.
+	Expect *Expect
+
 	// StateKey changes only when the rule's meaning changes (scope,
 	// condition, timing...): alerts of a rule whose StateKey is unchanged
 	// survive a reload. Labels, annotations and routing may change freely.
@@ -84,6 +93,22 @@ type Rule struct {
 
 	// src keeps where the fields are written (see ConditionPos).
 	src *sources
+}
+
+// Flapping holds an alert that fired or resolved more than Changes times
+// within Window, until it has not changed for Window.
+type Flapping struct {
+	Changes int
+	Window  time.Duration
+}
+
+// Expect says which segments must exist: those of a collector's inventory
+// (Inventory, a collector name), a static list (Segments, each holding
+// exactly the segment_by labels), or those seen within Seen.
+type Expect struct {
+	Inventory string
+	Segments  []model.Labels
+	Seen      time.Duration
 }
 
 // Scope selects the series a rule looks at, from their labels.

@@ -42,6 +42,21 @@ type ruleNode struct {
 	Annotations   map[string]str `yaml:"annotations"`
 	Notify        []str          `yaml:"notify"`
 	Inhibits      *inhibitNode   `yaml:"inhibits"`
+	ClearWhen     str            `yaml:"clear_when"`
+	Flapping      *flappingNode  `yaml:"flapping"`
+	Expect        *expectNode    `yaml:"expect"`
+}
+
+type flappingNode struct {
+	Changes str `yaml:"changes"`
+	Window  str `yaml:"window"`
+}
+
+// expectNode names the segments a rule expects: one of the three.
+type expectNode struct {
+	Inventory str              `yaml:"inventory"`
+	Segments  []map[string]str `yaml:"segments"`
+	Seen      str              `yaml:"seen"`
 }
 
 type inhibitNode struct {

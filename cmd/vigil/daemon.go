@@ -430,6 +430,12 @@ func (d *daemon) collect(ctx context.Context, c collectors.Collector, slot time.
 			d.log.Warn("recording failed", "collector", c.Name(), "err", err)
 		}
 	}
+	// What must exist (an etcd cluster's members), for rules that expect it.
+	if ic, ok := c.(collectors.InventoryReporter); ok {
+		if inv, ok := ic.Inventory(); ok {
+			d.store.SetInventory(inv)
+		}
+	}
 	d.markCollection(c.Name(), true)
 }
 

@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -82,7 +84,23 @@ type Scraper struct {
 	cfg     Config
 	http    *http.Client
 	members []*member
+
+	// The cluster's member list, from the member with the highest raft
+	// index in the latest collection that got one: the inventory rules
+	// expect segments from (see Inventory).
+	listMu    sync.Mutex
+	list      []*pb.Member
+	listIndex uint64
+	listTime  time.Time
 }
+
+// LabelMemberName is the label every sample of a member carries once its
+// name is known (from its own member list, or another member's listing
+// its client URL), and that the inventory names members by.
+const (
+	LabelMemberName = "etcd.member.name"
+	LabelMemberID   = "etcd.member.id"
+)
 
 type member struct {
 	Member
@@ -91,6 +109,7 @@ type member struct {
 	closed   bool
 	prev     *page // last /metrics page, for rates
 	prevTime time.Time
+	name     string // the member's name in the cluster; guarded by Scraper.listMu
 }
 
 // New validates cfg and prepares a scraper. It connects lazily, so a member
@@ -179,7 +198,7 @@ func (s *Scraper) Scrape(ctx context.Context, i int, now time.Time) ([]model.Sam
 			pageSamples, quota, pageErr = s.scrapePage(ctx, m, now)
 		}()
 	}
-	statusSamples, statusQuota, statusDBSize, statusErr = s.status(ctx, m)
+	statusSamples, statusQuota, statusDBSize, statusErr = s.status(ctx, m, now)
 	statusConnected = statusErr == nil
 	wg.Wait()
 
@@ -195,8 +214,15 @@ func (s *Scraper) Scrape(ctx context.Context, i int, now time.Time) ([]model.Sam
 		}
 	}
 	out = append(out, pageSamples...)
+	name := s.nameOf(m)
 	for j := range out {
 		out[j].Time = now
+		if name != "" {
+			ls := make(model.Labels, len(out[j].Labels)+1)
+			maps.Copy(ls, out[j].Labels)
+			ls[LabelMemberName] = name
+			out[j].Labels = ls
+		}
 	}
 	var errs []error
 	if statusErr != nil {
@@ -276,7 +302,7 @@ func (s *Scraper) dialOptions() []grpc.DialOption {
 	}
 }
 
-func (s *Scraper) status(ctx context.Context, m *member) (out []model.Sample, quota, dbSize float64, err error) {
+func (s *Scraper) status(ctx context.Context, m *member, now time.Time) (out []model.Sample, quota, dbSize float64, err error) {
 	down := []model.Sample{{Metric: "etcd.can_connect", Value: 0}}
 	cli, err := s.client(m)
 	if err != nil {
@@ -336,6 +362,7 @@ func (s *Scraper) status(ctx context.Context, m *member) (out []model.Sample, qu
 	if err != nil {
 		return out, float64(st.DbSizeQuota), float64(st.DbSize), fmt.Errorf("member list: %w", err)
 	}
+	s.noteMembers(m, ml.Members, self, st.RaftIndex, now)
 	learners := 0
 	for _, mm := range ml.Members {
 		if mm.IsLearner {
@@ -413,4 +440,66 @@ func (s *Scraper) tlsReason(ctx context.Context, m *member, err error) error {
 		return fmt.Errorf("%w (TLS: %v)", err, derr)
 	}
 	return err
+}
+
+// noteMembers records a member list m got: the names of the members the
+// scraper watches, and the list itself if it is the freshest of this
+// collection (a member cut off from quorum may answer with an old one).
+func (s *Scraper) noteMembers(m *member, list []*pb.Member, self, raftIndex uint64, now time.Time) {
+	s.listMu.Lock()
+	defer s.listMu.Unlock()
+	if now.After(s.listTime) || now.Equal(s.listTime) && raftIndex > s.listIndex {
+		s.list, s.listIndex, s.listTime = list, raftIndex, now
+	}
+	for _, mm := range list {
+		if mm.Name == "" {
+			continue // added, not started yet
+		}
+		if mm.ID == self {
+			m.name = mm.Name
+			continue
+		}
+		for _, w := range s.members {
+			if w.name == "" && slices.ContainsFunc(mm.ClientURLs, func(u string) bool { return sameURL(u, w.Endpoint) }) {
+				w.name = mm.Name
+			}
+		}
+	}
+}
+
+func sameURL(a, b string) bool { return strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/") }
+
+func (s *Scraper) nameOf(m *member) string {
+	s.listMu.Lock()
+	defer s.listMu.Unlock()
+	return m.name
+}
+
+// Inventory returns the cluster's members from the freshest member list
+// seen, each labelled with its name (when it has started) and ID, and the
+// index of the target that watches it, or -1 for a member Vigil is not
+// pointed at. ok is false until a collection got a member list; after
+// that the last list stays, so a cluster silent as a whole is still
+// expected.
+func (s *Scraper) Inventory() (members []model.Labels, targets []int, ok bool) {
+	s.listMu.Lock()
+	defer s.listMu.Unlock()
+	if s.listTime.IsZero() {
+		return nil, nil, false
+	}
+	for _, mm := range s.list {
+		ls := model.Labels{LabelMemberID: formatID(mm.ID)}
+		if mm.Name != "" {
+			ls[LabelMemberName] = mm.Name
+		}
+		target := -1
+		for i, w := range s.members {
+			if mm.Name != "" && w.name == mm.Name || slices.ContainsFunc(mm.ClientURLs, func(u string) bool { return sameURL(u, w.Endpoint) }) {
+				target = i
+				break
+			}
+		}
+		members, targets = append(members, ls), append(targets, target)
+	}
+	return members, targets, true
 }
