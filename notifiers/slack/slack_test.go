@@ -81,7 +81,7 @@ func TestBotTokenPostsBlockKit(t *testing.T) {
 		t.Errorf("token not sent: %q", auth[0])
 	}
 	p := posts[0]
-	if p.Get("channel") != "#oncall" || p.Get("text") != "🔥 [FIRING:2] EtcdMemberUnreachable" {
+	if p.Get("channel") != "#oncall" || p.Get("text") != "🔥 [FIRING:2] EtcdMemberUnreachable: etcd-1, etcd-2" {
 		t.Errorf("channel=%q text=%q", p.Get("channel"), p.Get("text"))
 	}
 	var atts []goslack.Attachment
@@ -98,7 +98,7 @@ func TestBotTokenPostsBlockKit(t *testing.T) {
 		}
 	}
 	res := posts[1].Get("attachments")
-	if !strings.Contains(res, "#2eb886") || !strings.Contains(res, "resolved after 7m0s") || posts[1].Get("text") != "✅ [RESOLVED] EtcdMemberUnreachable" {
+	if !strings.Contains(res, "#2eb886") || !strings.Contains(res, "resolved after 7m0s") || posts[1].Get("text") != "✅ [RESOLVED:2] EtcdMemberUnreachable: etcd-1, etcd-2" {
 		t.Errorf("resolved message: %s / %s", posts[1].Get("text"), res)
 	}
 }
