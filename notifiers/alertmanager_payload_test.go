@@ -44,7 +44,7 @@ func TestAlertmanagerGroupKeyIsStableForTheGroupsLife(t *testing.T) {
 	hook := newReceiver(t)
 	h := build(t, notifiers.Config{
 		GroupBy: []string{"cluster"}, GroupInterval: time.Minute,
-		Channels: []notifiers.ChannelConfig{{Name: "am", Webhook: &webhook.Config{URL: hook.URL, Format: webhook.FormatAlertmanager}}},
+		Channels:        []notifiers.ChannelConfig{{Name: "am", Webhook: &webhook.Config{URL: hook.URL, Format: webhook.FormatAlertmanager}}},
 		DefaultChannels: []string{"am"},
 	}, notifiers.WithExternalURL("https://vigil.example.com/"))
 
@@ -65,7 +65,7 @@ func TestAlertmanagerGroupKeyIsStableForTheGroupsLife(t *testing.T) {
 		{time.Minute, append(prod(2, model.StateFiring), staging)},
 		{90 * time.Second, append(prod(2, model.StateFiring), staging)}, // a second prod member
 		{2 * time.Minute, append(prod(3, model.StateFiring), staging)},
-		{150 * time.Second, append(prod(3, model.StateFiring), staging)}, // a third
+		{150 * time.Second, append(prod(3, model.StateFiring), staging)},   // a third
 		{210 * time.Second, append(prod(3, model.StateResolved), staging)}, // all of prod resolves
 	}
 	for _, s := range steps {
