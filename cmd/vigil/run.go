@@ -24,6 +24,8 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", "vigil.yaml", "config file")
 	logLevel := fs.String("log.level", "info", "debug, info, warn or error")
 	bound := fs.Duration("shutdown.delivery-timeout", 10*time.Second, "how long a stop waits for in-flight notifications")
+	externalURL := fs.String("web.external-url", "",
+		"the URL under which Vigil is reached, for links in notifications (generatorURL, externalURL); default http://<hostname>:<port>/ of http.address")
 	webOpts := addWebFlags(fs)
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
@@ -33,7 +35,7 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	d, err := newDaemon(daemonOptions{ConfigPath: *cfgPath, Logger: logger, Console: stdout, DeliveryBound: *bound, Web: *webOpts})
+	d, err := newDaemon(daemonOptions{ConfigPath: *cfgPath, Logger: logger, Console: stdout, DeliveryBound: *bound, Web: *webOpts, ExternalURL: *externalURL})
 	if err != nil {
 		printLoadError(stderr, err)
 		return 1
