@@ -206,7 +206,7 @@ func regroup(groups map[groupKey]*group, keyOf func(g *group, m *member) string)
 			if t == nil {
 				t = &group{key: k, ch: g.ch, members: map[string]*member{}, sent: map[string]bool{},
 					nextFlush: g.nextFlush, lastSent: g.lastSent, spacing: g.spacing, first: g.first,
-					lastErr: g.lastErr, failures: g.failures}
+					lastErr: g.lastErr, failures: g.failures, thread: g.thread}
 				out[k] = t
 			} else { // idempotent: once per member is as good as once per group
 				if g.nextFlush.Before(t.nextFlush) {
@@ -217,6 +217,9 @@ func regroup(groups map[groupKey]*group, keyOf func(g *group, m *member) string)
 				}
 				if g.failures > t.failures {
 					t.lastErr, t.failures = g.lastErr, g.failures
+				}
+				if t.thread == "" { // merged groups go on in the first one's thread
+					t.thread = g.thread
 				}
 			}
 			t.members[fp] = m

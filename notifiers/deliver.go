@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-alerts/vigil/model"
+	"github.com/vigil-alerts/vigil/notifiers/internal/msg"
 )
 
 // channel is one named destination with its own queue and workers, so a
@@ -102,6 +103,8 @@ func sameChannel(c *channel, b *ChannelConfig, n Notifier) bool {
 type job struct {
 	group     *group
 	labels    model.Labels // the group's labels (groupLabels), for logs
+	key       string       // the group's key, for logs: the payload's groupKey
+	info      Group        // the group as the receiver sees it (GroupNotifier)
 	alerts    []model.Alert
 	firing    []string
 	resolved  []string
@@ -248,7 +251,7 @@ func (d *Dispatcher) workerDone(c *channel) {
 func (d *Dispatcher) deliver(c *channel, j *job) {
 	// The keys are the webhook payload's (Alertmanager's) names; the group
 	// is printed as labels, never as the internal key with its separators.
-	log := d.log.With("channel", c.name, "groupKey", "{}:"+j.labels.String(), "groupLabels", j.labels.String(),
+	log := d.log.With("channel", c.name, "groupKey", j.key, "groupLabels", j.labels.String(),
 		"alerts", len(j.alerts))
 	d.mu.Lock()
 	timeout, backoffBase, backoffMax := d.cfg.DeliveryTimeout, d.cfg.BackoffBase, d.cfg.BackoffMax
@@ -257,6 +260,7 @@ func (d *Dispatcher) deliver(c *channel, j *job) {
 	defer cancel()
 	start := time.Now()
 	var err error
+	var thread string
 	attempt := 0
 	quit := c.quit
 	// wait is the pause before the next attempt: a backoff, or a
@@ -305,12 +309,26 @@ func (d *Dispatcher) deliver(c *channel, j *job) {
 		attempt++
 		d.metrics.attempts.WithLabelValues(c.name).Inc()
 		var retry bool
-		retry, err = c.n.Notify(ctx, j.alerts...)
+		if gn, ok := c.n.(GroupNotifier); ok {
+			var th string
+			th, retry, err = gn.NotifyGroup(ctx, j.info, j.alerts...)
+			if err == nil || delivered(err) {
+				thread = th
+			}
+		} else {
+			retry, err = c.n.Notify(ctx, j.alerts...)
+		}
+		// Before redaction, which keeps the error's text, not its type.
+		tmplErr := errors.As(err, new(*msg.TemplateError))
 		err = d.redactErr(err)
 		if err == nil || delivered(err) {
 			if err != nil {
-				d.metrics.templateErrors.WithLabelValues(c.name).Inc()
-				log.Warn("template failed, sent fallback message", "err", err)
+				if tmplErr {
+					d.metrics.templateErrors.WithLabelValues(c.name).Inc()
+					log.Warn("template failed, sent fallback message", "err", err)
+				} else {
+					log.Warn("notification sent, but a step after it failed", "err", err)
+				}
 				err = nil
 			}
 			d.metrics.sent.WithLabelValues(c.name).Inc()
@@ -342,7 +360,7 @@ func (d *Dispatcher) deliver(c *channel, j *job) {
 		d.metrics.failed.WithLabelValues(c.name).Inc()
 		log.Error("notification failed; will retry at the next group interval", "attempts", attempt, "err", err)
 	}
-	d.complete(j, err)
+	d.complete(j, err, thread)
 }
 
 // nextAttempt is when the message is tried again after a failed attempt:

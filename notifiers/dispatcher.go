@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-alerts/vigil/model"
+	"github.com/vigil-alerts/vigil/notifiers/internal/msg"
 )
 
 // Dispatcher routes, inhibits, silences, groups and deduplicates alerts,
@@ -95,6 +96,9 @@ type group struct {
 	inflight int
 	lastErr  string
 	failures int
+	// thread is what the channel returned to be given with the group's
+	// next messages (GroupNotifier), "" if nothing.
+	thread string
 	// moved and forward are set when a reload regrouped this group (a new
 	// group_by) while a message of it was in flight: moved is where each
 	// member went, forward the groups that are owed that message's outcome.
@@ -328,6 +332,24 @@ func alertKey(groupBy []string, a *model.Alert) string {
 	return b.String()
 }
 
+// groupInfo is g as its receiver sees it: the Alertmanager-style key and
+// labels, which depend only on the channel's name, its group_by and the
+// group's values, so they do not change while alerts join and leave the
+// group, and the thread the channel keeps for it.
+func (d *Dispatcher) groupInfo(g *group) Group {
+	by := d.grouping[g.key.ch].by
+	parts := strings.Split(g.key.key, "\xff")
+	labels := model.Labels{"alertname": parts[0]}
+	if len(parts) == len(by)+1 { // else a key from before a regroup; see ImportState
+		for i, l := range by {
+			if v := parts[i+1]; v != "" {
+				labels[l] = v
+			}
+		}
+	}
+	return Group{Key: msg.GroupKey(g.ch.name, labels), Labels: labels, Thread: g.thread}
+}
+
 // place puts a into group k. A resolved alert only updates
 // a group that already holds it: nobody was told it fired.
 func (d *Dispatcher) place(now time.Time, k groupKey, a *model.Alert) {
@@ -414,7 +436,8 @@ func (d *Dispatcher) flushIfDue(now time.Time, k groupKey, g *group, resolved *r
 		}
 		return
 	}
-	j := &job{group: g, labels: groupLabels(gr.by, g), decidedAt: now}
+	info := d.groupInfo(g)
+	j := &job{group: g, labels: groupLabels(gr.by, g), key: info.Key, info: info, decidedAt: now}
 	for fp, m := range g.members {
 		switch {
 		case d.held(m):
@@ -468,7 +491,7 @@ func (d *Dispatcher) dropSilentResolved(g *group) {
 // complete records a delivery's outcome; called by the channel worker. It
 // goes to the job's group, or to the groups a reload moved its members to
 // while the message was in flight.
-func (d *Dispatcher) complete(j *job, err error) {
+func (d *Dispatcher) complete(j *job, err error, thread string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	targets := j.group.settle(nil)
@@ -482,6 +505,9 @@ func (d *Dispatcher) complete(j *job, err error) {
 			continue
 		}
 		g.lastErr, g.failures = "", 0
+		if thread != "" && (g == j.group || g.thread == "") {
+			g.thread = thread
+		}
 		if j.decidedAt.After(g.lastSent) {
 			g.lastSent = j.decidedAt
 		}

@@ -44,13 +44,13 @@ func TestThirtyMembersGiveOneMessagePerChannel(t *testing.T) {
 	if len(got) != 1 || len(got[0].Alerts) != 30 {
 		t.Fatalf("webhook: want 1 message with 30 alerts, got %d messages", len(got))
 	}
-	if got[0].Title != "[FIRING:30] "+unreachable || got[0].Version != "1" || got[0].Receiver != "ops-webhook" {
+	if got[0].Title != "[FIRING:30] "+unreachable+": etcd-00, etcd-01, etcd-02 and 27 more" || got[0].Version != "1" || got[0].Receiver != "ops-webhook" {
 		t.Errorf("payload header = %+v", got[0])
 	}
 	if n := slackHook.hits; n != 1 {
 		t.Errorf("slack: want 1 message, got %d", n)
 	}
-	if c := strings.Count(out.String(), "[FIRING:30] "+unreachable); c != 1 {
+	if c := strings.Count(out.String(), "[FIRING:30] "+unreachable+": etcd-00, etcd-01, etcd-02 and 27 more severity="); c != 1 {
 		t.Errorf("console: want one grouped message, got %d:\n%s", c, out.String())
 	}
 	if c := strings.Count(out.String(), "FIRING   member="); c != 30 {

@@ -23,6 +23,7 @@ import (
 	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/notifiers/console"
 	"github.com/vigil-alerts/vigil/notifiers/email"
+	"github.com/vigil-alerts/vigil/notifiers/internal/msg"
 	"github.com/vigil-alerts/vigil/notifiers/internal/secret"
 	"github.com/vigil-alerts/vigil/notifiers/slack"
 	"github.com/vigil-alerts/vigil/notifiers/webhook"
@@ -36,6 +37,21 @@ import (
 // (e.g. with fallback text) and is logged, not retried.
 type Notifier interface {
 	Notify(ctx context.Context, alerts ...model.Alert) (retry bool, err error)
+}
+
+// Group is what a message is about beyond its alerts: the group's
+// stable key, its labels, and the thread its channel keeps (see
+// GroupNotifier).
+type Group = msg.Group
+
+// GroupNotifier is a Notifier that is told which group a message is
+// about; the dispatcher calls NotifyGroup instead of Notify. thread is
+// what the channel wants to be given with the group's next messages (a
+// Slack thread), "" to keep what it has; the dispatcher keeps it for the
+// group's life, in its saved state too, when the message went out (err
+// nil or Delivered).
+type GroupNotifier interface {
+	NotifyGroup(ctx context.Context, g Group, alerts ...model.Alert) (thread string, retry bool, err error)
 }
 
 // Option adjusts Build with things that are not config.

@@ -28,6 +28,9 @@ type DeliveryRecord struct {
 	// NextFlush is the earliest time of the group's next message (group
 	// wait, then group interval).
 	NextFlush time.Time `json:"next_flush,omitzero"`
+	// Thread is what the channel keeps for the group's later messages
+	// (the Slack thread of its first firing post), "" if nothing.
+	Thread string `json:"thread,omitempty"`
 }
 
 // deliveryJSON is DeliveryRecord on the wire. JSON strings are UTF-8, so
@@ -40,13 +43,14 @@ type deliveryJSON struct {
 	Sent        []model.Alert `json:"sent,omitempty"`
 	LastSent    time.Time     `json:"last_sent,omitzero"`
 	NextFlush   time.Time     `json:"next_flush,omitzero"`
+	Thread      string        `json:"thread,omitempty"`
 }
 
 // MarshalJSON writes the group key losslessly (see deliveryJSON).
 func (r DeliveryRecord) MarshalJSON() ([]byte, error) {
 	parts := strings.Split(r.Group, "\xff")
 	return json.Marshal(deliveryJSON{Channel: r.Channel, Group: parts[0], GroupValues: parts[1:],
-		Sent: r.Sent, LastSent: r.LastSent, NextFlush: r.NextFlush})
+		Sent: r.Sent, LastSent: r.LastSent, NextFlush: r.NextFlush, Thread: r.Thread})
 }
 
 // UnmarshalJSON reads what MarshalJSON wrote.
@@ -56,7 +60,7 @@ func (r *DeliveryRecord) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*r = DeliveryRecord{Channel: w.Channel, Group: strings.Join(append([]string{w.Group}, w.GroupValues...), "\xff"),
-		Sent: w.Sent, LastSent: w.LastSent, NextFlush: w.NextFlush}
+		Sent: w.Sent, LastSent: w.LastSent, NextFlush: w.NextFlush, Thread: w.Thread}
 	return nil
 }
 
@@ -77,7 +81,7 @@ func (d *Dispatcher) ExportState() []DeliveryRecord {
 	defer d.mu.Unlock()
 	out := make([]DeliveryRecord, 0, len(d.groups))
 	for _, g := range d.groups {
-		r := DeliveryRecord{Channel: g.ch.name, Group: g.key.key, LastSent: g.lastSent, NextFlush: g.nextFlush}
+		r := DeliveryRecord{Channel: g.ch.name, Group: g.key.key, LastSent: g.lastSent, NextFlush: g.nextFlush, Thread: g.thread}
 		for fp := range g.sent {
 			a := model.Alert{Fingerprint: fp, State: model.StateFiring}
 			if m := g.members[fp]; m != nil {
@@ -123,7 +127,7 @@ func (d *Dispatcher) ImportState(recs []DeliveryRecord) (restored, dropped int) 
 		}
 		k := groupKey{ch: ci, key: r.Group}
 		g := &group{key: k, ch: d.chans[ci], members: map[string]*member{}, sent: map[string]bool{},
-			nextFlush: r.NextFlush, lastSent: r.LastSent}
+			nextFlush: r.NextFlush, lastSent: r.LastSent, thread: r.Thread}
 		for _, a := range r.Sent {
 			// seen = gen. A firing one the next Process does not place is
 			// inhibited there: it is held, and its resolution is still

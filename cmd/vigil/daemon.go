@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -61,6 +62,9 @@ type daemonOptions struct {
 	SlackAPIURL string
 	// Web secures HTTP: TLS, authentication, writes (security.go).
 	Web webOptions
+	// ExternalURL is --web.external-url: Vigil's address in notification
+	// links. Empty: http://<hostname>:<port>/ of the listen address.
+	ExternalURL string
 }
 
 type daemon struct {
@@ -173,6 +177,11 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 	nopts := []notifiers.Option{notifiers.WithLogger(o.Logger.With("component", "notifiers")),
 		notifiers.WithRegisterer(d.reg), notifiers.WithLookupEnv(o.LookupEnv), notifiers.WithSilences(d.sil),
 		notifiers.WithRedactor(red)}
+	ext, err := externalURL(o.ExternalURL, o.Listener, cfg.HTTP.Address)
+	if err != nil {
+		return nil, err
+	}
+	nopts = append(nopts, notifiers.WithExternalURL(ext))
 	if o.Console != nil {
 		nopts = append(nopts, notifiers.WithConsoleWriter(o.Console))
 	}
@@ -233,6 +242,31 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 	d.scheduleCollectors(nil, colls)
 	d.scheduleGroups(rs)
 	return d, nil
+}
+
+// externalURL is flag, checked, or as Prometheus derives its default:
+// http://<hostname>:<port>/ of the listen address (the listener's, when
+// one is given: its port may have been chosen by the system).
+func externalURL(flag string, ln net.Listener, address string) (string, error) {
+	if flag != "" {
+		u, err := url.Parse(flag)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return "", fmt.Errorf("--web.external-url: %q is not an absolute http(s) URL", flag)
+		}
+		return flag, nil
+	}
+	if ln != nil {
+		address = ln.Addr().String()
+	}
+	_, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return "", fmt.Errorf("http.address: %w", err)
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/", nil
 }
 
 // collectorOptions are what every build of the collectors gets besides

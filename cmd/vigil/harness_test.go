@@ -100,6 +100,8 @@ type harness struct {
 	// web is how HTTP is secured; newHarness enables unauthenticated
 	// writes on its loopback listener (security_test.go tests the guard).
 	web webOptions
+	// slackAPI, when set, is where bot-token Slack channels post (slacktest).
+	slackAPI string
 }
 
 // baseConfig is a config for one etcd member with a console channel; the
@@ -183,7 +185,7 @@ func (h *harness) start() {
 	}
 	d, err := newDaemon(daemonOptions{ConfigPath: h.cfgPath, Now: h.now, Console: h.console, Listener: ln, Logger: logger,
 		NoSchedule: true, DeliveryBound: 5 * time.Second, LookupEnv: func(string) (string, bool) { return "", false },
-		Web: h.web})
+		Web: h.web, SlackAPIURL: h.slackAPI})
 	if err != nil {
 		ln.Close()
 		h.t.Fatal(err)

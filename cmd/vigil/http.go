@@ -46,6 +46,7 @@ func (d *daemon) handler() http.Handler {
 		w.Write([]byte("reloaded\n"))
 	})
 	private.HandleFunc("GET /{$}", d.statusPage)
+	private.HandleFunc("GET /rules/{name}", d.rulePage)
 	mux.Handle("/", d.auth(private))
 	return d.secure(crossOrigin().Handler(d.writeGuard(mux)))
 }

@@ -24,12 +24,14 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", "vigil.yaml", "config file")
 	logFlags := addLogFlags(fs, slog.LevelInfo)
 	bound := fs.Duration("shutdown.delivery-timeout", 10*time.Second, "how long a stop waits for in-flight notifications")
+	externalURL := fs.String("web.external-url", "",
+		"the URL under which Vigil is reached, for links in notifications (generatorURL, externalURL); default http://<hostname>:<port>/ of http.address")
 	webOpts := addWebFlags(fs)
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
 	}
 	logger := logFlags.logger(stderr)
-	d, err := newDaemon(daemonOptions{ConfigPath: *cfgPath, Logger: logger, Console: stdout, DeliveryBound: *bound, Web: *webOpts})
+	d, err := newDaemon(daemonOptions{ConfigPath: *cfgPath, Logger: logger, Console: stdout, DeliveryBound: *bound, Web: *webOpts, ExternalURL: *externalURL})
 	if err != nil {
 		printLoadError(stderr, err)
 		return 1

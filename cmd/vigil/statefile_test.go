@@ -110,7 +110,7 @@ func TestStateSaveFailureShown(t *testing.T) {
 	}
 	h.tick(2)
 	h.waitFor("the self-alert resolved", func() bool {
-		return strings.Contains(h.console.String(), "[RESOLVED] VigilStateSaveFailed")
+		return strings.Contains(h.console.String(), "[RESOLVED:1] VigilStateSaveFailed")
 	})
 	if b, err := os.ReadFile(p); err != nil || !strings.Contains(string(b), `"state": "firing"`) {
 		t.Errorf("state file after recovery: %s %v", b, err)

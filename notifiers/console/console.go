@@ -80,7 +80,9 @@ func (n *Notifier) Notify(_ context.Context, alerts ...model.Alert) (bool, error
 	return false, terr
 }
 
-// Format is the default rendering.
+// Format is the default rendering: a header about the whole group (its
+// counts and segments, and the summary when every alert has the same),
+// then a line per alert, with its own summary when they differ.
 func Format(d msg.Data) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s severity=%s", d.Title, d.Severity)
@@ -88,11 +90,18 @@ func Format(d msg.Data) string {
 		fmt.Fprintf(&b, " summary=%q", d.Summary)
 	}
 	b.WriteByte('\n')
+	line := func(state string, a model.Alert) {
+		fmt.Fprintf(&b, "  %-8s %s", state, msg.Line(a))
+		if s := a.Annotations["summary"]; d.Summary == "" && s != "" {
+			fmt.Fprintf(&b, " summary=%q", s)
+		}
+		b.WriteByte('\n')
+	}
 	for _, a := range d.Firing {
-		fmt.Fprintf(&b, "  FIRING   %s\n", msg.Line(a))
+		line("FIRING", a)
 	}
 	for _, a := range d.Resolved {
-		fmt.Fprintf(&b, "  RESOLVED %s\n", msg.Line(a))
+		line("RESOLVED", a)
 	}
 	return b.String()
 }

@@ -177,7 +177,7 @@ func checkMail(t *testing.T, got captured) {
 		t.Fatal(err)
 	}
 	for h, want := range map[string]string{
-		"Subject": "[FIRING:2] EtcdMemberUnreachable", "From": "<vigil@example.com>",
+		"Subject": "[FIRING:2] EtcdMemberUnreachable: etcd-1, etcd-2", "From": "<vigil@example.com>",
 		"To": "<oncall@example.com>", "Cc": "<lead@example.com>", "X-Vigil-Env": "test",
 	} {
 		if v := m.Header.Get(h); v != want {

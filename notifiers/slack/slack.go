@@ -137,41 +137,88 @@ func (n *Notifier) String() string {
 	return "slack(incoming webhook)"
 }
 
-// Notify posts one message for the group.
+// Notify posts one message for alerts of one rule, without threading (the
+// dispatcher calls NotifyGroup).
 func (n *Notifier) Notify(ctx context.Context, alerts ...model.Alert) (bool, error) {
+	_, retry, err := n.NotifyGroup(ctx, msg.Group{}, alerts...)
+	return retry, err
+}
+
+// NotifyGroup posts one message for the group. With a bot token, the
+// group's first post starts a thread (returned as "channel/ts"); later
+// messages are replies in it, those with firing alerts also sent to the
+// channel, and each one then updates the first post to the group's
+// current state, so a resolution turns it green. A reply that went out
+// is not lost to a failed update: the update's error is reported as
+// delivered, not retried (a retry would post the reply again).
+func (n *Notifier) NotifyGroup(ctx context.Context, g msg.Group, alerts ...model.Alert) (string, bool, error) {
 	if len(alerts) == 0 {
-		return false, msg.ErrNoAlerts
+		return "", false, msg.ErrNoAlerts
 	}
-	d := msg.New(alerts)
+	d := msg.ForGroup(g, alerts)
 	att, fallbackText, terr := n.render(d)
-	var err error
-	if n.api != nil {
-		o := []slack.MsgOption{slack.MsgOptionText(fallbackText, false), slack.MsgOptionAttachments(att)}
-		if n.cfg.Username != "" {
-			o = append(o, slack.MsgOptionUsername(n.cfg.Username))
-		}
-		if n.cfg.IconEmoji != "" {
-			o = append(o, slack.MsgOptionIconEmoji(n.cfg.IconEmoji))
-		}
-		_, _, err = n.api.PostMessageContext(ctx, n.cfg.Channel, o...)
-	} else {
-		err = slack.PostWebhookCustomHTTPContext(ctx, n.webhook.Reveal(), n.client, &slack.WebhookMessage{
+	if n.api == nil {
+		err := slack.PostWebhookCustomHTTPContext(ctx, n.webhook.Reveal(), n.client, &slack.WebhookMessage{
 			Text: fallbackText, Attachments: []slack.Attachment{att}, Channel: n.cfg.Channel,
 			Username: n.cfg.Username, IconEmoji: n.cfg.IconEmoji,
 		})
-	}
-	if err != nil {
-		retry, err := classify(err)
-		// Slack's answers are short; a proxy's error page need not be.
-		if err = secret.Redact(fmt.Errorf("slack: %w", err), n.webhook, n.token); len(err.Error()) > redact.MaxBody {
-			err = errors.New(redact.Truncate(err.Error()))
+		if err != nil {
+			retry, err := n.failed(err)
+			return "", retry, err
 		}
-		return retry, err
+		return "", false, terr
 	}
-	if terr != nil {
-		return false, terr
+	o := []slack.MsgOption{slack.MsgOptionText(fallbackText, false), slack.MsgOptionAttachments(att)}
+	if n.cfg.Username != "" {
+		o = append(o, slack.MsgOptionUsername(n.cfg.Username))
 	}
-	return false, nil
+	if n.cfg.IconEmoji != "" {
+		o = append(o, slack.MsgOptionIconEmoji(n.cfg.IconEmoji))
+	}
+	channel, ts, threaded := strings.Cut(g.Thread, "/")
+	if !threaded || channel == "" || ts == "" {
+		ch, ts, err := n.api.PostMessageContext(ctx, n.cfg.Channel, o...)
+		if err != nil {
+			retry, err := n.failed(err)
+			return "", retry, err
+		}
+		thread := ""
+		if d.Status == "firing" && ch != "" && ts != "" {
+			thread = ch + "/" + ts
+		}
+		return thread, false, terr
+	}
+	reply := append([]slack.MsgOption{slack.MsgOptionTS(ts)}, o...)
+	if d.Status == "firing" {
+		reply = append(reply, slack.MsgOptionBroadcast())
+	}
+	if _, _, err := n.api.PostMessageContext(ctx, channel, reply...); err != nil {
+		retry, err := n.failed(err)
+		return "", retry, err
+	}
+	if _, _, _, err := n.api.UpdateMessageContext(ctx, channel, ts, o...); err != nil {
+		_, err = n.failed(err)
+		return g.Thread, false, &updateError{err: errors.Join(fmt.Errorf("reply posted in the thread, but updating its first message failed: %w", err), terr)}
+	}
+	return g.Thread, false, terr
+}
+
+// updateError reports a reply that went out whose chat.update failed: a
+// message did go out (the dispatcher logs it and does not retry).
+type updateError struct{ err error }
+
+func (e *updateError) Error() string   { return e.err.Error() }
+func (e *updateError) Unwrap() error   { return e.err }
+func (e *updateError) Delivered() bool { return true }
+
+// failed classifies err and removes secrets from it.
+func (n *Notifier) failed(err error) (bool, error) {
+	retry, err := classify(err)
+	// Slack's answers are short; a proxy's error page need not be.
+	if err = secret.Redact(fmt.Errorf("slack: %w", err), n.webhook, n.token); len(err.Error()) > redact.MaxBody {
+		err = errors.New(redact.Truncate(err.Error()))
+	}
+	return retry, err
 }
 
 // classify applies the house rule: network errors and 5xx retried, 4xx

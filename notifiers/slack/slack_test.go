@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/vigil-alerts/vigil/internal/testkit"
 	"github.com/vigil-alerts/vigil/model"
+	"github.com/vigil-alerts/vigil/notifiers/internal/msg"
 	"github.com/vigil-alerts/vigil/notifiers/slack"
 )
 
@@ -81,7 +83,7 @@ func TestBotTokenPostsBlockKit(t *testing.T) {
 		t.Errorf("token not sent: %q", auth[0])
 	}
 	p := posts[0]
-	if p.Get("channel") != "#oncall" || p.Get("text") != "🔥 [FIRING:2] EtcdMemberUnreachable" {
+	if p.Get("channel") != "#oncall" || p.Get("text") != "🔥 [FIRING:2] EtcdMemberUnreachable: etcd-1, etcd-2" {
 		t.Errorf("channel=%q text=%q", p.Get("channel"), p.Get("text"))
 	}
 	var atts []goslack.Attachment
@@ -98,7 +100,7 @@ func TestBotTokenPostsBlockKit(t *testing.T) {
 		}
 	}
 	res := posts[1].Get("attachments")
-	if !strings.Contains(res, "#2eb886") || !strings.Contains(res, "resolved after 7m0s") || posts[1].Get("text") != "✅ [RESOLVED] EtcdMemberUnreachable" {
+	if !strings.Contains(res, "#2eb886") || !strings.Contains(res, "resolved after 7m0s") || posts[1].Get("text") != "✅ [RESOLVED:2] EtcdMemberUnreachable: etcd-1, etcd-2" {
 		t.Errorf("resolved message: %s / %s", posts[1].Get("text"), res)
 	}
 }
@@ -195,5 +197,153 @@ func TestConfigErrors(t *testing.T) {
 	_, err = slack.New(slack.Config{TokenEnv: "T", Channel: "#c", Title: "{{ .Broken"}, slack.Options{LookupEnv: env("T", "x")})
 	if err == nil || !strings.Contains(err.Error(), "title") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// slackCall is one request to the slacktest server.
+type slackCall struct {
+	method string // "chat.postMessage" or "chat.update"
+	form   url.Values
+}
+
+// slackServer is slacktest with our own handlers for chat.postMessage and
+// chat.update, which record every call (slacktest records nothing).
+// Posts answer channel C1 with ts 1.000N; update answers updateStatus
+// (200 with ok:true unless set).
+type slackServer struct {
+	*slacktest.Server
+	mu           sync.Mutex
+	calls        []slackCall
+	updateStatus int
+}
+
+func newSlackServer(t *testing.T) *slackServer {
+	s := &slackServer{}
+	record := func(method string, r *http.Request) int {
+		body, _ := io.ReadAll(r.Body)
+		v, _ := url.ParseQuery(string(body))
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.calls = append(s.calls, slackCall{method, v})
+		return len(s.calls)
+	}
+	s.Server = slacktest.NewTestServer(func(c slacktest.Customize) {
+		c.Handle("/chat.postMessage", func(w http.ResponseWriter, r *http.Request) {
+			n := record("chat.postMessage", r)
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"ok":true,"channel":"C1","ts":"1.%04d"}`, n)
+		})
+		c.Handle("/chat.update", func(w http.ResponseWriter, r *http.Request) {
+			record("chat.update", r)
+			s.mu.Lock()
+			code := s.updateStatus
+			s.mu.Unlock()
+			if code != 0 {
+				w.WriteHeader(code)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"ok":true,"channel":"C1","ts":"1.0001","text":""}`))
+		})
+	})
+	s.Start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func (s *slackServer) take() []slackCall {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.calls
+	s.calls = nil
+	return c
+}
+
+func colour(t *testing.T, form url.Values) string {
+	t.Helper()
+	var atts []goslack.Attachment
+	if err := json.Unmarshal([]byte(form.Get("attachments")), &atts); err != nil || len(atts) != 1 {
+		t.Fatalf("attachments %q: %v", form.Get("attachments"), err)
+	}
+	return atts[0].Color
+}
+
+// A group's first firing post starts a thread; a member joining is a
+// reply in it (broadcast to the channel) and the first post is updated;
+// the resolution is a reply in the thread, not broadcast, and turns the
+// first post green.
+func TestSlackResolutionRepliesInTheFiringThread(t *testing.T) {
+	srv := newSlackServer(t)
+	n, err := slack.New(slack.Config{TokenEnv: "TOK", Channel: "#oncall"},
+		slack.Options{LookupEnv: env("TOK", "xoxb-t"), APIURL: srv.GetAPIURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	two := alerts(model.StateFiring)
+	g := msg.Group{Key: `{}/{channel="slack"}:{alertname="EtcdMemberUnreachable"}`}
+
+	thread, _, err := n.NotifyGroup(ctx, g, two[:1]...)
+	if err != nil || thread != "C1/1.0001" {
+		t.Fatalf("first post: thread=%q err=%v", thread, err)
+	}
+	calls := srv.take()
+	if len(calls) != 1 || calls[0].method != "chat.postMessage" || calls[0].form.Get("thread_ts") != "" || calls[0].form.Get("channel") != "#oncall" {
+		t.Fatalf("first message: %+v", calls)
+	}
+
+	g.Thread = thread
+	if th, _, err := n.NotifyGroup(ctx, g, two...); err != nil || th != thread {
+		t.Fatalf("second message: thread=%q err=%v", th, err)
+	}
+	calls = srv.take()
+	if len(calls) != 2 || calls[0].method != "chat.postMessage" || calls[1].method != "chat.update" {
+		t.Fatalf("second message: want a reply then an update, got %+v", calls)
+	}
+	if f := calls[0].form; f.Get("thread_ts") != "1.0001" || f.Get("channel") != "C1" || f.Get("reply_broadcast") != "true" ||
+		f.Get("text") != "🔥 [FIRING:2] EtcdMemberUnreachable: etcd-1, etcd-2" {
+		t.Errorf("reply: %v", f)
+	}
+	if f := calls[1].form; f.Get("ts") != "1.0001" || f.Get("channel") != "C1" || colour(t, f) != "#d00000" ||
+		f.Get("text") != "🔥 [FIRING:2] EtcdMemberUnreachable: etcd-1, etcd-2" {
+		t.Errorf("update: %v", f)
+	}
+
+	if th, retry, err := n.NotifyGroup(ctx, g, alerts(model.StateResolved)...); err != nil || retry || th != thread {
+		t.Fatalf("resolution: thread=%q retry=%v err=%v", th, retry, err)
+	}
+	calls = srv.take()
+	if len(calls) != 2 || calls[0].method != "chat.postMessage" || calls[1].method != "chat.update" {
+		t.Fatalf("resolution: want a reply then an update, got %+v", calls)
+	}
+	if f := calls[0].form; f.Get("thread_ts") != "1.0001" || f.Get("reply_broadcast") != "" || colour(t, f) != "#2eb886" ||
+		f.Get("text") != "✅ [RESOLVED:2] EtcdMemberUnreachable: etcd-1, etcd-2" {
+		t.Errorf("resolution reply: %v", f)
+	}
+	if f := calls[1].form; f.Get("ts") != "1.0001" || colour(t, f) != "#2eb886" {
+		t.Errorf("the first post is not turned resolved: %v", f)
+	}
+}
+
+// A failed chat.update does not lose the resolution: the reply went out
+// once, the error says so and is not retried (a retry would post the
+// reply again), and the thread is kept.
+func TestSlackFailedUpdateKeepsTheResolution(t *testing.T) {
+	srv := newSlackServer(t)
+	srv.updateStatus = http.StatusInternalServerError
+	n, err := slack.New(slack.Config{TokenEnv: "TOK", Channel: "#oncall"},
+		slack.Options{LookupEnv: env("TOK", "xoxb-t"), APIURL: srv.GetAPIURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := msg.Group{Thread: "C1/1.0001"}
+	th, retry, err := n.NotifyGroup(context.Background(), g, alerts(model.StateResolved)...)
+	var dv interface{ Delivered() bool }
+	if retry || !errors.As(err, &dv) || !dv.Delivered() || th != g.Thread || !strings.Contains(err.Error(), "reply posted") {
+		t.Fatalf("thread=%q retry=%v err=%v", th, retry, err)
+	}
+	calls := srv.take()
+	if len(calls) != 2 || calls[0].method != "chat.postMessage" || calls[0].form.Get("thread_ts") != "1.0001" || calls[1].method != "chat.update" {
+		t.Fatalf("calls: %+v", calls)
 	}
 }

@@ -185,17 +185,35 @@ func (n *Notifier) secrets() []secret.Secret {
 // values. Never logged or shown.
 func (n *Notifier) Secrets() []string { return secret.Values(n.secrets()...) }
 
-// Notify POSTs one payload for the group.
+// Notify POSTs one payload for alerts of one rule, as a group keyed by
+// the rule alone (the dispatcher calls NotifyGroup).
 func (n *Notifier) Notify(ctx context.Context, alerts ...model.Alert) (bool, error) {
+	var g msg.Group
+	if len(alerts) > 0 {
+		g.Labels = model.Labels{"alertname": alerts[0].Rule}
+		g.Key = msg.GroupKey(n.name, g.Labels)
+	}
+	_, retry, err := n.NotifyGroup(ctx, g, alerts...)
+	return retry, err
+}
+
+// NotifyGroup POSTs one payload for the group; its key and labels are the
+// payload's groupKey and groupLabels. It keeps no thread.
+func (n *Notifier) NotifyGroup(ctx context.Context, g msg.Group, alerts ...model.Alert) (string, bool, error) {
+	retry, err := n.post(ctx, g, alerts)
+	return "", retry, err
+}
+
+func (n *Notifier) post(ctx context.Context, g msg.Group, alerts []model.Alert) (bool, error) {
 	if len(alerts) == 0 {
 		return false, msg.ErrNoAlerts
 	}
 	var body []byte
 	var err error
 	if n.format == FormatAlertmanager {
-		body, err = json.Marshal(n.alertmanagerPayload(alerts))
+		body, err = json.Marshal(n.alertmanagerPayload(g, alerts))
 	} else {
-		body, err = json.Marshal(n.vigilPayload(alerts))
+		body, err = json.Marshal(n.vigilPayload(g, alerts))
 	}
 	if err != nil {
 		return false, fmt.Errorf("webhook: encode: %w", err)
@@ -260,6 +278,7 @@ type Payload struct {
 	Receiver     string            `json:"receiver"`
 	Status       string            `json:"status"`
 	GroupKey     string            `json:"group_key"`
+	GroupLabels  map[string]string `json:"group_labels"`
 	Rule         string            `json:"rule"`
 	Severity     string            `json:"severity"`
 	Title        string            `json:"title"`
@@ -299,10 +318,6 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func groupKey(d msg.Data) string {
-	return d.Rule + d.CommonLabels.String()
-}
-
 func (n *Notifier) truncate(alerts []model.Alert) ([]model.Alert, int) {
 	if n.maxAlerts > 0 && len(alerts) > n.maxAlerts {
 		return alerts[:n.maxAlerts], len(alerts) - n.maxAlerts
@@ -310,11 +325,11 @@ func (n *Notifier) truncate(alerts []model.Alert) ([]model.Alert, int) {
 	return alerts, 0
 }
 
-func (n *Notifier) vigilPayload(alerts []model.Alert) Payload {
-	d := msg.New(alerts)
+func (n *Notifier) vigilPayload(g msg.Group, alerts []model.Alert) Payload {
+	d := msg.ForGroup(g, alerts)
 	ordered, cut := n.truncate(append(append([]model.Alert{}, d.Firing...), d.Resolved...))
 	p := Payload{
-		Version: PayloadVersion, Receiver: n.name, Status: d.Status, GroupKey: groupKey(d),
+		Version: PayloadVersion, Receiver: n.name, Status: d.Status, GroupKey: g.Key, GroupLabels: nonNil(g.Labels),
 		Rule: d.Rule, Severity: d.Severity, Title: d.Title, CommonLabels: d.CommonLabels,
 		Alerts: make([]Alert, 0, len(ordered)), Truncated: cut,
 	}
@@ -365,12 +380,12 @@ type AlertmanagerAlert struct {
 	Fingerprint  string            `json:"fingerprint"`
 }
 
-func (n *Notifier) alertmanagerPayload(alerts []model.Alert) AlertmanagerPayload {
-	d := msg.New(alerts)
+func (n *Notifier) alertmanagerPayload(g msg.Group, alerts []model.Alert) AlertmanagerPayload {
+	d := msg.ForGroup(g, alerts)
 	ordered, cut := n.truncate(append(append([]model.Alert{}, d.Firing...), d.Resolved...))
 	p := AlertmanagerPayload{
-		Version: "4", GroupKey: groupKey(d), TruncatedAlerts: cut, Status: d.Status, Receiver: n.name,
-		GroupLabels: map[string]string{"alertname": d.Rule}, CommonLabels: d.CommonLabels,
+		Version: "4", GroupKey: g.Key, TruncatedAlerts: cut, Status: d.Status, Receiver: n.name,
+		GroupLabels: nonNil(g.Labels), CommonLabels: withAlertname(d.CommonLabels, d.Rule),
 		CommonAnnotations: commonAnnotations(alerts), ExternalURL: n.externalURL,
 		Alerts: make([]AlertmanagerAlert, 0, len(ordered)),
 	}
@@ -401,6 +416,16 @@ func (n *Notifier) alertmanagerPayload(alerts []model.Alert) AlertmanagerPayload
 		p.Alerts = append(p.Alerts, aa)
 	}
 	return p
+}
+
+// withAlertname adds alertname as every alert's labels have it, so that
+// commonLabels holds groupLabels, as Alertmanager's always does.
+func withAlertname(common model.Labels, rule string) map[string]string {
+	out := common.Copy()
+	if _, ok := out["alertname"]; !ok {
+		out["alertname"] = rule
+	}
+	return out
 }
 
 func commonAnnotations(alerts []model.Alert) map[string]string {

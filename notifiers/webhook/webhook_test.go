@@ -78,7 +78,7 @@ func TestSignedVigilPayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	if p.Version != "1" || p.Receiver != "ops-webhook" || p.Status != "firing" || p.Rule != "EtcdMemberUnreachable" ||
-		p.Title != "[FIRING:1] EtcdMemberUnreachable" || p.CommonLabels["cluster"] != "prod" || p.CommonLabels["member"] != "" {
+		p.Title != "[FIRING:1, RESOLVED:1] EtcdMemberUnreachable: etcd-1 (resolved: etcd-2)" || p.CommonLabels["cluster"] != "prod" || p.CommonLabels["member"] != "" {
 		t.Errorf("payload %+v", p)
 	}
 	if len(p.Alerts) != 2 || p.Alerts[0].Status != "firing" || p.Alerts[1].Status != "resolved" ||

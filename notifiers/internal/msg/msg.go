@@ -21,18 +21,64 @@ import (
 
 // Data is what templates see: one group of alerts of one rule.
 type Data struct {
-	Status       string // "firing" if any alert fires, else "resolved"
-	Rule         string
-	Severity     string
-	Title        string // e.g. "[FIRING:2] EtcdMemberUnreachable"
+	Status   string // "firing" if any alert fires, else "resolved"
+	Rule     string
+	Severity string
+	// Title is the header and subject: the counts and the first few
+	// segments, e.g. "[FIRING:2] EtcdMemberUnreachable: etcd-1, etcd-2".
+	Title        string
 	Firing       []model.Alert
 	Resolved     []model.Alert
 	CommonLabels model.Labels
+	// GroupLabels are the labels the group is keyed by (alertname and
+	// the channel's group_by); GroupKey is the group's identity, stable
+	// for its life. Both are empty when the caller gave no group.
+	GroupLabels model.Labels
+	GroupKey    string
 	// Description and Runbook come from the first alert: alerts of one
-	// rule share them.
+	// rule share them. Summary is the summary annotation when every alert
+	// has the same one, else empty: a summary templated per segment names
+	// one segment, which a header about the whole group must not do.
 	Description string
 	Summary     string
 	Runbook     string
+}
+
+// Group is what a message is about beyond its alerts: which group of
+// which channel, and what the channel kept of the group's earlier
+// messages.
+type Group struct {
+	// Key is the group's identity, stable for its life, in
+	// Alertmanager's format: `{}/{channel="oncall"}:{alertname="X", cluster="prod"}`.
+	Key string
+	// Labels are alertname and the channel's group_by labels with the
+	// group's values (labels an alert lacks are left out).
+	Labels model.Labels
+	// Thread is what the channel returned for an earlier message of this
+	// group (Slack: the channel and ts of the first firing post), empty
+	// when there is none. It is saved with the delivery state, so it
+	// survives a restart and an HA hand-over.
+	Thread string
+}
+
+// GroupKey is a group's key as receivers see it (the webhook's groupKey
+// and group_key), in Alertmanager's format "<route key>:<group labels>":
+// Vigil groups per channel, so the route is the channel, written as
+// Alertmanager writes a route under the root with one matcher:
+// `{}/{channel="oncall"}:{alertname="EtcdDown", cluster="prod"}`.
+func GroupKey(channel string, labels model.Labels) string {
+	b := []byte(`{}/{channel=`)
+	b = strconv.AppendQuote(b, channel)
+	b = append(b, "}:{"...)
+	for i, k := range labels.Names() {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, k...)
+		b = append(b, '=')
+		b = strconv.AppendQuote(b, labels[k])
+	}
+	return string(append(b, '}'))
 }
 
 // New builds Data; firing alerts first, each list in segment order so
@@ -56,11 +102,32 @@ func New(alerts []model.Alert) Data {
 	}
 	first := firstOf(d)
 	d.Rule, d.Severity, d.Description = first.Rule, first.Severity, first.Description
-	d.Summary = first.Annotations["summary"]
+	d.Summary = commonAnnotation(alerts, "summary")
 	d.Runbook = first.Annotations["runbook_url"]
 	d.CommonLabels = CommonLabels(alerts)
 	d.Title = Title(d)
 	return d
+}
+
+// ForGroup is New with the group's key and labels.
+func ForGroup(g Group, alerts []model.Alert) Data {
+	d := New(alerts)
+	d.GroupKey, d.GroupLabels = g.Key, g.Labels
+	return d
+}
+
+// commonAnnotation is annotation k when every alert has the same value.
+func commonAnnotation(alerts []model.Alert, k string) string {
+	if len(alerts) == 0 {
+		return ""
+	}
+	v := alerts[0].Annotations[k]
+	for _, a := range alerts[1:] {
+		if a.Annotations[k] != v {
+			return ""
+		}
+	}
+	return v
 }
 
 func firstOf(d Data) model.Alert {
@@ -73,12 +140,78 @@ func firstOf(d Data) model.Alert {
 	return model.Alert{}
 }
 
-// Title is the subject line: "[FIRING:2] Rule" or "[RESOLVED] Rule".
+// TitleNames is how many segments a title names per list before
+// "and N more".
+const TitleNames = 3
+
+// Title is the subject line: the counts, the rule and the segments,
+// "[FIRING:2] Rule: etcd-1, etcd-2", "[FIRING:1, RESOLVED:1] Rule:
+// etcd-1 (resolved: etcd-2)", "[RESOLVED:2] Rule: etcd-1, etcd-2". A
+// group of one alert about the whole scope names no segment.
 func Title(d Data) string {
-	if len(d.Firing) > 0 {
-		return fmt.Sprintf("[FIRING:%d] %s", len(d.Firing), d.Rule)
+	var b strings.Builder
+	b.WriteString(counts(d))
+	if len(d.Firing)+len(d.Resolved) == 1 {
+		if a := firstOf(d); len(a.Segment) == 0 && len(a.Segments) == 0 {
+			return b.String()
+		}
 	}
-	return fmt.Sprintf("[RESOLVED] %s", d.Rule)
+	switch {
+	case len(d.Firing) > 0 && len(d.Resolved) > 0:
+		fmt.Fprintf(&b, ": %s (resolved: %s)", Names(d.Firing, TitleNames), Names(d.Resolved, TitleNames))
+	case len(d.Firing) > 0:
+		fmt.Fprintf(&b, ": %s", Names(d.Firing, TitleNames))
+	default:
+		fmt.Fprintf(&b, ": %s", Names(d.Resolved, TitleNames))
+	}
+	return b.String()
+}
+
+// counts is the start of a title: "[FIRING:2, RESOLVED:1] Rule".
+func counts(d Data) string {
+	switch {
+	case len(d.Firing) > 0 && len(d.Resolved) > 0:
+		return fmt.Sprintf("[FIRING:%d, RESOLVED:%d] %s", len(d.Firing), len(d.Resolved), d.Rule)
+	case len(d.Firing) > 0:
+		return fmt.Sprintf("[FIRING:%d] %s", len(d.Firing), d.Rule)
+	default:
+		return fmt.Sprintf("[RESOLVED:%d] %s", len(d.Resolved), d.Rule)
+	}
+}
+
+// Names lists the short names of alerts' segments (ShortSegment), the
+// first max of them, then "and N more".
+func Names(alerts []model.Alert, max int) string {
+	var b strings.Builder
+	for i, a := range alerts {
+		if i == max {
+			fmt.Fprintf(&b, " and %d more", len(alerts)-max)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(ShortSegment(a))
+	}
+	return b.String()
+}
+
+// ShortSegment names a segment by its values, in the order of its label
+// names: "etcd-1", "prod/etcd-1"; "all segments (3)" for `across:
+// every`, "whole scope" without segment_by. Headers use it; the full
+// "member=etcd-1" form (Segment) is in the body.
+func ShortSegment(a model.Alert) string {
+	if len(a.Segment) > 0 {
+		var b strings.Builder
+		for i, k := range a.Segment.Names() {
+			if i > 0 {
+				b.WriteByte('/')
+			}
+			b.WriteString(a.Segment[k])
+		}
+		return b.String()
+	}
+	return Segment(a)
 }
 
 // CommonLabels are the labels every alert shares with the same value.
@@ -209,7 +342,7 @@ func Fallback(d Data) string {
 	for _, a := range d.Resolved {
 		segs = append(segs, Segment(a)+" (resolved)")
 	}
-	return fmt.Sprintf("%s: %s", d.Title, strings.Join(segs, "; "))
+	return fmt.Sprintf("%s: %s", counts(d), strings.Join(segs, "; "))
 }
 
 // Colour is the severity's colour, used by Slack and the HTML mail.
