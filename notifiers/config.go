@@ -22,6 +22,10 @@ type Config struct {
 	// list nor any route sends anywhere.
 	DefaultChannels []string        `yaml:"default_channels,omitempty" json:"default_channels,omitempty"`
 	Inhibit         []InhibitConfig `yaml:"inhibit_rules,omitempty" json:"inhibit_rules,omitempty"`
+	// TimeIntervals are named times, as Alertmanager's time_intervals,
+	// that routes and channels mute or limit notifications by
+	// (mute_time_intervals, active_time_intervals).
+	TimeIntervals []TimeIntervalConfig `yaml:"time_intervals,omitempty" json:"time_intervals,omitempty"`
 
 	// GroupBy adds labels to the grouping key; alerts are always grouped
 	// by rule first. A channel may set its own (ChannelConfig.GroupBy).
@@ -68,6 +72,13 @@ type ChannelConfig struct {
 	GroupInterval  time.Duration `yaml:"group_interval,omitempty" json:"group_interval,omitempty"`
 	RepeatInterval time.Duration `yaml:"repeat_interval,omitempty" json:"repeat_interval,omitempty"`
 
+	// MuteTimeIntervals and ActiveTimeIntervals name time_intervals when
+	// this channel sends nothing (in a mute interval, or outside every
+	// active one), as on an Alertmanager route. Like the grouping
+	// settings they time messages and leave the sender as it is.
+	MuteTimeIntervals   []string `yaml:"mute_time_intervals,omitempty" json:"mute_time_intervals,omitempty"`
+	ActiveTimeIntervals []string `yaml:"active_time_intervals,omitempty" json:"active_time_intervals,omitempty"`
+
 	Slack   *slack.Config   `yaml:"slack,omitempty" json:"slack,omitempty"`
 	Email   *email.Config   `yaml:"email,omitempty" json:"email,omitempty"`
 	Webhook *webhook.Config `yaml:"webhook,omitempty" json:"webhook,omitempty"`
@@ -98,6 +109,13 @@ func (c Config) SecretFiles() []string {
 type RouteConfig struct {
 	Match    MatchConfig `yaml:"match" json:"match"`
 	Channels []string    `yaml:"channels" json:"channels"`
+	// MuteTimeIntervals and ActiveTimeIntervals name time_intervals when
+	// this route sends nothing, as on an Alertmanager route: in any mute
+	// interval, or, when active intervals are set, outside all of them.
+	// An alert that reaches a channel by another way too (its rule's
+	// notify list, another route) is held only if every way is muted.
+	MuteTimeIntervals   []string `yaml:"mute_time_intervals,omitempty" json:"mute_time_intervals,omitempty"`
+	ActiveTimeIntervals []string `yaml:"active_time_intervals,omitempty" json:"active_time_intervals,omitempty"`
 }
 
 // MatchConfig selects alerts; empty fields match everything.
@@ -182,6 +200,7 @@ func (g grouping) equal(o grouping) bool {
 // workers are built from.
 func (c ChannelConfig) sender() ChannelConfig {
 	c.GroupBy, c.GroupWait, c.GroupInterval, c.RepeatInterval = nil, 0, 0, 0
+	c.MuteTimeIntervals, c.ActiveTimeIntervals = nil, nil
 	return c
 }
 
