@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vigil-alerts/vigil/notifiers/alertmanager"
 	"github.com/vigil-alerts/vigil/notifiers/console"
 	"github.com/vigil-alerts/vigil/notifiers/email"
 	"github.com/vigil-alerts/vigil/notifiers/slack"
@@ -83,6 +84,8 @@ type ChannelConfig struct {
 	Email   *email.Config   `yaml:"email,omitempty" json:"email,omitempty"`
 	Webhook *webhook.Config `yaml:"webhook,omitempty" json:"webhook,omitempty"`
 	Console *console.Config `yaml:"console,omitempty" json:"console,omitempty"`
+	// Alertmanager hands alerts to existing Alertmanagers.
+	Alertmanager *alertmanager.Config `yaml:"alertmanager,omitempty" json:"alertmanager,omitempty"`
 }
 
 // SecretFiles lists, sorted and once each, every file the channels read a
@@ -98,6 +101,8 @@ func (c Config) SecretFiles() []string {
 			fs = append(fs, cc.Email.SecretFiles()...)
 		case cc.Webhook != nil:
 			fs = append(fs, cc.Webhook.SecretFiles()...)
+		case cc.Alertmanager != nil:
+			fs = append(fs, cc.Alertmanager.SecretFiles()...)
 		}
 	}
 	slices.Sort(fs)
@@ -177,6 +182,12 @@ func (c Config) grouping(cc *ChannelConfig) grouping {
 	g := grouping{by: c.GroupBy, wait: c.GroupWait, interval: c.GroupInterval, repeat: c.RepeatInterval}
 	if cc == nil {
 		return g
+	}
+	if am := cc.Alertmanager; am != nil {
+		// Alertmanager groups for itself: send at once, every change
+		// at the next evaluation, and resend what fires so that it does
+		// not expire (Prometheus' resend delay).
+		g.wait, g.interval, g.repeat = 0, 0, am.Resend()
 	}
 	if cc.GroupBy != nil {
 		g.by = cc.GroupBy

@@ -21,6 +21,7 @@ import (
 
 	"github.com/vigil-alerts/vigil/internal/redact"
 	"github.com/vigil-alerts/vigil/model"
+	"github.com/vigil-alerts/vigil/notifiers/alertmanager"
 	"github.com/vigil-alerts/vigil/notifiers/console"
 	"github.com/vigil-alerts/vigil/notifiers/email"
 	"github.com/vigil-alerts/vigil/notifiers/internal/secret"
@@ -269,13 +270,13 @@ func (o options) parts(cfg Config, keep func(name string, conf *ChannelConfig, n
 // buildOne builds the single integration a channel names.
 func buildOne(cc ChannelConfig, o options) (Notifier, error) {
 	count := 0
-	for _, set := range []bool{cc.Slack != nil, cc.Email != nil, cc.Webhook != nil, cc.Console != nil} {
+	for _, set := range []bool{cc.Slack != nil, cc.Email != nil, cc.Webhook != nil, cc.Console != nil, cc.Alertmanager != nil} {
 		if set {
 			count++
 		}
 	}
 	if count != 1 {
-		return nil, errors.New("exactly one of slack, email, webhook, console is required")
+		return nil, errors.New("exactly one of slack, email, webhook, console, alertmanager is required")
 	}
 	switch {
 	case cc.Slack != nil:
@@ -287,6 +288,10 @@ func buildOne(cc ChannelConfig, o options) (Notifier, error) {
 	case cc.Webhook != nil:
 		n, err := webhook.New(*cc.Webhook, webhook.Options{Name: cc.Name, HTTPClient: o.httpClient, LookupEnv: o.lookupEnv, ExternalURL: o.externalURL})
 		return wrap(n, err, "webhook")
+	case cc.Alertmanager != nil:
+		n, err := alertmanager.New(*cc.Alertmanager, alertmanager.Options{Name: cc.Name, LookupEnv: o.lookupEnv,
+			Registerer: o.reg, ExternalURL: o.externalURL})
+		return wrap(n, err, "alertmanager")
 	default:
 		n, err := console.New(*cc.Console, console.Options{Writer: o.console})
 		return wrap(n, err, "console")
