@@ -2,9 +2,11 @@ package config
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Time intervals: references to unknown or duplicate names are errors at
@@ -60,5 +62,28 @@ notifiers:
 		if err == nil || !strings.Contains(err.Error(), path+tc.want) {
 			t.Errorf("%s -> %s: %v\nwant %s", tc.from, tc.to, err, path+tc.want)
 		}
+	}
+}
+
+// An alertmanager channel decodes with Prometheus' http_config; a
+// password written in the config is an error at the channel that does
+// not show it.
+func TestAlertmanagerChannelConfig(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	head := "rule_dirs: [.]\nnotifiers:\n  channels:\n    - name: am\n      alertmanager:\n        urls: [http://am:9093]\n        resend_interval: 30s\n        http_config:\n"
+	c, err := Parse(filepath.Join(dir, "v.yaml"), []byte(head+"          basic_auth: {username: vigil, password_file: "+pw+"}\n"), Options{LookupEnv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if am := c.Notifiers.Channels[0].Alertmanager; am.HTTPConfig.BasicAuth == nil || am.HTTPConfig.BasicAuth.PasswordFile != pw || am.Resend() != 30*time.Second {
+		t.Errorf("decoded %+v", am)
+	}
+	_, err = Parse(filepath.Join(dir, "v.yaml"), []byte(head+"          basic_auth: {username: vigil, password: hunter2}\n"), Options{LookupEnv: noEnv})
+	if err == nil || !strings.Contains(err.Error(), `v.yaml:4:7: notifiers: channel "am": alertmanager: http_config.basic_auth.password: a secret written in the config`) || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("inline password: %v", err)
 	}
 }
