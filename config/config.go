@@ -26,6 +26,7 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+	"github.com/prometheus/alertmanager/timeinterval"
 
 	"github.com/vigil-alerts/vigil/collectors"
 	"github.com/vigil-alerts/vigil/ha"
@@ -199,6 +200,9 @@ func Parse(path string, data []byte, opts Options) (*Config, error) {
 				e.Msg = fmt.Sprintf("unknown field %q", tk.Value)
 				e.Line, e.Column = tk.Position.Line, tk.Position.Column
 			}
+		}
+		if e.Line == 0 {
+			e.Line, e.Column, e.Msg = timeIntervalError(file, e.Msg)
 		}
 		return nil, Errors{e}
 	}
@@ -501,11 +505,11 @@ func (v *validator) collectors(cfgs []collectors.Config) {
 // points at it, not at the collector.
 var collectorField = regexp.MustCompile(`^collector "[^"]*": (prometheus(?:\.[a-z_0-9]+)*): `)
 
-var notifierWhere = regexp.MustCompile(`^(channel "([^"]*)"|channels\[(\d+)\]|routes\[(\d+)\]|inhibit_rules\[(\d+)\]|default_channels|(group_wait|group_interval|repeat_interval|group_by(?:\[\d+\])?):)`)
+var notifierWhere = regexp.MustCompile(`^(channel "([^"]*)"|channels\[(\d+)\]|(routes\[\d+\](?:\.(?:mute|active)_time_intervals\[\d+\])?)|inhibit_rules\[(\d+)\]|default_channels|(group_wait|group_interval|repeat_interval|group_by(?:\[\d+\])?|time_intervals\[\d+\]):)`)
 
 // groupingField is the grouping setting a channel's error is about, when
 // it is one: the error then points at that field, not at the channel.
-var groupingField = regexp.MustCompile(`^: (group_wait|group_interval|repeat_interval|group_by(?:\[\d+\])?): `)
+var groupingField = regexp.MustCompile(`^: (group_wait|group_interval|repeat_interval|group_by(?:\[\d+\])?|(?:mute|active)_time_intervals\[\d+\]): `)
 
 // notifiers builds the dispatcher once (every channel, route and inhibit
 // rule) and maps each error to the entry it names.
@@ -531,7 +535,7 @@ func (v *validator) notifiers(cfg notifiers.Config) {
 			case m[3] != "":
 				path = "$.notifiers.channels[" + m[3] + "]"
 			case m[4] != "":
-				path = "$.notifiers.routes[" + m[4] + "]"
+				path = "$.notifiers." + m[4]
 			case m[5] != "":
 				path = "$.notifiers.inhibit_rules[" + m[5] + "]"
 			case m[6] != "":
@@ -594,4 +598,69 @@ func (f visitFunc) Visit(n ast.Node) ast.Visitor {
 		return f
 	}
 	return nil
+}
+
+// timeIntervalFields are the fields of an Alertmanager time interval, each
+// decoded on its own by timeIntervalError.
+var timeIntervalFields = map[string]func() any{
+	"times":         func() any { return new(timeinterval.TimeRange) },
+	"weekdays":      func() any { return new(timeinterval.WeekdayRange) },
+	"days_of_month": func() any { return new(timeinterval.DayOfMonthRange) },
+	"months":        func() any { return new(timeinterval.MonthRange) },
+	"years":         func() any { return new(timeinterval.YearRange) },
+	"location":      func() any { return new(timeinterval.Location) },
+}
+
+// timeIntervalError finds where a decoding error without a position
+// comes from when it is a time interval's (Alertmanager's parsers report
+// "moonday is not a valid weekday" and nothing else): it decodes every
+// value under notifiers.time_intervals on its own, and the first that
+// fails gives the position and the YAML path. Otherwise it returns msg
+// unchanged, at no position.
+func timeIntervalError(f *ast.File, msg string) (line, col int, _ string) {
+	p, err := yaml.PathString("$.notifiers.time_intervals")
+	if err != nil || f == nil {
+		return 0, 0, msg
+	}
+	n, err := p.FilterFile(f)
+	named, ok := n.(*ast.SequenceNode)
+	if err != nil || !ok {
+		return 0, 0, msg
+	}
+	for i, entry := range named.Values {
+		m, ok := entry.(*ast.MappingNode)
+		if !ok {
+			continue
+		}
+		for _, kv := range m.Values {
+			list, ok := kv.Value.(*ast.SequenceNode)
+			if kv.Key.String() != "time_intervals" || !ok {
+				continue
+			}
+			for j, ti := range list.Values {
+				tm, ok := ti.(*ast.MappingNode)
+				if !ok {
+					continue
+				}
+				for _, field := range tm.Values {
+					newT, known := timeIntervalFields[field.Key.String()]
+					if !known {
+						continue
+					}
+					vals := []ast.Node{field.Value}
+					if seq, ok := field.Value.(*ast.SequenceNode); ok {
+						vals = seq.Values
+					}
+					for _, v := range vals {
+						if err := yaml.NodeToValue(v, newT()); err != nil {
+							tk := v.GetToken()
+							return tk.Position.Line, tk.Position.Column,
+								fmt.Sprintf("notifiers.time_intervals[%d].time_intervals[%d].%s: %v", i, j, field.Key.String(), err)
+						}
+					}
+				}
+			}
+		}
+	}
+	return 0, 0, msg
 }

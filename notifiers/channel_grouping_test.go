@@ -333,7 +333,7 @@ func TestChannelGroupingErrors(t *testing.T) {
 		`group_wait: -1s is negative`,
 		`channel "a": repeat_interval: -1h0m0s is negative`,
 		`channel "a": group_by[1]: "9lives" is not a label name`,
-		`channel "a": exactly one of slack, email, webhook, console is required`,
+		`channel "a": exactly one of slack, email, webhook, console, alertmanager is required`,
 		`channel "b": group_interval: -1m0s is negative`,
 	} {
 		if !strings.Contains(err.Error(), want) {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vigil-alerts/vigil/notifiers/alertmanager"
 	"github.com/vigil-alerts/vigil/notifiers/console"
 	"github.com/vigil-alerts/vigil/notifiers/email"
 	"github.com/vigil-alerts/vigil/notifiers/slack"
@@ -22,6 +23,10 @@ type Config struct {
 	// list nor any route sends anywhere.
 	DefaultChannels []string        `yaml:"default_channels,omitempty" json:"default_channels,omitempty"`
 	Inhibit         []InhibitConfig `yaml:"inhibit_rules,omitempty" json:"inhibit_rules,omitempty"`
+	// TimeIntervals are named times, as Alertmanager's time_intervals,
+	// that routes and channels mute or limit notifications by
+	// (mute_time_intervals, active_time_intervals).
+	TimeIntervals []TimeIntervalConfig `yaml:"time_intervals,omitempty" json:"time_intervals,omitempty"`
 
 	// GroupBy adds labels to the grouping key; alerts are always grouped
 	// by rule first. A channel may set its own (ChannelConfig.GroupBy).
@@ -68,10 +73,19 @@ type ChannelConfig struct {
 	GroupInterval  time.Duration `yaml:"group_interval,omitempty" json:"group_interval,omitempty"`
 	RepeatInterval time.Duration `yaml:"repeat_interval,omitempty" json:"repeat_interval,omitempty"`
 
+	// MuteTimeIntervals and ActiveTimeIntervals name time_intervals when
+	// this channel sends nothing (in a mute interval, or outside every
+	// active one), as on an Alertmanager route. Like the grouping
+	// settings they time messages and leave the sender as it is.
+	MuteTimeIntervals   []string `yaml:"mute_time_intervals,omitempty" json:"mute_time_intervals,omitempty"`
+	ActiveTimeIntervals []string `yaml:"active_time_intervals,omitempty" json:"active_time_intervals,omitempty"`
+
 	Slack   *slack.Config   `yaml:"slack,omitempty" json:"slack,omitempty"`
 	Email   *email.Config   `yaml:"email,omitempty" json:"email,omitempty"`
 	Webhook *webhook.Config `yaml:"webhook,omitempty" json:"webhook,omitempty"`
 	Console *console.Config `yaml:"console,omitempty" json:"console,omitempty"`
+	// Alertmanager hands alerts to existing Alertmanagers.
+	Alertmanager *alertmanager.Config `yaml:"alertmanager,omitempty" json:"alertmanager,omitempty"`
 }
 
 // SecretFiles lists, sorted and once each, every file the channels read a
@@ -87,6 +101,8 @@ func (c Config) SecretFiles() []string {
 			fs = append(fs, cc.Email.SecretFiles()...)
 		case cc.Webhook != nil:
 			fs = append(fs, cc.Webhook.SecretFiles()...)
+		case cc.Alertmanager != nil:
+			fs = append(fs, cc.Alertmanager.SecretFiles()...)
 		}
 	}
 	slices.Sort(fs)
@@ -98,6 +114,13 @@ func (c Config) SecretFiles() []string {
 type RouteConfig struct {
 	Match    MatchConfig `yaml:"match" json:"match"`
 	Channels []string    `yaml:"channels" json:"channels"`
+	// MuteTimeIntervals and ActiveTimeIntervals name time_intervals when
+	// this route sends nothing, as on an Alertmanager route: in any mute
+	// interval, or, when active intervals are set, outside all of them.
+	// An alert that reaches a channel by another way too (its rule's
+	// notify list, another route) is held only if every way is muted.
+	MuteTimeIntervals   []string `yaml:"mute_time_intervals,omitempty" json:"mute_time_intervals,omitempty"`
+	ActiveTimeIntervals []string `yaml:"active_time_intervals,omitempty" json:"active_time_intervals,omitempty"`
 }
 
 // MatchConfig selects alerts; empty fields match everything.
@@ -160,6 +183,12 @@ func (c Config) grouping(cc *ChannelConfig) grouping {
 	if cc == nil {
 		return g
 	}
+	if am := cc.Alertmanager; am != nil {
+		// Alertmanager groups for itself: send at once, every change
+		// at the next evaluation, and resend what fires so that it does
+		// not expire (Prometheus' resend delay).
+		g.wait, g.interval, g.repeat = 0, 0, am.Resend()
+	}
 	if cc.GroupBy != nil {
 		g.by = cc.GroupBy
 	}
@@ -182,6 +211,7 @@ func (g grouping) equal(o grouping) bool {
 // workers are built from.
 func (c ChannelConfig) sender() ChannelConfig {
 	c.GroupBy, c.GroupWait, c.GroupInterval, c.RepeatInterval = nil, 0, 0, 0
+	c.MuteTimeIntervals, c.ActiveTimeIntervals = nil, nil
 	return c
 }
 

@@ -55,6 +55,7 @@ type Dispatcher struct {
 type route struct {
 	m        *matcher
 	channels []int
+	iv       *intervals // mute_time_intervals, active_time_intervals; nil: none
 }
 
 type inhibitRule struct {
@@ -72,6 +73,10 @@ type groupKey struct {
 type member struct {
 	alert model.Alert
 	seen  uint64
+	// routeMutes are the time intervals of the routes that brought the
+	// alert to this channel when it was last placed; nil when a way
+	// without any (notify list, default channels, an untimed route) did.
+	routeMutes []*intervals
 }
 
 // group is one message thread: one rule (and the channel's group_by
@@ -206,7 +211,11 @@ func (d *Dispatcher) Process(now time.Time, alerts []model.Alert) {
 			if by := d.grouping[ci].by; i == 0 || !slices.Equal(by, keyBy) {
 				key, keyBy = alertKey(by, a), by
 			}
-			d.place(now, groupKey{ch: ci, key: key}, a)
+			var rm []*intervals
+			if d.timedRoutes {
+				rm = d.routeMutes(a, ci)
+			}
+			d.place(now, groupKey{ch: ci, key: key}, a, rm)
 		}
 	}
 	for i := range alerts {
@@ -308,6 +317,43 @@ func (d *Dispatcher) route(a *model.Alert, out []int) []int {
 	return out
 }
 
+// routeMutes lists the time intervals of every way a reaches channel ci,
+// or nil when one way has none: that way is never muted by a route.
+func (d *Dispatcher) routeMutes(a *model.Alert, ci int) []*intervals {
+	for _, name := range a.Notify {
+		if i, ok := d.byName[name]; ok && i == ci {
+			return nil
+		}
+	}
+	var out []*intervals
+	for _, r := range d.routes {
+		if slices.Contains(r.channels, ci) && r.m.matches(a.Rule, a.Severity, a.Labels) {
+			if r.iv == nil {
+				return nil
+			}
+			out = append(out, r.iv)
+		}
+	}
+	return out // nil too when no route brought it: the default channels
+}
+
+// muted reports whether member m is held at now by time intervals: its
+// channel's own (chMuted), or those of every route that brought it.
+func muted(m *member, chMuted bool, now time.Time) bool {
+	if chMuted {
+		return true
+	}
+	if len(m.routeMutes) == 0 {
+		return false
+	}
+	for _, iv := range m.routeMutes {
+		if !iv.muted(now) {
+			return false
+		}
+	}
+	return true
+}
+
 func appendUnique(s []int, v int) []int {
 	for _, x := range s {
 		if x == v {
@@ -352,7 +398,7 @@ func (d *Dispatcher) groupInfo(g *group) Group {
 
 // place puts a into group k. A resolved alert only updates
 // a group that already holds it: nobody was told it fired.
-func (d *Dispatcher) place(now time.Time, k groupKey, a *model.Alert) {
+func (d *Dispatcher) place(now time.Time, k groupKey, a *model.Alert, routeMutes []*intervals) {
 	g := d.groups[k]
 	if g == nil {
 		if a.State != model.StateFiring {
@@ -373,6 +419,7 @@ func (d *Dispatcher) place(now time.Time, k groupKey, a *model.Alert) {
 	}
 	m.alert = *a
 	m.seen = d.gen
+	m.routeMutes = routeMutes
 }
 
 // flushIfDue drops members that went away, and enqueues a message when the
@@ -410,9 +457,13 @@ func (d *Dispatcher) flushIfDue(now time.Time, k groupKey, g *group, resolved *r
 	if g.inflight > 0 {
 		return
 	}
+	// A member muted by time intervals stays in the group, out of
+	// messages, as Alertmanager keeps a muted group: when the interval
+	// ends it is news (firing), or its resolution is due (sent before).
+	chMuted := d.mutes[k.ch].muted(now)
 	newFiring, resolvedNews, nFiring := false, false, 0
 	for fp, m := range g.members {
-		if d.held(m) {
+		if d.held(m) || muted(m, chMuted, now) {
 			continue
 		}
 		if m.alert.State == model.StateFiring {
@@ -440,7 +491,7 @@ func (d *Dispatcher) flushIfDue(now time.Time, k groupKey, g *group, resolved *r
 	j := &job{group: g, labels: groupLabels(gr.by, g), key: info.Key, info: info, decidedAt: now}
 	for fp, m := range g.members {
 		switch {
-		case d.held(m):
+		case d.held(m), muted(m, chMuted, now):
 		case m.alert.State == model.StateFiring:
 			j.alerts = append(j.alerts, m.alert)
 			j.firing = append(j.firing, fp)

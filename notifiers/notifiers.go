@@ -21,6 +21,7 @@ import (
 
 	"github.com/vigil-alerts/vigil/internal/redact"
 	"github.com/vigil-alerts/vigil/model"
+	"github.com/vigil-alerts/vigil/notifiers/alertmanager"
 	"github.com/vigil-alerts/vigil/notifiers/console"
 	"github.com/vigil-alerts/vigil/notifiers/email"
 	"github.com/vigil-alerts/vigil/notifiers/internal/msg"
@@ -151,10 +152,16 @@ type parts struct {
 	// grouping is each channel's effective grouping, by the same index
 	// as chans: a reload can change it without replacing the channel.
 	grouping []grouping
-	byName   map[string]int
-	routes   []route
-	defaults []int
-	inhibits []inhibitRule
+	// mutes is each channel's own time intervals, by the same index as
+	// chans (nil: none).
+	mutes  []*intervals
+	byName map[string]int
+	routes []route
+	// timedRoutes is set when a route has time intervals: only then does
+	// placing an alert work out which routes brought it.
+	timedRoutes bool
+	defaults    []int
+	inhibits    []inhibitRule
 }
 
 // parts builds and checks everything cfg describes. keep, when set, may
@@ -166,8 +173,11 @@ type parts struct {
 func (o options) parts(cfg Config, keep func(name string, conf *ChannelConfig, n Notifier) *channel) (*parts, error) {
 	errs := checkGrouping("", cfg.GroupBy, cfg.GroupWait, cfg.GroupInterval, cfg.RepeatInterval)
 	cfg = cfg.withDefaults()
+	tis, tiErrs := compileTimeIntervals(cfg.TimeIntervals)
+	errs = append(errs, tiErrs...)
 	var chans []*channel
 	var groupings []grouping
+	var mutes []*intervals
 	byName := map[string]int{}
 	add := func(c *channel, conf *ChannelConfig) {
 		if _, dup := byName[c.name]; dup {
@@ -177,6 +187,13 @@ func (o options) parts(cfg Config, keep func(name string, conf *ChannelConfig, n
 		byName[c.name] = len(chans)
 		chans = append(chans, c)
 		groupings = append(groupings, cfg.grouping(conf))
+		var iv *intervals
+		if conf != nil {
+			var ivErrs []error
+			iv, ivErrs = resolveIntervals(fmt.Sprintf("channel %q: ", c.name), tis, conf.MuteTimeIntervals, conf.ActiveTimeIntervals)
+			errs = append(errs, ivErrs...)
+		}
+		mutes = append(mutes, iv)
 	}
 	for i, cc := range cfg.Channels {
 		where := fmt.Sprintf("channels[%d]", i)
@@ -233,6 +250,7 @@ func (o options) parts(cfg Config, keep func(name string, conf *ChannelConfig, n
 		return idx
 	}
 	var routes []route
+	timedRoutes := false
 	for i, rc := range cfg.Routes {
 		where := fmt.Sprintf("routes[%d]", i)
 		m, err := compileMatch(where+".match", rc.Match)
@@ -240,7 +258,10 @@ func (o options) parts(cfg Config, keep func(name string, conf *ChannelConfig, n
 		if len(rc.Channels) == 0 {
 			errs = append(errs, fmt.Errorf("%s: channels is empty", where))
 		}
-		routes = append(routes, route{m: m, channels: known(where, rc.Channels)})
+		iv, ivErrs := resolveIntervals(where+".", tis, rc.MuteTimeIntervals, rc.ActiveTimeIntervals)
+		errs = append(errs, ivErrs...)
+		timedRoutes = timedRoutes || iv != nil
+		routes = append(routes, route{m: m, channels: known(where, rc.Channels), iv: iv})
 	}
 	defaults := known("default_channels", cfg.DefaultChannels)
 	var inhibits []inhibitRule
@@ -258,19 +279,20 @@ func (o options) parts(cfg Config, keep func(name string, conf *ChannelConfig, n
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &parts{cfg: cfg, chans: chans, grouping: groupings, byName: byName, routes: routes, defaults: defaults, inhibits: inhibits}, nil
+	return &parts{cfg: cfg, chans: chans, grouping: groupings, mutes: mutes, byName: byName, routes: routes,
+		timedRoutes: timedRoutes, defaults: defaults, inhibits: inhibits}, nil
 }
 
 // buildOne builds the single integration a channel names.
 func buildOne(cc ChannelConfig, o options) (Notifier, error) {
 	count := 0
-	for _, set := range []bool{cc.Slack != nil, cc.Email != nil, cc.Webhook != nil, cc.Console != nil} {
+	for _, set := range []bool{cc.Slack != nil, cc.Email != nil, cc.Webhook != nil, cc.Console != nil, cc.Alertmanager != nil} {
 		if set {
 			count++
 		}
 	}
 	if count != 1 {
-		return nil, errors.New("exactly one of slack, email, webhook, console is required")
+		return nil, errors.New("exactly one of slack, email, webhook, console, alertmanager is required")
 	}
 	switch {
 	case cc.Slack != nil:
@@ -282,6 +304,10 @@ func buildOne(cc ChannelConfig, o options) (Notifier, error) {
 	case cc.Webhook != nil:
 		n, err := webhook.New(*cc.Webhook, webhook.Options{Name: cc.Name, HTTPClient: o.httpClient, LookupEnv: o.lookupEnv, ExternalURL: o.externalURL})
 		return wrap(n, err, "webhook")
+	case cc.Alertmanager != nil:
+		n, err := alertmanager.New(*cc.Alertmanager, alertmanager.Options{Name: cc.Name, LookupEnv: o.lookupEnv,
+			Registerer: o.reg, ExternalURL: o.externalURL})
+		return wrap(n, err, "alertmanager")
 	default:
 		n, err := console.New(*cc.Console, console.Options{Writer: o.console})
 		return wrap(n, err, "console")
