@@ -259,8 +259,11 @@ func (c *compiler) parseFile(file string, data []byte) ([]*Group, Errors) {
 			}
 		}
 		if gn.Schedule.Set {
-			if _, err := cron.ParseStandard(gn.Schedule.Value); err != nil {
+			if sched, err := cron.ParseStandard(gn.Schedule.Value); err != nil {
 				gerr(gn.Schedule, "schedule %q: %v (want a cron spec like \"*/5 * * * *\" or @every 30s)", gn.Schedule.Value, err)
+			} else if neverFires(sched) {
+				// "0 0 31 2 *" parses, and would silently never run.
+				gerr(gn.Schedule, "schedule %q: never fires (no such date): the group would never be evaluated", gn.Schedule.Value)
 			} else if every, ok := strings.CutPrefix(gn.Schedule.Value, "@every "); ok && !wholeSeconds(every) {
 				// robfig/cron rounds @every up to a second, silently.
 				gerr(gn.Schedule, "schedule %q: want @every with whole seconds, 1s or more (the scheduler's resolution)", gn.Schedule.Value)
@@ -474,6 +477,13 @@ func because(err error) string {
 		return " (out of range: at most 292 years)"
 	}
 	return ""
+}
+
+// neverFires reports whether a cron schedule has no time to run at:
+// robfig/cron's Next gives the zero time when nothing matches within five
+// years, and a leap day matches in any four.
+func neverFires(s cron.Schedule) bool {
+	return s.Next(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)).IsZero()
 }
 
 // unitless finds a number without a unit in a duration parse error.
