@@ -434,6 +434,18 @@ func (c *compiler) compileRule(file string, lines [][]byte, g *Group, node yamla
 				continue
 			}
 			r.Annotations[k] = t
+			if r.Condition == nil {
+				continue
+			}
+			var have []string
+			for _, a := range r.Condition.Aggregates {
+				have = append(have, a.Text)
+			}
+			for _, key := range valuesIndexed(t) {
+				if !slices.Contains(have, key) {
+					fail(v.Pos, "annotation %q: .Values has no %q: the condition computes %s", k, key, strings.Join(have, ", "))
+				}
+			}
 		}
 	}
 	if len(errs) == 0 {
