@@ -10,7 +10,8 @@
 #
 # The config is expected at /etc/vigil/vigil.yaml (with rule_dirs:
 # [/etc/vigil/rules], state.path: /var/lib/vigil/state.json and
-# http.address: ":9099"); docs/deploy.md has Kubernetes manifests and, in
+# http.address: ":9099"); deploy/kubernetes/ has Kubernetes manifests and
+# docs/deploy.md, in
 # "Security", how to add a shell and du for exec checks.
 #
 # Both base images are pinned by digest (the multi-arch index), so a rebuild

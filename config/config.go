@@ -141,6 +141,7 @@ type Error struct {
 	File         string
 	Line, Column int
 	Msg          string
+	path         string // the YAML path the validator gave
 }
 
 func (e *Error) Error() string {
@@ -191,34 +192,89 @@ func Parse(path string, data []byte, opts Options) (*Config, error) {
 	if err != nil {
 		return nil, Errors{yamlError(path, nil, err)}
 	}
-	if err := yaml.UnmarshalWithOptions(data, c, yaml.Strict()); err != nil {
-		e := yamlError(path, file, err)
-		// go-yaml picks one of several unknown fields at random: name the
-		// first as written, so a file always gets the same error.
-		if yamlstrict.IsUnknownField(e.Msg) && len(file.Docs) > 0 {
-			if tk := yamlstrict.FirstUnknown(file.Docs[0], reflect.TypeFor[Config]()); tk != nil {
-				e.Msg = fmt.Sprintf("unknown field %q", tk.Value)
-				e.Line, e.Column = tk.Position.Line, tk.Position.Column
+	// Check every field first, each mistake at its place, and prune the
+	// bad ones, so one bad value neither stops the decoding nor hides the
+	// mistakes after it.
+	var decodeErrs Errors
+	var pruned []string
+	if len(file.Docs) > 0 && file.Docs[0].Body != nil {
+		pruneable, err := parser.ParseBytes(data, 0)
+		if err != nil {
+			return nil, Errors{yamlError(path, nil, err)}
+		}
+		body := pruneable.Docs[0].Body
+		for _, p := range yamlstrict.Check(body, reflect.TypeFor[Config](), "") {
+			e := &Error{File: path, Msg: p.Msg}
+			if p.Token != nil && p.Token.Position != nil {
+				e.Line, e.Column = p.Token.Position.Line, p.Token.Position.Column
 			}
+			decodeErrs = append(decodeErrs, e)
+			pruned = append(pruned, entryOf(p.Pruned))
 		}
-		if e.Line == 0 {
-			e.Line, e.Column, e.Msg = timeIntervalError(file, e.Msg)
+		err = yaml.NodeToValue(body, c, yaml.Strict())
+		if err != nil && len(decodeErrs) == 0 {
+			e := yamlError(path, file, err)
+			// go-yaml picks one of several unknown fields at random: name the
+			// first as written, so a file always gets the same error.
+			if yamlstrict.IsUnknownField(e.Msg) {
+				if tk := yamlstrict.FirstUnknown(file.Docs[0], reflect.TypeFor[Config]()); tk != nil {
+					e.Msg = fmt.Sprintf("unknown field %q", tk.Value)
+					e.Line, e.Column = tk.Position.Line, tk.Position.Column
+				}
+			}
+			if e.Line == 0 {
+				e.Line, e.Column, e.Msg = timeIntervalError(file, e.Msg)
+			}
+			return nil, Errors{e}
 		}
-		return nil, Errors{e}
+		if err != nil || slices.Contains(pruned, "") {
+			// Pruning left something undecodable: the fields' own errors
+			// are all there is to say.
+			sortErrors(decodeErrs)
+			return nil, decodeErrs
+		}
 	}
 	v := &validator{file: path, ast: file, lookupEnv: opts.LookupEnv, logger: opts.Logger}
 	c.withDefaults()
 	v.check(c)
-	if len(v.errs) > 0 {
-		slices.SortStableFunc(v.errs, func(a, b *Error) int {
-			if a.Line != b.Line {
-				return a.Line - b.Line
-			}
-			return a.Column - b.Column
-		})
-		return nil, v.errs
+	errs := decodeErrs
+	for _, e := range v.errs {
+		// A field removed for a decoding error is missing, not wrong:
+		// what the checks say about its entry would mislead.
+		if !slices.ContainsFunc(pruned, func(p string) bool { return under(e.path, p) }) {
+			errs = append(errs, e)
+		}
+	}
+	if len(errs) > 0 {
+		sortErrors(errs)
+		return nil, errs
 	}
 	return c, nil
+}
+
+func sortErrors(errs Errors) {
+	slices.SortStableFunc(errs, func(a, b *Error) int {
+		if a.Line != b.Line {
+			return a.Line - b.Line
+		}
+		return a.Column - b.Column
+	})
+}
+
+// entryOf is the list entry a field belongs to (collectors[0] for
+// collectors[0].interval), or the field itself when it is in none.
+func entryOf(field string) string {
+	if i := strings.LastIndex(field, "]"); i >= 0 {
+		return field[:i+1]
+	}
+	return field
+}
+
+// under reports whether the validator's YAML path ($.collectors[0].name)
+// is field (collectors[0]) or inside it.
+func under(path, field string) bool {
+	rest, ok := strings.CutPrefix(strings.TrimPrefix(path, "$."), field)
+	return ok && (rest == "" || rest[0] == '.' || rest[0] == '[')
 }
 
 // withDefaults is the one place defaults are applied; rule directories are
@@ -305,7 +361,7 @@ type validator struct {
 // at records msg at the node the YAML path names (or the closest parent
 // that exists, so a missing field points at its section).
 func (v *validator) at(path, format string, args ...any) {
-	e := &Error{File: v.file, Msg: fmt.Sprintf(format, args...)}
+	e := &Error{File: v.file, Msg: fmt.Sprintf(format, args...), path: path}
 	for p := path; p != ""; p = parentPath(p) {
 		if line, col, ok := v.pos(p); ok {
 			e.Line, e.Column = line, col

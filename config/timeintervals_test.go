@@ -52,9 +52,9 @@ notifiers:
 	}
 
 	for _, tc := range []struct{ from, to, want string }{
-		{"[saturday]", "[saturday, moonday]", `:9:46: notifiers.time_intervals[1].time_intervals[0].weekdays: moonday is not a valid weekday`},
+		{"[saturday]", "[saturday, moonday]", `:9:46: notifiers.time_intervals[1].time_intervals[0].weekdays[1]: moonday is not a valid weekday`},
 		{"Europe/Berlin", "Europe/Berln", `:7:21: notifiers.time_intervals[0].time_intervals[0].location: unknown time zone Europe/Berln`},
-		{`end_time: "03:00"`, `end_time: "00:30"`, `:6:19: notifiers.time_intervals[0].time_intervals[0].times: start time cannot be equal or greater than end time`},
+		{`end_time: "03:00"`, `end_time: "00:30"`, `:6:19: notifiers.time_intervals[0].time_intervals[0].times[0]: start time cannot be equal or greater than end time`},
 		{"weekdays:", "weekday:", `:9:25: unknown field "weekday"`},
 	} {
 		bad := strings.Replace(src, tc.from, tc.to, 1)

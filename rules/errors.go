@@ -45,6 +45,26 @@ func (es Errors) Error() string {
 	return strings.Join(lines, "\n")
 }
 
+// shapeErrors lists every unknown field and misshapen value of node, read
+// as a v, and prunes them from node so the rest decodes (yamlstrict.Check).
+// pruned holds the top-level fields removed, whose absence is then no
+// further error.
+func shapeErrors(file, rule string, node ast.Node, v any) (Errors, map[string]bool) {
+	var errs Errors
+	pruned := map[string]bool{}
+	for _, p := range yamlstrict.Check(node, reflect.TypeOf(v), "") {
+		e := &Error{File: file, Rule: rule, Msg: p.Msg}
+		if p.Token != nil && p.Token.Position != nil {
+			e.Pos = Pos{p.Token.Position.Line, p.Token.Position.Column}
+		}
+		errs = append(errs, e)
+		top, _, _ := strings.Cut(p.Pruned, ".")
+		top, _, _ = strings.Cut(top, "[")
+		pruned[top] = true
+	}
+	return errs, pruned
+}
+
 // strictError is yamlError for a strict decoding of node into a value like
 // v: of several unknown fields, it names the first as written, not the one
 // go-yaml happened to pick.

@@ -83,11 +83,16 @@ func lineCount(data []byte) int {
 	return bytes.Count(bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n")), []byte("\n")) + bytes.Count(data, []byte("\r")) - bytes.Count(data, []byte("\r\n")) + 1
 }
 
-// TestFirstUnknownFieldAsWritten: of several misspelt fields, a load
-// always names the first as written (go-yaml picks one in map order).
+// TestFirstUnknownFieldAsWritten: several misspelt fields are all named,
+// always in the order written (go-yaml picks one in map order).
 func TestFirstUnknownFieldAsWritten(t *testing.T) {
 	for _, tc := range []struct{ src, want string }{
-		{"groupz: []\nb: 1\nc: 1\nd: 1\ne: 1\nf: 1\n", `fuzz.yaml:1:1: unknown field "groupz"`},
+		{"groupz: []\nb: 1\nc: 1\nd: 1\ne: 1\nf: 1\n", `fuzz.yaml:1:1: unknown field "groupz"
+fuzz.yaml:2:1: unknown field "b"
+fuzz.yaml:3:1: unknown field "c"
+fuzz.yaml:4:1: unknown field "d"
+fuzz.yaml:5:1: unknown field "e"
+fuzz.yaml:6:1: unknown field "f"`},
 		{`groups:
   - name: g
     rules:
@@ -99,7 +104,11 @@ func TestFirstUnknownFieldAsWritten(t *testing.T) {
         windw: 1m
         lables: {}
         anotations: {}
-`, `fuzz.yaml:7:9: rule "R": unknown field "treshold"`},
+`, `fuzz.yaml:7:9: rule "R": unknown field "treshold"
+fuzz.yaml:8:9: rule "R": unknown field "fr"
+fuzz.yaml:9:9: rule "R": unknown field "windw"
+fuzz.yaml:10:9: rule "R": unknown field "lables"
+fuzz.yaml:11:9: rule "R": unknown field "anotations"`},
 	} {
 		for range 30 {
 			_, err := Parse([]string{"fuzz.yaml"}, map[string][]byte{"fuzz.yaml": []byte(tc.src)})

@@ -211,16 +211,25 @@ func (c *compiler) parseFile(file string, data []byte) ([]*Group, Errors) {
 	if len(doc.Docs) != 1 || doc.Docs[0].Body == nil {
 		return nil, Errors{{File: file, Msg: "expected one YAML document with a groups: list"}}
 	}
+	// Every unknown field and misshapen value first, each at its place;
+	// Check prunes them, so the rest still decodes and is checked.
+	body := doc.Docs[0].Body
+	errs, _ := shapeErrors(file, "", body, fileNode{})
 	var fn fileNode
-	if err := yaml.NodeToValue(doc.Docs[0].Body, &fn, yaml.Strict()); err != nil {
-		return nil, Errors{strictError(file, "", err, doc.Docs[0].Body, fn)}
+	if err := yaml.NodeToValue(body, &fn, yaml.Strict()); err != nil {
+		if len(errs) > 0 {
+			return nil, errs
+		}
+		return nil, Errors{strictError(file, "", err, body, fn)}
 	}
 	if len(fn.Groups) == 0 {
+		if len(errs) > 0 {
+			return nil, errs
+		}
 		return nil, Errors{{File: file, Msg: "no groups: a rule file holds groups, each with rules"}}
 	}
 	lines := bytes.Split(data, []byte("\n"))
 	var (
-		errs       Errors
 		groups     []*Group
 		groupNames = map[string]bool{}
 	)
@@ -250,8 +259,11 @@ func (c *compiler) parseFile(file string, data []byte) ([]*Group, Errors) {
 			}
 		}
 		if gn.Schedule.Set {
-			if _, err := cron.ParseStandard(gn.Schedule.Value); err != nil {
+			if sched, err := cron.ParseStandard(gn.Schedule.Value); err != nil {
 				gerr(gn.Schedule, "schedule %q: %v (want a cron spec like \"*/5 * * * *\" or @every 30s)", gn.Schedule.Value, err)
+			} else if neverFires(sched) {
+				// "0 0 31 2 *" parses, and would silently never run.
+				gerr(gn.Schedule, "schedule %q: never fires (no such date): the group would never be evaluated", gn.Schedule.Value)
 			} else if every, ok := strings.CutPrefix(gn.Schedule.Value, "@every "); ok && !wholeSeconds(every) {
 				// robfig/cron rounds @every up to a second, silently.
 				gerr(gn.Schedule, "schedule %q: want @every with whole seconds, 1s or more (the scheduler's resolution)", gn.Schedule.Value)
@@ -280,8 +292,12 @@ func (c *compiler) compileRule(file string, lines [][]byte, g *Group, node yamla
 	if node == nil { // a bare "-": go-yaml panics on a nil node
 		return nil, Errors{{File: file, Pos: g.Pos, Msg: fmt.Sprintf("group %q: an empty entry in rules: each rule is a mapping with name, severity and condition", g.Name)}}
 	}
+	errs, pruned := shapeErrors(file, ruleNameOf(node), node, ruleNode{})
 	var rn ruleNode
 	if err := yaml.NodeToValue(node, &rn, yaml.Strict()); err != nil {
+		if len(errs) > 0 {
+			return nil, errs
+		}
 		return nil, Errors{strictError(file, ruleNameOf(node), err, node, rn)}
 	}
 	r := &Rule{
@@ -294,18 +310,19 @@ func (c *compiler) compileRule(file string, lines [][]byte, g *Group, node yamla
 		tk := node.GetToken()
 		r.Pos = Pos{tk.Position.Line, tk.Position.Column}
 	}
-	var errs Errors
 	fail := func(at Pos, format string, args ...any) {
 		errs = append(errs, &Error{File: file, Pos: at, Rule: r.Name, Msg: fmt.Sprintf(format, args...)})
 	}
 	switch {
-	case r.Name == "":
+	case r.Name == "" && !pruned["name"]:
 		fail(r.Pos, "a rule needs a name")
 	case !namePattern.MatchString(r.Name):
 		fail(rn.Name.Pos, "name %q: use letters, digits, _, ., : or -, starting with a letter or _", r.Name)
 	}
 	if !rn.Severity.Set {
-		fail(r.Pos, "severity is required: one of %s", severityList())
+		if !pruned["severity"] {
+			fail(r.Pos, "severity is required: one of %s", severityList())
+		}
 	} else if !slices.Contains(Severities, r.Severity) {
 		fail(rn.Severity.Pos, "unknown severity %q: want one of %s", rn.Severity.Value, severityList())
 	}
@@ -393,7 +410,9 @@ func (c *compiler) compileRule(file string, lines [][]byte, g *Group, node yamla
 		}
 		r.Scope = scope
 	}
-	if !rn.Condition.Set || strings.TrimSpace(rn.Condition.Value) == "" {
+	if pruned["condition"] {
+		// its shape error is reported
+	} else if !rn.Condition.Set || strings.TrimSpace(rn.Condition.Value) == "" {
 		fail(r.Pos, `condition is required, e.g. condition: max("etcd.can_connect") == 0`)
 	} else {
 		cond, cerrs := c.compileCondition(rn.Condition.Value)
@@ -422,6 +441,18 @@ func (c *compiler) compileRule(file string, lines [][]byte, g *Group, node yamla
 				continue
 			}
 			r.Annotations[k] = t
+			if r.Condition == nil {
+				continue
+			}
+			var have []string
+			for _, a := range r.Condition.Aggregates {
+				have = append(have, a.Text)
+			}
+			for _, key := range valuesIndexed(t) {
+				if !slices.Contains(have, key) {
+					fail(v.Pos, "annotation %q: .Values has no %q: the condition computes %s", k, key, strings.Join(have, ", "))
+				}
+			}
 		}
 	}
 	if len(errs) == 0 {
@@ -468,11 +499,24 @@ func because(err error) string {
 	if err == nil {
 		return ""
 	}
+	if m := unitless.FindStringSubmatch(err.Error()); m != nil {
+		return fmt.Sprintf(" (a number needs a unit: %ss, %sm)", m[1], m[1])
+	}
 	if strings.Contains(err.Error(), "range") || strings.Contains(err.Error(), "overflow") {
 		return " (out of range: at most 292 years)"
 	}
 	return ""
 }
+
+// neverFires reports whether a cron schedule has no time to run at:
+// robfig/cron's Next gives the zero time when nothing matches within five
+// years, and a leap day matches in any four.
+func neverFires(s cron.Schedule) bool {
+	return s.Next(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)).IsZero()
+}
+
+// unitless finds a number without a unit in a duration parse error.
+var unitless = regexp.MustCompile(`"([0-9]+(?:\.[0-9]+)?)"`)
 
 // wholeSeconds reports whether an @every duration is 1s or more and whole
 // seconds.

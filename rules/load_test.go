@@ -496,7 +496,7 @@ annotations:
   summary: '{{ label "host.mac" }} at {{ value }} ({{ .Severity }})'
   pct: '{{ value | humanizePercentage }}'
   big: '{{ 1234567.0 | humanize }}'
-  broken: '{{ index .Values "nope" | printf "%d" }} {{ .Labels.x.y }}'
+  broken: '{{ .Labels.x.y }}'
   missing: '[{{ label "nope" }}]'`)
 	got := r.Expand(&TemplateData{Rule: "R", Severity: "high", Labels: model.Labels{"host.mac": "aa"}, Value: 0.25})
 	want := map[string]string{

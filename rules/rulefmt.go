@@ -106,7 +106,14 @@ func (s *str) UnmarshalYAML(n ast.Node) error {
 	case ast.ScalarNode:
 		s.Value = fmt.Sprint(v.GetValue())
 	default:
-		return fmt.Errorf("[%d:%d] expected a single value, found %s", s.Pos.Line, s.Pos.Column, n.Type())
+		shape := "a " + strings.ToLower(n.Type().String())
+		switch n.(type) {
+		case *ast.SequenceNode:
+			shape = "a list"
+		case *ast.MappingNode, *ast.MappingValueNode:
+			shape = "a mapping"
+		}
+		return fmt.Errorf("[%d:%d] want a single value, found %s", s.Pos.Line, s.Pos.Column, shape)
 	}
 	s.Set = true
 	return nil

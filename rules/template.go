@@ -3,8 +3,10 @@ package rules
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"text/template"
+	"text/template/parse"
 	"time"
 
 	"github.com/vigil-alerts/vigil/model"
@@ -87,4 +89,56 @@ func humanizeDuration(seconds float64) string {
 		d = d.Round(time.Millisecond)
 	}
 	return d.String()
+}
+
+// valuesIndexed lists the keys a template reads as constants from .Values
+// (`index .Values "avg(\"m\")"`), so a load can check that the condition
+// computes each: an absent key would render 0.
+func valuesIndexed(t *template.Template) []string {
+	var keys []string
+	var walk func(n parse.Node)
+	walk = func(n parse.Node) {
+		switch n := n.(type) {
+		case *parse.ListNode:
+			if n != nil {
+				for _, c := range n.Nodes {
+					walk(c)
+				}
+			}
+		case *parse.ActionNode:
+			walk(n.Pipe)
+		case *parse.IfNode:
+			walk(&n.BranchNode)
+		case *parse.RangeNode:
+			walk(&n.BranchNode)
+		case *parse.WithNode:
+			walk(&n.BranchNode)
+		case *parse.BranchNode:
+			walk(n.Pipe)
+			walk(n.List)
+			walk(n.ElseList)
+		case *parse.PipeNode:
+			if n != nil {
+				for _, c := range n.Cmds {
+					walk(c)
+				}
+			}
+		case *parse.CommandNode:
+			if len(n.Args) == 3 {
+				fn, ok1 := n.Args[0].(*parse.IdentifierNode)
+				field, ok2 := n.Args[1].(*parse.FieldNode)
+				key, ok3 := n.Args[2].(*parse.StringNode)
+				if ok1 && ok2 && ok3 && fn.Ident == "index" && slices.Equal(field.Ident, []string{"Values"}) {
+					keys = append(keys, key.Text)
+				}
+			}
+			for _, a := range n.Args {
+				walk(a)
+			}
+		}
+	}
+	if t != nil && t.Tree != nil {
+		walk(t.Tree.Root)
+	}
+	return keys
 }

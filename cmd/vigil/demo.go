@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vigil-alerts/vigil/collectors/etcd/etcdtest"
 	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/rules"
 )
@@ -24,6 +23,28 @@ import (
 // channel and the status page served. One member is stopped, later a
 // second (quorum lost), then both come back. Everything lives in a
 // temporary directory that is removed at exit.
+//
+// The embedded etcd server weighs most of a binary, so it is built in only
+// with the build tag demo (demo_etcd.go): `go run -tags demo ./cmd/vigil
+// demo`. The production binary answers `vigil demo` with that command.
+
+// demoCluster is the etcd cluster the demo watches; member i counts from 0.
+type demoCluster interface {
+	Endpoints() []string
+	Shutdown(i int)
+	Resume(i int) error
+	Close()
+}
+
+// startDemoCluster starts n etcd members with their data under dir. It is
+// nil unless the binary is built with the tag demo.
+var startDemoCluster func(n int, dir string) (demoCluster, error)
+
+// demoHint says how to get the demo from a binary built without it.
+const demoHint = `vigil demo: this binary is built without the demo's embedded etcd server.
+From a clone of Vigil, run:
+  go run -tags demo ./cmd/vigil demo
+`
 
 // demoTimeline is the script, in evaluation time (divided by the speed).
 var demoTimeline = struct {
@@ -39,6 +60,10 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	logFlags := addLogFlags(fs, slog.LevelError) // logs go to stderr
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
+	}
+	if startDemoCluster == nil {
+		fmt.Fprint(stderr, demoHint)
+		return 2
 	}
 	if *speed < 1 {
 		fmt.Fprintln(stderr, "demo: --speed must be at least 1")
@@ -69,7 +94,7 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	os.Mkdir(filepath.Join(tmp, "etcd"), 0o755)
 
 	say("starting a 3-member etcd cluster in this process")
-	cluster, err := etcdtest.Start(3, filepath.Join(tmp, "etcd"))
+	cluster, err := startDemoCluster(3, filepath.Join(tmp, "etcd"))
 	if err != nil {
 		fmt.Fprintln(stderr, "demo:", err)
 		return 1
@@ -121,7 +146,6 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	}()
 	defer func() { close(watchDone); <-watchStopped }()
 
-	members := cluster.Members()
 	name := func(i int) string { return fmt.Sprintf("etcd-%d", i+1) }
 	wait := func(evalTime time.Duration) bool {
 		select {
@@ -138,18 +162,18 @@ func demo(args []string, stdout, stderr io.Writer) int {
 		},
 		func() bool {
 			say("stopping member %s: EtcdMemberDown goes pending, then fires; EtcdMemberUnreachable after its 5m", name(2))
-			members[2].Shutdown()
+			cluster.Shutdown(2)
 			return wait(demoTimeline.oneDown)
 		},
 		func() bool {
 			say("stopping member %s too: quorum is lost, the survivor has no leader -> EtcdQuorumLost and the grouped critical EtcdServiceUnavailable, which inhibits the per-member pages", name(1))
-			members[1].Shutdown()
+			cluster.Shutdown(1)
 			return wait(demoTimeline.twoDown)
 		},
 		func() bool {
 			say("bringing %s and %s back: alerts resolve", name(1), name(2))
-			for _, m := range []*etcdtest.Member{members[1], members[2]} {
-				if err := m.Resume(); err != nil {
+			for _, i := range []int{1, 2} {
+				if err := cluster.Resume(i); err != nil {
 					fmt.Fprintln(stderr, "demo:", err)
 				}
 			}

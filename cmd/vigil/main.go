@@ -4,7 +4,7 @@
 //	vigil check --config FILE    validate a config and the rules it names
 //	vigil test FILE...           run rule unit tests
 //	vigil run --config FILE      the daemon: collect, evaluate, notify, serve
-//	vigil demo                   all of it against an in-process etcd cluster
+//	vigil demo                   all of it against an in-process etcd cluster (-tags demo)
 //	vigil silence add|list|expire  silences on a running Vigil, through its API
 //	vigil alerts                 a running Vigil's alerts
 //	vigil record                 record what the collectors gather
@@ -34,6 +34,7 @@ commands:
   test FILE...           run rule unit tests
   run --config FILE      run the daemon (see examples/vigil.yaml)
   demo                   run Vigil against an in-process 3-member etcd cluster
+                         (built in with: go run -tags demo ./cmd/vigil demo)
   silence add|list|expire  mute alerts on a running Vigil (vigil silence for help)
   alerts                 list a running Vigil's firing and pending alerts
   record --config FILE --out DIR   record what the config's collectors gather
