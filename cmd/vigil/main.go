@@ -70,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return silenceCmd(args[1:], stdout, stderr)
 	case "alerts":
 		return alertsCmd(args[1:], stdout, stderr)
+	case "import":
+		return importCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
