@@ -6,7 +6,7 @@ import (
 	"math"
 	"path/filepath"
 	"sort"
-		"strings"
+	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml"
