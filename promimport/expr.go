@@ -161,6 +161,7 @@ func (t *translator) setOp(n *parser.BinaryExpr) val {
 		out.cel = l.cel + " || " + r.cel
 	default:
 		out.cel = l.cel + " && !(" + r.cel + ")"
+		t.note("unless: while the right side's metric has no samples Vigil has no data, so the alert does not fire where Prometheus' would")
 	}
 	return out
 }
