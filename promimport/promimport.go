@@ -243,10 +243,25 @@ func convertRules(file string, data []byte, opts *Options) (*converted, error) {
 		}
 	}
 	used := map[string]bool{}
+	groupNames := map[string]bool{}
 	nconv := 0
 	for _, g := range groups {
 		var body bytes.Buffer
 		gi := Item{File: file, Line: g.line, Group: g.Name, Converted: true}
+		// Prometheus refuses these files too; Vigil's loader would
+		// refuse the output.
+		if g.Name == "" || groupNames[g.Name] {
+			why := "the group has no name"
+			if g.Name != "" {
+				why = "a second group with this name"
+			}
+			gi.Converted = false
+			gi.Problems = append(gi.Problems, why+": its rules are not converted")
+			rep.Items = append(rep.Items, gi)
+			fmt.Fprintf(&b, "  # group %q (%s:%d): %s\n", g.Name, baseName(file), g.line, why)
+			continue
+		}
+		groupNames[g.Name] = true
 		if g.QueryOffset != "" {
 			gi.Problems = append(gi.Problems, fmt.Sprintf("query_offset %s: Vigil evaluates at the scheduled time", g.QueryOffset))
 		}
@@ -339,7 +354,7 @@ func decodeGroups(file string, data []byte) ([]groupIn, error) {
 	if m, ok := body.(*ast.MappingNode); ok {
 		// A Prometheus Operator PrometheusRule: its spec is a rule file.
 		for _, kv := range m.Values {
-			if kv.Key.String() == "spec" {
+			if kv.Key != nil && kv.Key.String() == "spec" && !isEmpty(kv.Value) {
 				body = kv.Value
 			}
 		}
@@ -359,12 +374,17 @@ func decodeGroups(file string, data []byte) ([]groupIn, error) {
 	var out []groupIn
 	for _, gn := range f.Groups {
 		g := groupIn{line: line(gn)}
+		if isEmpty(gn) {
+			return nil, fmt.Errorf("%s:%d: an empty entry in groups", file, g.line)
+		}
 		if err := yaml.NodeToValue(gn, &g.promGroup, yaml.Strict()); err != nil {
 			return nil, fmt.Errorf("%s: %s", file, yaml.FormatError(err, false, false))
 		}
 		for _, rn := range g.Rules {
 			r := ruleIn{line: line(rn)}
-			if err := yaml.NodeToValue(rn, &r.rule, yaml.Strict()); err != nil {
+			if isEmpty(rn) {
+				r.err = fmt.Errorf("an empty entry in rules")
+			} else if err := yaml.NodeToValue(rn, &r.rule, yaml.Strict()); err != nil {
 				r.err = fmt.Errorf("%s", strings.TrimSpace(yaml.FormatError(err, false, false)))
 			}
 			g.rules = append(g.rules, r)
@@ -372,6 +392,16 @@ func decodeGroups(file string, data []byte) ([]groupIn, error) {
 		out = append(out, g)
 	}
 	return out, nil
+}
+
+// isEmpty says whether a list entry is missing or null (goccy's decoder
+// panics on a nil node).
+func isEmpty(n ast.Node) bool {
+	if n == nil {
+		return true
+	}
+	_, null := n.(*ast.NullNode)
+	return null
 }
 
 func line(n ast.Node) int {
