@@ -31,6 +31,7 @@ commands:
   demo                   run Vigil against an in-process 3-member etcd cluster
   silence add|list|expire  mute alerts on a running Vigil (vigil silence for help)
   alerts                 list a running Vigil's firing and pending alerts
+  import prometheus|promtool FILE...  convert Prometheus rules or promtool tests
   version                print the version, commit and Go version (also --version)
 
 Every command answers -h/--help. Exit status: 0 ok; 1 findings or a refusal
