@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	pmodel "github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 )
@@ -550,7 +551,7 @@ func (t *translator) selector(vs *parser.VectorSelector) string {
 	name := vs.Name
 	var ms []*labels.Matcher
 	for _, m := range vs.LabelMatchers {
-		if m.Name == labels.MetricName {
+		if m.Name == pmodel.MetricNameLabel {
 			if m.Type != labels.MatchEqual {
 				fail("a metric name chosen by a regular expression (%s) is not expressible: Vigil names each metric", m)
 			}

@@ -309,7 +309,7 @@ func convertSeries(s promSeries, opts *Options) (string, map[string]string, stri
 	out := map[string]string{}
 	var lerr error
 	ls.Range(func(l labels.Label) {
-		if l.Name == labels.MetricName {
+		if l.Name == pmodel.MetricNameLabel {
 			metric = opts.metric(l.Value)
 			return
 		}
