@@ -502,7 +502,7 @@ func convertRule(file string, g groupIn, rn ruleIn, opts *Options, seen map[stri
 		}
 		sort.Strings(segmentBy)
 		if cond.group.series {
-			tr.note("Prometheus alerts once per series; this rule has one alert per %s, so series that differ only in other labels share an alert", listOrNone(segmentBy))
+			tr.note("Prometheus alerts once per series; this rule has one alert per %s, so series that differ only in other labels share an alert (their samples pooled, their rates added up)", listOrNone(segmentBy))
 		}
 	}
 	for _, l := range segmentBy {
