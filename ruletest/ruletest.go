@@ -89,6 +89,10 @@ type Expectation struct {
 	At     duration        `yaml:"at"`
 	Rule   string          `yaml:"rule"`
 	Alerts []ExpectedAlert `yaml:"alerts"`
+	// States, when given, limits the comparison to alerts in these
+	// states: [firing] reads like promtool's exp_alerts, which list only
+	// firing alerts.
+	States []string `yaml:"states"`
 }
 
 // ExpectedAlert matches an alert whose state is State and whose labels and
@@ -224,6 +228,11 @@ func runTest(set *rules.RuleSet, t *Test, every time.Duration, maxLen int) ([]st
 		if !ruleNames[ex.Rule] {
 			return nil, fmt.Errorf("expect: no rule named %q in the rule files", ex.Rule)
 		}
+		for _, st := range ex.States {
+			if s, ok := model.ParseAlertState(st); !ok || s == model.StateInactive {
+				return nil, fmt.Errorf("expect at %s, rule %s: states: %q: want pending, firing or resolved", time.Duration(ex.At), ex.Rule, st)
+			}
+		}
 		for _, a := range ex.Alerts {
 			if st, ok := model.ParseAlertState(a.State); a.State != "" && (!ok || st == model.StateInactive) {
 				return nil, fmt.Errorf("expect at %s, rule %s: state %q: want pending, firing or resolved", time.Duration(ex.At), ex.Rule, a.State)
@@ -289,6 +298,9 @@ func compare(ex Expectation, alerts []model.Alert, now time.Time) string {
 		if a.State == model.StateResolved && !a.ResolvedAt.Equal(now) {
 			continue // resolved earlier: no longer an alert at this time
 		}
+		if len(ex.States) > 0 && !slices.Contains(ex.States, a.State.String()) {
+			continue
+		}
 		got = append(got, a)
 	}
 	used := make([]bool, len(got))
@@ -316,6 +328,9 @@ func compare(ex Expectation, alerts []model.Alert, now time.Time) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "at %s, rule %s:\n", time.Duration(ex.At), ex.Rule)
+	if len(ex.States) > 0 {
+		fmt.Fprintf(&b, "  (comparing only %s alerts)\n", strings.Join(ex.States, ", "))
+	}
 	fmt.Fprintf(&b, "  expected %d alert(s):\n", len(ex.Alerts))
 	for _, want := range ex.Alerts {
 		mark := "  "

@@ -84,6 +84,49 @@ tests:
 			noOutput: true,
 		},
 		{
+			// promtool's exp_alerts list only firing alerts; states:
+			// [firing] compares the same way, and still fails when a
+			// firing alert is missing.
+			name:  "states limits the comparison",
+			rules: downRule,
+			test: `rule_files: [rules.yaml]
+tests:
+  - name: pending is not compared
+    input_series:
+      - metric: up
+        labels: {host: a}
+        values: 1 0x5
+    expect:
+      - {at: 1m, rule: Down, states: [firing], alerts: []}
+      - {at: 3m, rule: Down, states: [firing], alerts: [{labels: {host: a}}]}
+  - name: a missing firing alert still fails
+    input_series:
+      - metric: up
+        labels: {host: a}
+        values: 1 0x5
+    expect:
+      - {at: 1m, rule: Down, states: [firing], alerts: [{labels: {host: a}}]}
+`,
+			want: Result{Passed: 1, Failed: 1},
+			wantOut: []string{
+				"FAIL ", ": a missing firing alert still fails",
+				"at 1m0s, rule Down:",
+				"(comparing only firing alerts)",
+				`- firing {host="a"}`,
+				"got 0 alert(s):",
+			},
+		},
+		{
+			name:  "an unknown state in states is an error",
+			rules: downRule,
+			test: `rule_files: [rules.yaml]
+tests:
+  - input_series: [{metric: up, labels: {host: a}, values: "1"}]
+    expect: [{at: 0m, rule: Down, states: [active], alerts: []}]
+`,
+			wantErr: `states: "active": want pending, firing or resolved`,
+		},
+		{
 			name:  "a failing expectation prints a diff",
 			rules: downRule,
 			test: `rule_files: [rules.yaml]

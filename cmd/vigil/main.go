@@ -41,6 +41,7 @@ commands:
   replay --rules PATH --data REC   the alerts rules would have raised over a recording
   diff --base REV --data REC [PATH]  what a rule change does to those alerts (git)
   capture --rules PATH --data REC --alert RULE --out FILE  an incident as a rule test
+  import prometheus|promtool FILE...  convert Prometheus rules or promtool tests
   version                print the version, commit and Go version (also --version)
 
 Every command answers -h/--help. Exit status: 0 ok; 1 findings or a refusal
@@ -91,6 +92,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return captureCmd(args[1:], stdout, stderr)
 	case "record":
 		return recordCmd(args[1:], stdout, stderr)
+	case "import":
+		return importCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -25,6 +25,8 @@ var rank = map[string]int{
 	"ruletest":         4,
 	"ha":               4,
 	"replay":           4,
+	"promimport":       2, // reads Prometheus rules, writes Vigil YAML
+	"deploy":           6, // manifests and their tests only
 	"config":           5,
 	"cmd":              6,
 }
