@@ -313,3 +313,17 @@ func (s *Store) Stats() (seriesCount, samples int) {
 	}
 	return len(s.list), samples
 }
+
+// CountSamples returns the number of samples of metric held, for tests
+// and diagnostics.
+func (s *Store) CountSamples(metric string) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, sr := range s.list {
+		if sr.metric == metric {
+			n += len(sr.pts)
+		}
+	}
+	return n
+}
