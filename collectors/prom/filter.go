@@ -83,10 +83,14 @@ type filterReader struct {
 	// Within a line longer than the buffer: pass or drop its rest.
 	inLong, keepLong bool
 	err              error
+	// The last name decided on: a family's lines come together, so most
+	// lines repeat it and need no lookup.
+	lastName []byte
+	lastKeep bool
 }
 
 func newFilterReader(r io.Reader, sel *Selection, limit int) *filterReader {
-	return &filterReader{br: bufio.NewReaderSize(r, 64<<10), sel: sel, limit: limit}
+	return &filterReader{br: bufio.NewReaderSize(r, 16<<10), sel: sel, limit: limit}
 }
 
 func (f *filterReader) Read(p []byte) (int, error) {
@@ -166,11 +170,21 @@ func (f *filterReader) keepsName(s []byte) bool {
 	if len(s) > 0 && (s[0] == '"' || s[0] == '{') {
 		return true
 	}
-	end := bytes.IndexAny(s, "{ \t\r\n")
-	if end < 0 {
-		end = len(s)
+	end := 0
+	for end < len(s) {
+		c := s[end]
+		if c == '{' || c == ' ' || c == '\t' || c == '\r' || c == '\n' {
+			break
+		}
+		end++
 	}
-	return f.sel.keepsLine(s[:end])
+	name := s[:end]
+	if f.lastName != nil && bytes.Equal(name, f.lastName) {
+		return f.lastKeep
+	}
+	f.lastName = append(f.lastName[:0], name...)
+	f.lastKeep = f.sel.keepsLine(name)
+	return f.lastKeep
 }
 
 // Filter returns the lines of the text page r that belong to families
