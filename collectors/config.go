@@ -65,9 +65,14 @@ type Config struct {
 	// Timeout bounds one whole collection of every target.
 	Timeout Duration `yaml:"timeout"`
 	// MaxConcurrency bounds the targets collected at once; 0 means all.
-	MaxConcurrency int        `yaml:"max_concurrency"`
-	TLS            *TLSConfig `yaml:"tls"` // etcd, prometheus and https probes
-	Targets        []Target   `yaml:"targets"`
+	MaxConcurrency int `yaml:"max_concurrency"`
+	// SampleLimit and LabelLimit are Prometheus' scrape_config limits,
+	// per target: a collection with more samples (of the metrics rules
+	// read), or a sample with more labels, fails whole. 0: no limit.
+	SampleLimit int        `yaml:"sample_limit"`
+	LabelLimit  int        `yaml:"label_limit"`
+	TLS         *TLSConfig `yaml:"tls"` // etcd, prometheus and https probes
+	Targets     []Target   `yaml:"targets"`
 
 	// Per-type sections; only the one matching Type may be set.
 	Etcd       *EtcdConfig       `yaml:"etcd"`
@@ -282,6 +287,8 @@ func build(cfg Config, logger *slog.Logger, o options) (*TargetCollector, error)
 		Interval:       time.Duration(cfg.Interval),
 		Timeout:        time.Duration(cfg.Timeout),
 		MaxConcurrency: cfg.MaxConcurrency,
+		SampleLimit:    cfg.SampleLimit,
+		LabelLimit:     cfg.LabelLimit,
 	}
 	if s.Interval == 0 {
 		s.Interval = DefaultInterval
@@ -298,6 +305,12 @@ func build(cfg Config, logger *slog.Logger, o options) (*TargetCollector, error)
 	}
 	if cfg.MaxConcurrency < 0 {
 		errs = append(errs, errors.New("max_concurrency must not be negative"))
+	}
+	if cfg.SampleLimit < 0 {
+		errs = append(errs, errors.New("sample_limit must not be negative"))
+	}
+	if cfg.LabelLimit < 0 {
+		errs = append(errs, errors.New("label_limit must not be negative"))
 	}
 	if len(cfg.Targets) == 0 {
 		errs = append(errs, errors.New("no targets"))
@@ -382,7 +395,7 @@ func build(cfg Config, logger *slog.Logger, o options) (*TargetCollector, error)
 // config. The collector's `tls:` is the same as `prometheus.tls_config`,
 // kept so that one block serves every type.
 func buildProm(cfg Config, o options) (*prom.Scraper, error) {
-	pc := prom.Config{LookupEnv: o.lookupEnv}
+	pc := prom.Config{LookupEnv: o.lookupEnv, SampleLimit: max(cfg.SampleLimit, 0)}
 	if o.redactor != nil {
 		pc.Learn = o.redactor.Add
 	}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vigil-alerts/vigil/collectors/prom"
 	"github.com/vigil-alerts/vigil/internal/redact"
 	"github.com/vigil-alerts/vigil/model"
 )
@@ -43,6 +44,12 @@ type Settings struct {
 	Timeout  time.Duration // bounds a whole Collect, so every target in it
 	// MaxConcurrency bounds the targets scraped at once; 0 means all.
 	MaxConcurrency int
+	// SampleLimit and LabelLimit are Prometheus' scrape_config limits,
+	// per target and collection: more samples (after the selection), or
+	// a sample with more labels (the target's tags and Vigil's labels
+	// included), fail the target's whole collection. 0 means no limit.
+	SampleLimit int
+	LabelLimit  int
 }
 
 // Stats are a collector's running totals, for Vigil's own /metrics.
@@ -50,6 +57,9 @@ type Stats struct {
 	Collections uint64            // calls to Collect
 	Errors      uint64            // failed target collections, all targets
 	TargetErrs  map[string]uint64 // failed target collections by target name
+	// SampleLimitHits and LabelLimitHits count target collections failed
+	// by SampleLimit and LabelLimit.
+	SampleLimitHits, LabelLimitHits uint64
 }
 
 // TargetCollector is the Collector every source is wrapped in: it scrapes
@@ -65,6 +75,9 @@ type TargetCollector struct {
 
 	collections atomic.Uint64
 	errs        []atomic.Uint64 // by target index
+	sel         atomic.Pointer[Selection]
+	// Collections failed by the sample and label limits.
+	sampleLimitHits, labelLimitHits atomic.Uint64
 
 	// healthMu guards health: whether each target is failing, so that a
 	// failure is logged when it starts and when it ends, not at every
@@ -116,7 +129,8 @@ func (c *TargetCollector) Timeout() time.Duration { return c.settings.Timeout }
 
 // Stats returns the collector's running totals.
 func (c *TargetCollector) Stats() Stats {
-	st := Stats{Collections: c.collections.Load(), TargetErrs: make(map[string]uint64, len(c.targets))}
+	st := Stats{Collections: c.collections.Load(), TargetErrs: make(map[string]uint64, len(c.targets)),
+		SampleLimitHits: c.sampleLimitHits.Load(), LabelLimitHits: c.labelLimitHits.Load()}
 	for i, t := range c.targets {
 		n := c.errs[i].Load()
 		st.Errors += n
@@ -205,8 +219,17 @@ func (c *TargetCollector) Collect(ctx context.Context, now time.Time) ([]model.S
 
 	var out []model.Sample
 	var errs []error
+	sel := c.Selection()
 	for i, t := range c.targets {
 		r := results[i]
+		kept := r.samples[:0]
+		for _, s := range r.samples {
+			if sel.Keeps(s.Metric) {
+				kept = append(kept, s)
+			}
+		}
+		r.samples = kept
+		r = c.limit(r, t)
 		up := 1.0
 		if r.err != nil {
 			r.err = c.clean(r.err)
@@ -216,7 +239,6 @@ func (c *TargetCollector) Collect(ctx context.Context, now time.Time) ([]model.S
 		}
 		c.logHealth(i, now, r.err)
 		for _, s := range r.samples {
-			s.Labels = c.label(s.Labels, t)
 			if s.Time.IsZero() {
 				s.Time = now
 			}
@@ -232,6 +254,35 @@ func (c *TargetCollector) Collect(ctx context.Context, now time.Time) ([]model.S
 	}
 	return out, errors.Join(errs...)
 }
+
+// limit labels r's samples (with label) and applies the sample and label limits, as
+// Prometheus does: over either, the whole collection of the target fails
+// and none of its samples is kept.
+func (c *TargetCollector) limit(r result, t TargetInfo) result {
+	if n := c.settings.SampleLimit; n > 0 && len(r.samples) > n {
+		c.sampleLimitHits.Add(1)
+		return result{err: fmt.Errorf("%w: %d samples, sample_limit is %d; nothing of this collection is stored", ErrSampleLimit, len(r.samples), n)}
+	}
+	if errors.Is(r.err, prom.ErrSampleLimit) {
+		c.sampleLimitHits.Add(1)
+		return result{err: fmt.Errorf("%w: more than %d samples on the page; nothing of this collection is stored", ErrSampleLimit, c.settings.SampleLimit)}
+	}
+	for j, s := range r.samples {
+		ls := c.label(s.Labels, t)
+		if n := c.settings.LabelLimit; n > 0 && len(ls) > n {
+			c.labelLimitHits.Add(1)
+			return result{err: fmt.Errorf("%w (metric: %.50s, number of labels: %d, limit: %d); nothing of this collection is stored", ErrLabelLimit, s.Metric, len(ls), n)}
+		}
+		r.samples[j].Labels = ls
+	}
+	return r
+}
+
+// Errors of a target collection over its limits.
+var (
+	ErrSampleLimit = errors.New("sample_limit exceeded")
+	ErrLabelLimit  = errors.New("label_limit exceeded")
+)
 
 // logHealth logs target i's collection at now when its health changes: a
 // WARN when it starts failing, an INFO with the count of failed

@@ -349,3 +349,17 @@ func (s *Store) SeriesBy(label string) map[string]int {
 	}
 	return out
 }
+
+// CountSamples returns the number of samples of metric held, for tests
+// and diagnostics.
+func (s *Store) CountSamples(metric string) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, sr := range s.list {
+		if sr.metric == metric {
+			n += len(sr.pts)
+		}
+	}
+	return n
+}

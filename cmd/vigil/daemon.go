@@ -199,6 +199,7 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 		d.disp.Stop(context.Background())
 		return nil, err
 	}
+	selectMetrics(colls, rs)
 	d.colls.Store(&colls)
 	d.cfg.Store(cfg)
 	d.store = engine.NewStore(rs.MaxWindow + time.Minute)

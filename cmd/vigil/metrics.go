@@ -198,11 +198,15 @@ type collectorStats struct{ colls func() []collectors.Collector }
 var (
 	collectionsDesc = prometheus.NewDesc("vigil_collector_collections_total", "Collections run, per collector.", []string{"collector"}, nil)
 	collErrorsDesc  = prometheus.NewDesc("vigil_collector_errors_total", "Failed target collections, per collector and target.", []string{"collector", "target"}, nil)
+	sampleLimitDesc = prometheus.NewDesc("vigil_collector_exceeded_sample_limit_total", "Target collections failed by sample_limit, per collector.", []string{"collector"}, nil)
+	labelLimitDesc  = prometheus.NewDesc("vigil_collector_exceeded_label_limit_total", "Target collections failed by label_limit, per collector.", []string{"collector"}, nil)
 )
 
 func (c collectorStats) Describe(ch chan<- *prometheus.Desc) {
 	ch <- collectionsDesc
 	ch <- collErrorsDesc
+	ch <- sampleLimitDesc
+	ch <- labelLimitDesc
 }
 
 func (c collectorStats) Collect(ch chan<- prometheus.Metric) {
@@ -213,6 +217,8 @@ func (c collectorStats) Collect(ch chan<- prometheus.Metric) {
 		}
 		st := tc.Stats()
 		ch <- prometheus.MustNewConstMetric(collectionsDesc, prometheus.CounterValue, float64(st.Collections), tc.Name())
+		ch <- prometheus.MustNewConstMetric(sampleLimitDesc, prometheus.CounterValue, float64(st.SampleLimitHits), tc.Name())
+		ch <- prometheus.MustNewConstMetric(labelLimitDesc, prometheus.CounterValue, float64(st.LabelLimitHits), tc.Name())
 		for target, n := range st.TargetErrs {
 			ch <- prometheus.MustNewConstMetric(collErrorsDesc, prometheus.CounterValue, float64(n), tc.Name(), target)
 		}

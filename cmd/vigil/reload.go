@@ -121,6 +121,7 @@ func (d *daemon) Reload(reason string) error {
 			d.failReload(reason, now, err)
 			return err
 		}
+		selectMetrics(colls, rs)
 	}
 	// A rotated secret file changes no config text: Apply reads every
 	// channel's secrets again and replaces the channels whose secrets
@@ -152,6 +153,9 @@ func (d *daemon) Reload(reason string) error {
 	d.saveMu.Lock()
 	d.sil.SetLimits(silenceLimits(cfg))
 	d.saveMu.Unlock()
+	// Before the rules: a metric a new rule reads is collected from the
+	// next collection on.
+	selectMetrics(d.collectors(), rs)
 	d.eng.SetRules(rs)
 	if d.ha != nil {
 		// The running term's engine (a term that starts later copies
@@ -226,6 +230,33 @@ func (d *daemon) applyNotifiers(cfg *config.Config) ([]string, error) {
 		}
 	}
 	return nil, nil
+}
+
+// selectMetrics gives every collector the metrics rs reads, so that the
+// families of a page no rule reads are skipped rather than parsed and
+// stored (docs/scaling.md). The collectors' self-metrics are always kept.
+func selectMetrics(cs []collectors.Collector, rs *rules.RuleSet) {
+	sel := collectors.Only(ruleMetrics(rs)...)
+	for _, c := range cs {
+		if tc, ok := c.(*collectors.TargetCollector); ok {
+			tc.Select(sel)
+		}
+	}
+}
+
+// ruleMetrics lists every metric a rule of rs aggregates; a condition's
+// value is computed from the same aggregates.
+func ruleMetrics(rs *rules.RuleSet) []string {
+	var out []string
+	for _, r := range rs.Rules() {
+		if r.Condition == nil {
+			continue
+		}
+		for _, a := range r.Condition.Aggregates {
+			out = append(out, a.Metric)
+		}
+	}
+	return out
 }
 
 func closeCollectors(cs []collectors.Collector) {

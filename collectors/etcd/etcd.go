@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -27,6 +28,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
+	"github.com/vigil-alerts/vigil/collectors/prom"
 	"github.com/vigil-alerts/vigil/internal/redact"
 	"github.com/vigil-alerts/vigil/internal/zapslog"
 	"github.com/vigil-alerts/vigil/model"
@@ -92,6 +94,25 @@ type Scraper struct {
 	list      []*pb.Member
 	listIndex uint64
 	listTime  time.Time
+	// sel is the page's families rules need (SetMetrics); nil: all of them.
+	sel atomic.Pointer[pageSelection]
+}
+
+type pageSelection struct {
+	families *prom.Selection
+	skip     bool // no metric read comes from the page
+}
+
+// SetMetrics says which of the collector's metrics are read: the page is
+// then parsed for their families only, and not fetched at all when none
+// comes from it. all restores everything. Safe while scraping.
+func (s *Scraper) SetMetrics(all bool, metrics []string) {
+	if all {
+		s.sel.Store(nil)
+		return
+	}
+	fams := PageFamilies(metrics)
+	s.sel.Store(&pageSelection{families: prom.NewSelection(fams), skip: len(fams) == 0})
 }
 
 // LabelMemberName is the label every sample of a member carries once its
@@ -191,11 +212,12 @@ func (s *Scraper) Scrape(ctx context.Context, i int, now time.Time) ([]model.Sam
 		statusDBSize    float64
 		statusConnected bool
 	)
-	if !s.cfg.SkipMetricsPage {
+	sel := s.sel.Load()
+	if !s.cfg.SkipMetricsPage && (sel == nil || !sel.skip) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pageSamples, quota, pageErr = s.scrapePage(ctx, m, now)
+			pageSamples, quota, pageErr = s.scrapePage(ctx, m, now, sel)
 		}()
 	}
 	statusSamples, statusQuota, statusDBSize, statusErr = s.status(ctx, m, now)
@@ -375,7 +397,7 @@ func (s *Scraper) status(ctx context.Context, m *member, now time.Time) (out []m
 	return out, float64(st.DbSizeQuota), float64(st.DbSize), nil
 }
 
-func (s *Scraper) scrapePage(ctx context.Context, m *member, now time.Time) ([]model.Sample, float64, error) {
+func (s *Scraper) scrapePage(ctx context.Context, m *member, now time.Time, sel *pageSelection) ([]model.Sample, float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.MetricsURL, nil)
 	if err != nil {
 		return nil, 0, err
@@ -389,7 +411,11 @@ func (s *Scraper) scrapePage(ctx context.Context, m *member, now time.Time) ([]m
 	if resp.StatusCode != http.StatusOK {
 		return nil, 0, fmt.Errorf("HTTP status %s", resp.Status)
 	}
-	p, err := parsePage(resp.Body)
+	var fams *prom.Selection
+	if sel != nil {
+		fams = sel.families
+	}
+	p, err := parsePage(resp.Body, fams)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -297,7 +297,7 @@ func BenchmarkParseEtcdMetrics(b *testing.B) {
 	b.SetBytes(int64(len(page)))
 	b.ReportAllocs()
 	for b.Loop() {
-		p, err := parsePage(bytes.NewReader(page))
+		p, err := parsePage(bytes.NewReader(page), nil)
 		if err != nil {
 			b.Fatal(err)
 		}

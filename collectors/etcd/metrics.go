@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	pmodel "github.com/prometheus/common/model"
 
+	"github.com/vigil-alerts/vigil/collectors/prom"
 	"github.com/vigil-alerts/vigil/model"
 )
 
@@ -81,11 +82,60 @@ var wanted = func() map[string]bool {
 	return w
 }()
 
-// parsePage reads a member's Prometheus text page. A page that does not
-// parse is an error; missing families are not (older etcd lacks some).
-func parsePage(r io.Reader) (*page, error) {
+// allFamilies reads every family parsePage knows.
+var allFamilies = func() *prom.Selection {
+	var names []string
+	for f := range wanted {
+		names = append(names, f)
+	}
+	return prom.NewSelection(names)
+}()
+
+// PageFamilies lists the families of a member's /metrics page that the
+// named Vigil metrics are derived from; none means the page is not needed.
+func PageFamilies(metrics []string) []string {
+	need := map[string]bool{}
+	for _, m := range metrics {
+		for _, v := range pageValues {
+			if v.metric == m {
+				need[v.family] = true
+			}
+		}
+		for _, v := range pageRates {
+			if v.metric == m {
+				need[v.family] = true
+			}
+		}
+		for _, v := range pageDurations {
+			if m == v.metric+".mean" || m == v.metric+".p99" {
+				need[v.family] = true
+			}
+		}
+		switch m {
+		case "etcd.leader.latency", "etcd.leader.latency.stddev":
+			need[rttFamily] = true
+		case "etcd.db.quota", "etcd.db.quota_used_ratio":
+			need[quotaFamily] = true // etcd before 3.6 has it only there
+		}
+	}
+	out := make([]string, 0, len(need))
+	for f := range need {
+		out = append(out, f)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// parsePage reads a member's Prometheus text page, parsing only the
+// families sel keeps (nil: every family Vigil derives a metric from);
+// the others cost a scan for their line ends. A page that does not parse
+// is an error; missing families are not (older etcd lacks some).
+func parsePage(r io.Reader, sel *prom.Selection) (*page, error) {
+	if sel == nil {
+		sel = allFamilies
+	}
 	parser := expfmt.NewTextParser(pmodel.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(io.LimitReader(r, maxPage))
+	fams, err := parser.TextToMetricFamilies(prom.Filter(io.LimitReader(r, maxPage), sel))
 	if err != nil {
 		return nil, fmt.Errorf("parse metrics page: %w", err)
 	}

@@ -53,7 +53,7 @@ func TestParseCapturedPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	p, err := parsePage(f)
+	p, err := parsePage(f, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,11 +97,11 @@ etcd_disk_wal_fsync_duration_seconds_bucket{le="+Inf"} 20
 etcd_disk_wal_fsync_duration_seconds_sum 0.055
 etcd_disk_wal_fsync_duration_seconds_count 20
 `
-	p1, err := parsePage(strings.NewReader(page1))
+	p1, err := parsePage(strings.NewReader(page1), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p2, err := parsePage(strings.NewReader(page2))
+	p2, err := parsePage(strings.NewReader(page2), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func same(a, b float64) bool {
 }
 
 func TestMalformedPage(t *testing.T) {
-	_, err := parsePage(strings.NewReader("etcd_server_has_leader{ 1\n"))
+	_, err := parsePage(strings.NewReader("etcd_server_has_leader{ 1\n"), nil)
 	if err == nil || !strings.Contains(err.Error(), "parse metrics page") {
 		t.Fatalf("err = %v", err)
 	}

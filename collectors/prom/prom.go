@@ -17,6 +17,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -50,6 +51,9 @@ type Config struct {
 	// holds a value nobody has learnt yet.
 	Learn        func(...string)
 	MaxBodyBytes int64 // a longer page is an error; 0 means DefaultMaxBodyBytes
+	// SampleLimit fails a scrape whose page has more samples, counted
+	// after the selection, before they are all parsed; 0 means none.
+	SampleLimit int
 }
 
 // Scraper scrapes one URL per target index, reusing connections.
@@ -66,7 +70,14 @@ type Scraper struct {
 	sources []source
 	basic   *promconfig.BasicAuth
 	learn   func(...string)
+	limit   int
+	// sel is what pages are read for (SetSelection); nil reads everything.
+	sel atomic.Pointer[Selection]
 }
+
+// SetSelection makes the next scrapes keep only the samples sel keeps; a
+// nil sel keeps everything. Safe while scraping.
+func (s *Scraper) SetSelection(sel *Selection) { s.sel.Store(sel) }
 
 // New validates cfg and builds the client with
 // promconfig.NewClientFromConfig. Errors name a target by its index and
@@ -81,7 +92,10 @@ func New(cfg Config) (*Scraper, error) {
 	if reflect.ValueOf(cfg.HTTP).IsZero() {
 		cfg.HTTP = promconfig.DefaultHTTPClientConfig
 	}
-	s := &Scraper{urls: cfg.URLs, max: cfg.MaxBodyBytes}
+	if cfg.SampleLimit < 0 {
+		return nil, errors.New("sample_limit must not be negative")
+	}
+	s := &Scraper{urls: cfg.URLs, max: cfg.MaxBodyBytes, limit: cfg.SampleLimit}
 	if s.max <= 0 {
 		s.max = DefaultMaxBodyBytes
 	}
@@ -322,20 +336,53 @@ func (s *Scraper) scrape(ctx context.Context, i int, now time.Time) ([]model.Sam
 		return nil, fmt.Errorf("HTTP status %s", resp.Status)
 	}
 	body := &limitedReader{r: resp.Body, n: s.max}
-	fams, err := Parse(body, resp.Header)
+	samples, err := Read(body, resp.Header, s.sel.Load(), s.limit, now)
 	if body.exceeded {
 		return nil, fmt.Errorf("page larger than %d bytes", s.max)
+	}
+	return samples, err
+}
+
+// Read parses a page in the format its Content-Type header names (text
+// when it names none) into the samples sel keeps (nil: all). Text and
+// OpenMetrics lines of families sel does not keep are skipped before
+// parsing. More than limit samples (0: no limit) is ErrSampleLimit, found
+// before the rest of the page is parsed; nothing is returned with an
+// error.
+func Read(r io.Reader, h http.Header, sel *Selection, limit int, now time.Time) ([]model.Sample, error) {
+	format := expfmt.ResponseFormat(h)
+	var fr *filterReader
+	if format.FormatType() != expfmt.TypeProtoDelim {
+		fr = newFilterReader(r, sel, limit)
+		r = fr
+	}
+	fams, err := parse(r, format, sel)
+	if fr != nil && fr.exceeded {
+		return nil, sampleLimitErr(limit)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return Samples(fams, now), nil
+	out := samples(fams, now, sel)
+	if limit > 0 && len(out) > limit {
+		return nil, sampleLimitErr(limit)
+	}
+	return out, nil
+}
+
+func sampleLimitErr(limit int) error {
+	return fmt.Errorf("%w: the page has more than %d samples (sample_limit), none stored", ErrSampleLimit, limit)
 }
 
 // Parse decodes a page in the format its Content-Type header names; text
 // is assumed when it names none.
 func Parse(r io.Reader, h http.Header) ([]*dto.MetricFamily, error) {
-	format := expfmt.ResponseFormat(h)
+	return parse(r, expfmt.ResponseFormat(h), nil)
+}
+
+// parse decodes a page; families decoded one by one (OpenMetrics,
+// protobuf) that sel does not keep are dropped as they come.
+func parse(r io.Reader, format expfmt.Format, sel *Selection) ([]*dto.MetricFamily, error) {
 	switch format.FormatType() {
 	case expfmt.TypeOpenMetrics, expfmt.TypeProtoDelim:
 		dec := expfmt.NewDecoder(r, format.WithEscapingScheme(pmodel.NoEscaping))
@@ -347,6 +394,9 @@ func Parse(r io.Reader, h http.Header) ([]*dto.MetricFamily, error) {
 					return fams, nil
 				}
 				return nil, fmt.Errorf("parse page (%s): %w", format, err)
+			}
+			if !sel.All() && !sel.keepsLine([]byte(f.GetName())) {
+				continue
 			}
 			fams = append(fams, f)
 		}
@@ -369,8 +419,15 @@ func Parse(r io.Reader, h http.Header) ([]*dto.MetricFamily, error) {
 // name_bucket{le} (cumulative, +Inf included), name_sum, name_count.
 // Exposed timestamps are ignored: a sample's time is the collection's.
 func Samples(fams []*dto.MetricFamily, now time.Time) []model.Sample {
+	return samples(fams, now, nil)
+}
+
+func samples(fams []*dto.MetricFamily, now time.Time, sel *Selection) []model.Sample {
 	var out []model.Sample
 	add := func(name string, base model.Labels, v float64, extraName, extraValue string) {
+		if !sel.Keeps(name) {
+			return
+		}
 		ls := base
 		if extraName != "" {
 			ls = make(model.Labels, len(base)+1)
