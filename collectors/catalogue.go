@@ -90,8 +90,8 @@ func NewCatalogue(cfgs []Config, seen []model.Sample) *Catalogue {
 		add(declared)
 		switch cfg.Type {
 		case TypeEtcd:
-			add(etcd.StatusMetrics)
-			add(etcd.PageMetrics)
+			add(etcd.StatusMetrics, etcd.MemberLabels...)
+			add(etcd.PageMetrics, etcd.MemberLabels...)
 		case TypeProbe:
 			add(ProbeMetrics, ProbeLabels...)
 			if cfg.Probe != nil {

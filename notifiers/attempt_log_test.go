@@ -54,7 +54,7 @@ func TestFailedAttemptsLoggedWithStatusAndNextAttempt(t *testing.T) {
 	wantLabels := `{alertname="` + unreachable + `", cluster="prod"}`
 	for i, w := range warns {
 		if w.Msg != "delivery attempt failed" || w.Channel != "ops-webhook" || w.Status != float64(500) ||
-			w.Attempt != i+1 || w.GroupLabels != wantLabels || w.GroupKey != "{}:"+wantLabels {
+			w.Attempt != i+1 || w.GroupLabels != wantLabels || w.GroupKey != `{}/{channel="ops-webhook"}:`+wantLabels {
 			t.Errorf("WARN %d: %+v", i, w)
 		}
 		// The backoff is 5-20ms here: the next attempt is due just after

@@ -2,6 +2,10 @@ package etcd
 
 import "github.com/vigil-alerts/vigil/model"
 
+// MemberLabels are carried by every sample of a member that answered:
+// its name in the cluster, for segmenting by member name.
+var MemberLabels = []string{"etcd.member.name"}
+
 // StatusMetrics are what every collection of a member gives from its gRPC
 // Maintenance.Status and Cluster.MemberList.
 var StatusMetrics = []model.MetricInfo{
