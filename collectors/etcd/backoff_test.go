@@ -127,14 +127,20 @@ func TestScrapeRetriesNow(t *testing.T) {
 	if _, err := s.Scrape(context.Background(), 0, time.Unix(0, 0)); err == nil {
 		t.Fatal("scrape of a down member succeeded")
 	}
-	// Let the back-off grow: attempts at about 0, 0.2, 0.52, 1.03, 1.85 s;
-	// the next waits at least 1.3 s x 0.8.
-	at := r.waitAttempts(t, 5, 5*time.Second)
-	quiet := at[len(at)-1].Add(1040 * time.Millisecond)
+	// Each scrape resets the back-off, so before each one let it grow
+	// again: attempts at about 0, 0.2, 0.52, 1.03, 1.85 s; the next waits at
+	// least 1.3 s x 0.8. An attempt before then was prompted by the scrape.
+	need := 5
 	for i := range 3 {
+		at := r.waitAttempts(t, need, 10*time.Second)
+		quiet := at[len(at)-1].Add(1040 * time.Millisecond)
 		// Scrape while the client waits out its back-off, not while an
 		// attempt is still in flight (its failure is that attempt's).
 		waitBackingOff(t, s)
+		// The channel stays TRANSIENT_FAILURE while it attempts again
+		// (pick_first's sticky failure): give the last attempt time to fail.
+		last := r.attempts()
+		time.Sleep(time.Until(last[len(last)-1].Add(150 * time.Millisecond)))
 		before := len(r.attempts())
 		start := time.Now()
 		if _, err := s.Scrape(context.Background(), 0, time.Unix(int64(i+1), 0)); err == nil {
@@ -144,17 +150,25 @@ func TestScrapeRetriesNow(t *testing.T) {
 			t.Errorf("scrape of a refusing member took %v", took)
 		}
 		// On a loaded machine the prompted attempt may be accepted just
-		// after the scrape gave up waiting for it; it still counts if it
-		// comes before the back-off could have let it happen unprompted.
-		for len(r.attempts()) == before && time.Now().Before(quiet) {
+		// after the scrape gave up waiting for it, or the scrape may come
+		// after the back-off ran out; wait a little past either.
+		deadline := quiet
+		if d := time.Now().Add(2 * time.Second); d.After(deadline) {
+			deadline = d
+		}
+		for len(r.attempts()) == before && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		switch got := r.attempts(); {
 		case len(got) == before:
-			t.Errorf("scrape %d made no connection attempt before the back-off ran out", i)
+			t.Errorf("scrape %d made no connection attempt", i)
+		case got[before].After(quiet) && start.Before(quiet.Add(-500*time.Millisecond)):
+			t.Errorf("scrape %d at %v before the back-off ran out made no attempt until after it", i, quiet.Sub(start))
 		case got[before].After(quiet):
 			t.Logf("scrape %d: first attempt after the back-off could have expired; not checked", i)
 		}
+		// The prompted attempt starts the back-off over.
+		need = len(r.attempts()) + 4
 	}
 }
 
