@@ -80,6 +80,11 @@ type ruleState struct {
 	seen    map[string]seenSeg
 	// clear evaluates clear_when, when the rule has one.
 	clear *clearState
+	// failures counts the evaluations failed in a row since failingSince,
+	// so that a failing rule is logged when it starts failing, when its
+	// error changes and when it recovers, not at every evaluation.
+	failures     int
+	failingSince time.Time
 	// history keeps the flapping changes of alerts that went inactive or
 	// were forgotten, by fingerprint, for as long as the window counts
 	// them.
@@ -393,11 +398,27 @@ func (e *Engine) evalGroup(ctx context.Context, g *rules.Group, now time.Time) e
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := e.evalRule(e.states[r.Name], now); err != nil {
-			e.logger.Warn("rule evaluation failed", "rule", r.Name, "err", err)
-			if e.onFailure != nil {
-				e.onFailure(r)
+		st := e.states[r.Name]
+		prevErr := st.health.Err
+		err := e.evalRule(st, now)
+		switch {
+		case err != nil && (st.failures == 0 || err.Error() != prevErr):
+			if st.failures == 0 {
+				st.failingSince = now
 			}
+			st.failures++
+			e.logger.Warn("rule evaluation failing", "group", g.Name, "rule", r.Name, "err", err,
+				"failing_since", st.failingSince, "failures", st.failures)
+		case err != nil:
+			st.failures++
+			e.logger.Debug("rule evaluation failed", "group", g.Name, "rule", r.Name, "err", err)
+		case st.failures > 0:
+			e.logger.Info("rule evaluation recovered", "group", g.Name, "rule", r.Name,
+				"failing_since", st.failingSince, "failures", st.failures)
+			st.failures = 0
+		}
+		if err != nil && e.onFailure != nil {
+			e.onFailure(r)
 		}
 	}
 	return nil

@@ -1,9 +1,12 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -169,5 +172,37 @@ func TestScopeErrorStaysReported(t *testing.T) {
 		if h := e.RuleStatuses()[0].Health; h.OK || h.Err == "" {
 			t.Fatalf("minute %d: rule healthy (%+v); want the scope error reported", m, h)
 		}
+	}
+}
+
+// A failing rule is logged when it starts failing and when it recovers
+// (with how many evaluations failed), not at every evaluation: a down
+// data source must not bury the log.
+func TestFailingRuleLoggedOnChange(t *testing.T) {
+	var logs bytes.Buffer
+	e := New(NewStore(time.Hour), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	e.SetRules(loadRules(t, `groups:
+  - name: g
+    rules:
+      - name: Overflow
+        severity: low
+        condition: int(last("x")) > 1
+`))
+	for m := range 4 {
+		feedEval(t, e, m, model.Sample{Metric: "x", Value: 1e300}) // int() overflows
+	}
+	feedEval(t, e, 4, model.Sample{Metric: "x", Value: 0})
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want 2 log lines (failing, recovered), got %d:\n%s", len(lines), logs.String())
+	}
+	if l := lines[0]; !strings.Contains(l, "level=WARN") || !strings.Contains(l, `msg="rule evaluation failing"`) || !strings.Contains(l, "rule=Overflow") {
+		t.Errorf("first line %q; want a WARN that Overflow is failing", l)
+	}
+	if l := lines[1]; !strings.Contains(l, "level=INFO") || !strings.Contains(l, `msg="rule evaluation recovered"`) || !strings.Contains(l, "failures=4") {
+		t.Errorf("second line %q; want an INFO that Overflow recovered after 4 failures", l)
+	}
+	if h := e.RuleStatuses()[0].Health; !h.OK {
+		t.Errorf("health after recovery = %+v", h)
 	}
 }
