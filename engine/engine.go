@@ -408,13 +408,13 @@ func (e *Engine) evalGroup(ctx context.Context, g *rules.Group, now time.Time) e
 			}
 			st.failures++
 			e.logger.Warn("rule evaluation failing", "group", g.Name, "rule", r.Name, "err", err,
-				"failing_since", st.failingSince, "failures", st.failures)
+				"failing_since", st.failingSince, "failed_evaluations", st.failures)
 		case err != nil:
 			st.failures++
 			e.logger.Debug("rule evaluation failed", "group", g.Name, "rule", r.Name, "err", err)
 		case st.failures > 0:
 			e.logger.Info("rule evaluation recovered", "group", g.Name, "rule", r.Name,
-				"failing_since", st.failingSince, "failures", st.failures)
+				"failing_since", st.failingSince, "failed_evaluations", st.failures)
 			st.failures = 0
 		}
 		if err != nil && e.onFailure != nil {

@@ -199,7 +199,7 @@ func TestFailingRuleLoggedOnChange(t *testing.T) {
 	if l := lines[0]; !strings.Contains(l, "level=WARN") || !strings.Contains(l, `msg="rule evaluation failing"`) || !strings.Contains(l, "rule=Overflow") {
 		t.Errorf("first line %q; want a WARN that Overflow is failing", l)
 	}
-	if l := lines[1]; !strings.Contains(l, "level=INFO") || !strings.Contains(l, `msg="rule evaluation recovered"`) || !strings.Contains(l, "failures=4") {
+	if l := lines[1]; !strings.Contains(l, "level=INFO") || !strings.Contains(l, `msg="rule evaluation recovered"`) || !strings.Contains(l, "failed_evaluations=4") {
 		t.Errorf("second line %q; want an INFO that Overflow recovered after 4 failures", l)
 	}
 	if h := e.RuleStatuses()[0].Health; !h.OK {
