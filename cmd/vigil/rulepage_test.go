@@ -67,6 +67,13 @@ func TestGeneratorURLServesTheRule(t *testing.T) {
 	contains(t, "rule page", page, `<h1 id="rule">MemberUp</h1>`, "rules/etcd.yaml:", "Health: <b>ok</b>",
 		`- name: MemberUp`, `condition: max(&#34;etcd.can_connect&#34;) == 1`, "notify: [am]", "firing", "02:00:00:00:00:01")
 
+	// The status page links the alert and the rule to it, relative to
+	// the page, so a route prefix or proxy path carries over.
+	code, page = h.get("/", "")
+	if code != http.StatusOK || strings.Count(page, `<a href="rules/MemberUp">MemberUp</a>`) != 2 {
+		t.Errorf("status page: %d; want the firing alert and the rule linked to rules/MemberUp:\n%s", code, page)
+	}
+
 	code, page = h.get("/rules/%3Cscript%3Ealert(1)%3C%2Fscript%3E", "")
 	if code != http.StatusNotFound || strings.Contains(page, "<script>") {
 		t.Errorf("unknown rule: %d %q", code, page)
