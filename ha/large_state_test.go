@@ -180,7 +180,7 @@ func deliveryKeys(t *testing.T, cli *clientv3.Client) map[string]int {
 func TestLargeGroupIsShared(t *testing.T) {
 	ep := startEtcd(t)
 	term := leadAlone(t, ep).Term()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	st := ha.NewState(newClient(t, ep), "/test/")
 	recs := []notifiers.DeliveryRecord{smallGroup(), hostsGroup(3000)}
@@ -306,7 +306,7 @@ func TestDeposedDuringMultiTxnSave(t *testing.T) {
 	ep := startEtcd(t)
 	el := leadAlone(t, ep)
 	term := el.Term()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	admin := newClient(t, ep)
 	cli := newClient(t, ep)

@@ -355,7 +355,7 @@ func TestFailoverTransparency(t *testing.T) {
 			// next leader re-sends (at-least-once, docs/ha.md), which is
 			// not what this test is about. Orderly stops resign at once.
 			cfg := outageConfig(cluster.Endpoints(), srv.URL) + fmt.Sprintf(
-				"ha:\n  endpoints: [%s]\n  prefix: %s\n  session_ttl: 5s\n  name: r%d\n", coord, prefix, n)
+				"ha:\n  endpoints: [%s]\n  prefix: %s\n  session_ttl: 15s\n  name: r%d\n", coord, prefix, n)
 			cfg = strings.Replace(cfg, "state:\n  path: state.json\n", "", 1)
 			os.WriteFile(filepath.Join(dir, "vigil.yaml"), []byte(cfg), 0o644)
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
