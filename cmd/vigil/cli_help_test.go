@@ -11,7 +11,7 @@ import (
 // 0, as Prometheus' tools do; none takes the flag for a path or starts.
 func TestEveryCommandAnswersHelp(t *testing.T) {
 	for _, cmd := range [][]string{
-		{}, {"check"}, {"test"}, {"run"}, {"demo"}, {"alerts"}, {"record"}, {"replay"}, {"diff"}, {"capture"},
+		{}, {"check"}, {"test"}, {"run"}, {"demo"}, {"alerts"}, {"explain"}, {"record"}, {"replay"}, {"diff"}, {"capture"},
 		{"silence"}, {"silence", "add"}, {"silence", "list"}, {"silence", "expire"},
 	} {
 		for _, flag := range []string{"-h", "--help"} {
@@ -29,7 +29,7 @@ func TestEveryCommandAnswersHelp(t *testing.T) {
 // A flag that does not exist is a usage error: exit 2 and the usage on
 // stderr, nothing on stdout.
 func TestBadFlagIsAUsageError(t *testing.T) {
-	for _, args := range [][]string{{"run", "--nope"}, {"demo", "--nope"}, {"alerts", "--nope"}, {"silence", "list", "--nope"}, {"replay", "--nope"}, {"diff", "--nope"}, {"capture", "--nope"}, {"record", "--nope"}} {
+	for _, args := range [][]string{{"run", "--nope"}, {"demo", "--nope"}, {"alerts", "--nope"}, {"explain", "--nope"}, {"silence", "list", "--nope"}, {"replay", "--nope"}, {"diff", "--nope"}, {"capture", "--nope"}, {"record", "--nope"}} {
 		var stdout, stderr bytes.Buffer
 		if code := run(args, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "-nope") || stdout.Len() != 0 {
 			t.Errorf("vigil %s: exit %d, stdout %q, stderr %q; want 2 with the error on stderr", strings.Join(args, " "), code, stdout.String(), stderr.String())

@@ -33,6 +33,7 @@ func (d *daemon) handler() http.Handler {
 
 	private := http.NewServeMux()
 	private.HandleFunc("GET /api/v1/alerts", d.apiAlerts)
+	private.HandleFunc("GET /api/v1/alerts/{fingerprint}/explain", d.apiExplain)
 	private.HandleFunc("GET /api/v1/rules", d.apiRules)
 	private.HandleFunc("GET /api/v1/status", d.apiStatus)
 	private.HandleFunc("GET /api/v1/silences", d.apiSilences)

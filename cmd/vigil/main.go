@@ -7,6 +7,7 @@
 //	vigil demo                   all of it against an in-process etcd cluster (-tags demo)
 //	vigil silence add|list|expire  silences on a running Vigil, through its API
 //	vigil alerts                 a running Vigil's alerts
+//	vigil explain ALERT          why an alert is in its state
 //	vigil record                 record what the collectors gather
 //	vigil replay, vigil diff     rules over a recording; two git revisions compared
 //	vigil capture                an incident in a recording as a rule test
@@ -37,6 +38,7 @@ commands:
                          (built in with: go run -tags demo ./cmd/vigil demo)
   silence add|list|expire  mute alerts on a running Vigil (vigil silence for help)
   alerts                 list a running Vigil's firing and pending alerts
+  explain ALERT [L=V...] the values of an alert's condition, per segment
   record --config FILE --out DIR   record what the config's collectors gather
   replay --rules PATH --data REC   the alerts rules would have raised over a recording
   diff --base REV --data REC [PATH]  what a rule change does to those alerts (git)
@@ -84,6 +86,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return silenceCmd(args[1:], stdout, stderr)
 	case "alerts":
 		return alertsCmd(args[1:], stdout, stderr)
+	case "explain":
+		return explainCmd(args[1:], stdout, stderr)
 	case "replay":
 		return replayCmd(args[1:], stdout, stderr)
 	case "diff":
