@@ -51,6 +51,10 @@ func (d *daemon) apiExplain(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, d.redact.Error(err).Error(), http.StatusInternalServerError)
 		return
 	}
+	writeJSON(w, explainOf(x))
+}
+
+func explainOf(x engine.Explanation) explainView {
 	v := explainView{Rule: x.Rule, Condition: x.Condition, Window: x.Window.String(), For: x.For.String(),
 		Across: x.Across, Fingerprint: x.Alert.Fingerprint, State: x.Alert.State.String(), Labels: x.Alert.Labels,
 		Evaluated: x.At, Segments: []explainSegment{}}
@@ -65,7 +69,7 @@ func (d *daemon) apiExplain(w http.ResponseWriter, r *http.Request) {
 		}
 		v.Segments = append(v.Segments, es)
 	}
-	writeJSON(w, v)
+	return v
 }
 
 const explainUsage = `usage: vigil explain [--url URL] [credentials] ALERT [LABEL=VALUE...]

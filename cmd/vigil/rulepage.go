@@ -31,6 +31,12 @@ var rulePageTmpl = template.Must(template.New("rule").Funcs(template.FuncMap{
 		return ls.String()
 	},
 	"value": func(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) },
+	"aggValue": func(v *float64) string {
+		if v == nil {
+			return "no data"
+		}
+		return strconv.FormatFloat(*v, 'g', 6, 64)
+	},
 }).Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>Vigil rule {{.Rule.Name}}</title>
 <style>body{font-family:sans-serif;margin:1.5em}pre{background:#f4f4f4;padding:.8em;overflow:auto}td,th{padding:.2em .8em;text-align:left}</style></head>
@@ -41,8 +47,8 @@ var rulePageTmpl = template.Must(template.New("rule").Funcs(template.FuncMap{
 <h2>Definition</h2>
 {{if .YAML}}<pre id="yaml">{{.YAML}}</pre>{{else}}<p id="yaml-missing">{{.YAMLMissing}}</p><pre id="condition">condition: {{.Rule.Condition}}</pre>{{end}}
 <h2>Alerts ({{len .Alerts}})</h2>
-{{if .Alerts}}<table id="alerts"><tr><th>State</th><th>Segment</th><th>Value</th><th>Active since</th><th>Held by</th></tr>
-{{range .Alerts}}<tr><td>{{.State}}</td><td>{{labels .Segment}}</td><td>{{value .Value}}</td><td>{{fmtTime .ActiveAt}}</td><td>{{range .InhibitedBy}}inhibited by {{.}} {{end}}{{range .SilencedBy}}silenced by {{.}} {{end}}</td></tr>
+{{if .Alerts}}<table id="alerts"><tr><th>State</th><th>Segment</th><th>Value</th><th>Why: the condition's aggregates at the last evaluation</th><th>Active since</th><th>Held by</th></tr>
+{{range .Alerts}}<tr><td>{{.State}}</td><td>{{labels .Segment}}</td><td>{{value .Value}}</td><td class="why">{{$many := gt (len .Why) 1}}{{range .Why}}{{if $many}}{{labels .Labels}}: {{end}}{{range .Values}}<code>{{.Aggregate}}</code> = {{aggValue .Value}} {{end}}<br>{{end}}</td><td>{{fmtTime .ActiveAt}}</td><td>{{range .InhibitedBy}}inhibited by {{.}} {{end}}{{range .SilencedBy}}silenced by {{.}} {{end}}</td></tr>
 {{end}}</table>{{else}}<p>No pending or firing alert.</p>{{end}}
 </body></html>
 `))
@@ -52,7 +58,13 @@ type rulePageData struct {
 	Group       string
 	YAML        string
 	YAMLMissing string
-	Alerts      []apiAlert
+	Alerts      []pageAlert
+}
+
+// pageAlert is an alert with its explanation.
+type pageAlert struct {
+	apiAlert
+	Why []explainSegment
 }
 
 func (d *daemon) rulePage(w http.ResponseWriter, r *http.Request) {
@@ -74,7 +86,11 @@ func (d *daemon) rulePage(w http.ResponseWriter, r *http.Request) {
 	data.YAML = d.redact.String(data.YAML)
 	for _, a := range d.alertsView().Alerts {
 		if a.Rule == name {
-			data.Alerts = append(data.Alerts, a)
+			pa := pageAlert{apiAlert: a}
+			if x, err := d.eng.Explain(a.Fingerprint); err == nil {
+				pa.Why = explainOf(x).Segments
+			}
+			data.Alerts = append(data.Alerts, pa)
 		}
 	}
 	var buf bytes.Buffer

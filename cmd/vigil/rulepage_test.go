@@ -65,7 +65,9 @@ func TestGeneratorURLServesTheRule(t *testing.T) {
 		t.Fatalf("GET %s: %d %s", u.Path, code, page)
 	}
 	contains(t, "rule page", page, `<h1 id="rule">MemberUp</h1>`, "rules/etcd.yaml:", "Health: <b>ok</b>",
-		`- name: MemberUp`, `condition: max(&#34;etcd.can_connect&#34;) == 1`, "notify: [am]", "firing", "02:00:00:00:00:01")
+		`- name: MemberUp`, `condition: max(&#34;etcd.can_connect&#34;) == 1`, "notify: [am]", "firing", "02:00:00:00:00:01",
+		// Why it fires: the condition's aggregate for the segment.
+		`<code>max(&#34;etcd.can_connect&#34;)</code> = 1`)
 
 	// The status page links the alert and the rule to it, relative to
 	// the page, so a route prefix or proxy path carries over.
