@@ -205,6 +205,38 @@ tests:
 			noOutput: true,
 		},
 		{
+			name: "value within a relative 1e-6",
+			rules: `groups:
+  - name: g
+    interval: 1m
+    rules:
+      - name: Slow
+        severity: low
+        segment_by: [host]
+        condition: last("lat") * 3 > 0.25
+`,
+			test: `rule_files: [rules.yaml]
+tests:
+  - name: close enough
+    input_series:
+      - {metric: lat, labels: {host: a}, values: "0 0.1 2"}
+    expect:
+      - {at: 1m, rule: Slow, alerts: [{labels: {host: a}, value: 0.3}]}
+      - {at: 2m, rule: Slow, alerts: [{value: 6.000005}]}
+  - name: too far
+    input_series:
+      - {metric: lat, labels: {host: a}, values: "0 0.1 2"}
+    expect:
+      - {at: 2m, rule: Slow, alerts: [{value: 6.00001}]}
+`,
+			want: Result{Passed: 1, Failed: 1},
+			wantOut: []string{
+				": too far",
+				"- firing {} value=6.00001",
+				`+ firing {alertname="Slow", host="a", severity="low"} value=6`,
+			},
+		},
+		{
 			name:  "an evaluation error fails the test, naming the rule's file:line",
 			rules: brokenRule,
 			test: `rule_files: [rules.yaml]
