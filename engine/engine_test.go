@@ -231,14 +231,14 @@ func TestStateMachine(t *testing.T) {
 		{
 			name:  "for fires once held for that long",
 			rules: []string{down + "for: 3m"},
-			tl:    timeline{series: []in{{"up", "host=a", "1 0x6"}}},
+			tl:    timeline{series: []in{{"up", "host=a", "1 0x5"}}},
 			want:  map[string]string{"a": ". P P P F F F"},
 		},
 		{
 			name:  "for boundary is inclusive: fires at exactly 5m, not at 4m59s",
 			rules: []string{down + "for: 5m"},
 			tl: timeline{
-				series: []in{{"up", "host=a", "0x7"}},
+				series: []in{{"up", "host=a", "0x6"}},
 				evals:  []time.Duration{0, time.Minute, 4 * time.Minute, 5*time.Minute - time.Second, 5 * time.Minute, 6 * time.Minute},
 			},
 			want: map[string]string{"a": "P P P P F F"},
@@ -246,7 +246,7 @@ func TestStateMachine(t *testing.T) {
 		{
 			name:  "for boundary with 30s steps",
 			rules: []string{down + "for: 1m"},
-			tl:    timeline{step: 30 * time.Second, series: []in{{"up", "host=a", "0x4"}}},
+			tl:    timeline{step: 30 * time.Second, series: []in{{"up", "host=a", "0x3"}}},
 			want:  map[string]string{"a": "P P F F"},
 		},
 		{
@@ -362,13 +362,13 @@ func TestStateMachine(t *testing.T) {
 		{
 			name:  "every with zero segments and no_data ok resolves",
 			rules: []string{down + "across: every\nscope: labels[\"role\"] == \"etcd\""},
-			tl:    timeline{series: []in{{"up", "host=a,role=etcd", "0 0 _x60"}, {"up", "host=b,role=web", "0x70"}}, evals: []time.Duration{0, time.Minute, 61 * time.Minute, 62 * time.Minute}},
+			tl:    timeline{series: []in{{"up", "host=a,role=etcd", "0 0 _x60"}, {"up", "host=b,role=web", "0x69"}}, evals: []time.Duration{0, time.Minute, 61 * time.Minute, 62 * time.Minute}},
 			want:  map[string]string{"": "F1 F1 R ."},
 		},
 		{
 			name:  "every with zero segments and no_data keep_state keeps firing",
 			rules: []string{down + "across: every\nno_data: keep_state\nscope: labels[\"role\"] == \"etcd\""},
-			tl:    timeline{series: []in{{"up", "host=a,role=etcd", "0 0 _x60"}, {"up", "host=b,role=web", "0x70"}}, evals: []time.Duration{0, time.Minute, 61 * time.Minute, 62 * time.Minute}},
+			tl:    timeline{series: []in{{"up", "host=a,role=etcd", "0 0 _x60"}, {"up", "host=b,role=web", "0x69"}}, evals: []time.Duration{0, time.Minute, 61 * time.Minute, 62 * time.Minute}},
 			want:  map[string]string{"": "F1 F1 F1 F1"},
 		},
 		{
@@ -463,9 +463,9 @@ func TestStateMachine(t *testing.T) {
 			name:  "two-level: rates per series, averaged across the segment",
 			rules: []string{"name: R\nseverity: low\nsegment_by: [cluster]\nwindow: 10m\ncondition: avg(rate(\"req\")) > 1.5"},
 			tl: timeline{series: []in{
-				{"req", "cluster=x,host=a", "0+60x4"},  // 1/s
-				{"req", "cluster=x,host=b", "0+180x4"}, // 3/s
-				{"req", "cluster=y,host=c", "0+60x4"},  // 1/s
+				{"req", "cluster=x,host=a", "0+60x3"},  // 1/s
+				{"req", "cluster=x,host=b", "0+180x3"}, // 3/s
+				{"req", "cluster=y,host=c", "0+60x3"},  // 1/s
 			}, evals: minutes(1, 3)},
 			want: map[string]string{"x": "F F F"},
 		},
@@ -571,7 +571,7 @@ func TestStateMachine(t *testing.T) {
 			// no_data waits; then the segment has no data and fires.
 			name:  "warm-up: no data before the window is covered changes nothing",
 			rules: []string{"name: R\nseverity: high\nsegment_by: [host]\nwindow: 5m\ncondition: last(\"used\") / last(\"quota\") > 0.8\nno_data: alerting"},
-			tl:    timeline{series: []in{{"used", "host=a", "1x7"}}},
+			tl:    timeline{series: []in{{"used", "host=a", "1x6"}}},
 			want:  map[string]string{"a": ". . . . . F F"},
 		},
 		{
@@ -581,8 +581,8 @@ func TestStateMachine(t *testing.T) {
 			name:  "warm-up: every does not hold without the segments not yet seen",
 			rules: []string{"name: R\nseverity: high\nsegment_by: [host]\nacross: every\nwindow: 5m\ncondition: last(\"used\") / last(\"quota\") > 0.8"},
 			tl: timeline{series: []in{
-				{"used", "host=a", "1x7"}, {"quota", "host=a", "1x7"},
-				{"used", "host=b", "1x7"},
+				{"used", "host=a", "1x6"}, {"quota", "host=a", "1x6"},
+				{"used", "host=b", "1x6"},
 			}},
 			want: map[string]string{},
 		},

@@ -216,17 +216,23 @@ func runPromtoolCase(t *testing.T, dir string) {
 	}
 }
 
-// TestEncodeValues: promtool's `axN` is N+1 values, Vigil's N; the
-// encoding must expand to exactly the steps promtool's notation did.
+// TestEncodeValues: Vigil's notation is promtool's, so a series keeps its
+// values as written (stale markers become _); the encoding must expand to
+// exactly the steps promtool's notation did.
 func TestEncodeValues(t *testing.T) {
 	for _, tc := range []struct{ prom, vigil string }{
-		{"1x3", "1x4"},
-		{"0+10x3", "0+10x4"},
+		{"1x3", "1x3"},
+		{"1x0", "1"},
+		{"1 1", "1x1"},
+		{"0+10x3", "0+10x3"},
+		{"0+10x1", "0 10"},
 		{"1 _ _ 2", "1 _x2 2"},
-		{"100-10x2 5", "100-10x3 5"},
+		{"1 _x0 2", "1 2"},
+		{"_x3 4", "_x3 4"},
+		{"100-10x2 5", "100-10x2 5"},
 		{"stale 1 2", "_ 1 2"},
-		{"0.1+0.1x3", "0.1+0.1x4"},
-		{"-5+1x2", "-5+1x3"},
+		{"0.1+0.1x3", "0.1+0.1x3"},
+		{"-5+1x2", "-5+1x2"},
 	} {
 		_, _, got, err := convertSeries(promSeries{Series: "m", Values: scalarStr(tc.prom)}, &Options{})
 		if err != nil {

@@ -351,8 +351,8 @@ func convertSeries(s promSeries, opts *Options) (string, map[string]string, stri
 	return metric, out, encodeValues(steps), nil
 }
 
-// encodeValues writes steps (NaN: no sample) in Vigil's notation, where
-// `vxN` is N values (promtool's `vxN` is N+1).
+// encodeValues writes steps (NaN: no sample) in Vigil's notation, which is
+// promtool's: `vxN` and `a+bxN` are N+1 values, `_xN` is N steps.
 func encodeValues(steps []float64) string {
 	var toks []string
 	for i := 0; i < len(steps); {
@@ -375,7 +375,7 @@ func encodeValues(steps []float64) string {
 				j++
 			}
 			if step == 0 {
-				toks = append(toks, repeat(formatNumber(v), j-i))
+				toks = append(toks, repeat(formatNumber(v), j-i-1))
 				i = j
 				continue
 			}
@@ -384,7 +384,7 @@ func encodeValues(steps []float64) string {
 				if step < 0 {
 					sign = "-"
 				}
-				toks = append(toks, fmt.Sprintf("%s%s%sx%d", formatNumber(v), sign, formatNumber(math.Abs(step)), j-i))
+				toks = append(toks, fmt.Sprintf("%s%s%sx%d", formatNumber(v), sign, formatNumber(math.Abs(step)), j-i-1))
 				i = j
 				continue
 			}
@@ -395,8 +395,9 @@ func encodeValues(steps []float64) string {
 	return strings.Join(toks, " ")
 }
 
+// repeat writes tok then n more of it, or n steps of _ (as promtool counts).
 func repeat(tok string, n int) string {
-	if n == 1 {
+	if (tok == "_" && n == 1) || (tok != "_" && n == 0) {
 		return tok
 	}
 	return fmt.Sprintf("%sx%d", tok, n)

@@ -9,16 +9,20 @@ import (
 )
 
 // ParseValues expands the compact series notation into one value per step;
-// NaN marks a step with no sample.
+// NaN marks a step with no sample. It is promtool's notation for input
+// series: a repeat `axN` or `a+bxN` is the start value and N more, as
+// promtool expands it, so a file's values mean the same in both.
 //
 //	1 2 3     three values
 //	_         no sample at this step
-//	0x10      0 ten times
-//	_x3       three steps without samples
-//	1+2x4     four values from 1, adding 2 each step: 1 3 5 7
-//	100-10x3  100 90 80
+//	0x10      0 and ten more: eleven values
+//	1x0       just 1
+//	_x3       three steps without samples (promtool: N, not N+1)
+//	1+2x3     from 1, adding 2 three times: 1 3 5 7
+//	100-10x2  100 90 80
 //
-// A series longer than DefaultMaxSeriesLength steps is an error.
+// promtool's `stale` is refused: Vigil's windows have no staleness markers
+// (use _). A series longer than DefaultMaxSeriesLength steps is an error.
 func ParseValues(s string) ([]float64, error) {
 	return ParseValuesMax(s, DefaultMaxSeriesLength)
 }
@@ -56,10 +60,19 @@ func parseToken(tok string, room int) ([]float64, error) {
 		if err != nil && errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(tok[i+1:], "-") {
 			n, err = math.MaxInt, nil // too large to count: refused as too long below
 		}
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("the count after x must be a positive whole number")
+		if err != nil || n < 0 || tok[i+1] == '+' || tok[i+1] == '-' {
+			return nil, fmt.Errorf("the count after x must be a whole number, 0 or more")
 		}
-		body, count = tok[:i], n
+		if n > room || (n == room && tok[:i] != "_") {
+			return nil, ErrTooLong // checked before n+1, which overflows for the largest n
+		}
+		body, count = tok[:i], n+1 // promtool: the start value and n more
+		if body == "_" {
+			count = n // promtool: _xN is N steps
+		}
+	}
+	if strings.HasPrefix(body, "stale") {
+		return nil, fmt.Errorf("stale markers are not supported: a Vigil window has no staleness; use _ (no sample)")
 	}
 	if count > room {
 		return nil, ErrTooLong
@@ -80,8 +93,8 @@ func parseToken(tok string, room int) ([]float64, error) {
 		if op < 0 {
 			start, err = strconv.ParseFloat(body, 64)
 		} else {
-			if count == 1 && !strings.Contains(tok, "x") {
-				return nil, fmt.Errorf("a step (+ or -) needs a count, like 1+2x4")
+			if !strings.Contains(tok, "x") {
+				return nil, fmt.Errorf("a step (+ or -) needs a count, like 1+2x3")
 			}
 			start, err = strconv.ParseFloat(body[:op], 64)
 			if err == nil {

@@ -19,31 +19,39 @@ func TestParseValues(t *testing.T) {
 		{in: "  1\t 2  ", want: []float64{1, 2}},
 		{in: "_", want: []float64{n}},
 		{in: "1 _ 1", want: []float64{1, n, 1}},
-		{in: "0x3", want: []float64{0, 0, 0}},
-		{in: "0x10", want: []float64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+		{in: "0x3", want: []float64{0, 0, 0, 0}},
+		{in: "0x10", want: []float64{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+		{in: "0x0", want: []float64{0}},
 		{in: "_x3", want: []float64{n, n, n}},
-		{in: "1 1 0x2 _ 1", want: []float64{1, 1, 0, 0, n, 1}},
-		{in: "1+2x4", want: []float64{1, 3, 5, 7}},
-		{in: "100-10x3", want: []float64{100, 90, 80}},
+		{in: "_x0", want: nil},
+		{in: "1 _x0 2", want: []float64{1, 2}},
+		{in: "1 1 0x1 _ 1", want: []float64{1, 1, 0, 0, n, 1}},
+		{in: "1+2x3", want: []float64{1, 3, 5, 7}},
+		{in: "1+2x0", want: []float64{1}},
+		{in: "100-10x2", want: []float64{100, 90, 80}},
 		{in: "-1", want: []float64{-1}},
-		{in: "-1+1x3", want: []float64{-1, 0, 1}},
-		{in: "1-1x3", want: []float64{1, 0, -1}},
-		{in: "0.5+0.25x3", want: []float64{0.5, 0.75, 1}},
+		{in: "+1", want: []float64{1}},
+		{in: "-1+1x2", want: []float64{-1, 0, 1}},
+		{in: "1-1x2", want: []float64{1, 0, -1}},
+		{in: "0.5+0.25x2", want: []float64{0.5, 0.75, 1}},
 		{in: "1e3", want: []float64{1000}},
 		{in: "1e-3", want: []float64{0.001}},
-		{in: "1.5e+2x2", want: []float64{150, 150}},
-		{in: "6e9+1e9x2", want: []float64{6e9, 7e9}},
-		{in: "1x1", want: []float64{1}},
+		{in: "1.5e+2x1", want: []float64{150, 150}},
+		{in: "6e9+1e9x1", want: []float64{6e9, 7e9}},
+		{in: "1x1", want: []float64{1, 1}},
 
-		{in: "1x0", wantErr: `values "1x0": the count after x must be a positive whole number`},
-		{in: "1x-2", wantErr: `values "1x-2": the count`},
+		{in: "1x-2", wantErr: `values "1x-2": the count after x must be a whole number, 0 or more`},
+		{in: "1x+2", wantErr: `values "1x+2": the count`},
+		{in: "_x-1", wantErr: `values "_x-1": the count`},
 		{in: "1xa", wantErr: `values "1xa": the count`},
 		{in: "1x", wantErr: `values "1x": the count`},
 		{in: "1 2 abc", wantErr: `values "abc": not a number`},
 		{in: "x3", wantErr: `values "x3": not a number`},
-		{in: "1+2", wantErr: `values "1+2": a step (+ or -) needs a count, like 1+2x4`},
+		{in: "1+2", wantErr: `values "1+2": a step (+ or -) needs a count, like 1+2x3`},
 		{in: "_+1x3", wantErr: `values "_+1x3": not a number`},
 		{in: "1+ax3", wantErr: `values "1+ax3": not a number`},
+		{in: "stale", wantErr: `values "stale": stale markers are not supported: a Vigil window has no staleness; use _ (no sample)`},
+		{in: "1 stalex2", wantErr: `values "stalex2": stale markers are not supported`},
 		{in: "1,2", wantErr: `values "1,2"`},
 	}
 	for _, tc := range tests {
@@ -89,15 +97,16 @@ func sameValues(a, b []float64) bool {
 // limit has at most that many steps.
 func FuzzParseValues(f *testing.F) {
 	for _, s := range []string{
-		"", "1 2 3", "_", "1 _ 1", "0x10", "_x3", "1+2x4", "100-10x3", "-1+1x3", "1e-3", "1.5e+2x2",
-		"6e9+1e9x2", "1x0", "1xa", "1+2", "0x9223372036854775807", "0x4000000000", "1 0x99999", "NaN Inf -Inf",
+		"", "1 2 3", "_", "1 _ 1", "0x10", "_x3", "1+2x3", "100-10x2", "-1+1x2", "1e-3", "1.5e+2x1",
+		"6e9+1e9x1", "1x0", "_x0", "1+1x0", "1xa", "1+2", "stale", "0x9223372036854775807", "0x4000000000", "1 0x99999", "NaN Inf -Inf",
 		"0+9000x6 9000+9000x10", "1x1x1", "x3", "1ex3", "0x-9223372036854775808",
 	} {
 		f.Add(s, uint16(1000))
 	}
-	f.Add("0x1000", uint16(1000)) // exactly the limit
-	f.Add("0x1001", uint16(1000)) // one past it
-	f.Add("1 2 0x998", uint16(1000))
+	f.Add("0x999", uint16(1000))  // exactly the limit
+	f.Add("0x1000", uint16(1000)) // one past it
+	f.Add("_x1000", uint16(1000)) // exactly the limit
+	f.Add("1 2 0x997", uint16(1000))
 	f.Fuzz(func(t *testing.T, s string, limit uint16) {
 		maxLen := int(limit)
 		vals, err := ParseValuesMax(s, maxLen)

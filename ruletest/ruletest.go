@@ -103,6 +103,21 @@ type ExpectedAlert struct {
 	Annotations map[string]string `yaml:"annotations"`
 	// Segments, for `across: every` rules, is how many segments the alert lists.
 	Segments *int `yaml:"segments"`
+	// Value, when given, is the alert's value within a relative
+	// ValueTolerance: 0.1*3 is 0.30000000000000004, and `value: 0.3` means it.
+	Value *float64 `yaml:"value"`
+}
+
+// ValueTolerance is how far, relative to the larger, an alert's value may
+// be from an expected `value:` (promtool's fuzzy_compare uses the same 1e-6).
+const ValueTolerance = 1e-6
+
+// closeTo reports whether got is want within ValueTolerance; NaN is NaN.
+func closeTo(got, want float64) bool {
+	if got == want || (math.IsNaN(got) && math.IsNaN(want)) {
+		return true
+	}
+	return math.Abs(got-want) <= ValueTolerance*math.Max(math.Abs(got), math.Abs(want))
 }
 
 type duration time.Duration
@@ -371,6 +386,9 @@ func matches(want ExpectedAlert, a model.Alert) bool {
 	if want.Segments != nil && len(a.Segments) != *want.Segments {
 		return false
 	}
+	if want.Value != nil && !closeTo(a.Value, *want.Value) {
+		return false
+	}
 	return true
 }
 
@@ -385,6 +403,9 @@ func describeWant(w ExpectedAlert) string {
 	}
 	if w.Segments != nil {
 		s += fmt.Sprintf(" segments=%d", *w.Segments)
+	}
+	if w.Value != nil {
+		s += fmt.Sprintf(" value=%g", *w.Value)
 	}
 	return s
 }

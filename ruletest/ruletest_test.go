@@ -65,10 +65,10 @@ tests:
     input_series:
       - metric: up
         labels: {host: a}
-        values: 1 0x5
+        values: 1 0x4
       - metric: up
         labels: {host: b}
-        values: 1x6
+        values: 1x5
     expect:
       - {at: 0m, rule: Down, alerts: []}
       - at: 1m
@@ -95,7 +95,7 @@ tests:
     input_series:
       - metric: up
         labels: {host: a}
-        values: 1 0x5
+        values: 1 0x4
     expect:
       - {at: 1m, rule: Down, states: [firing], alerts: []}
       - {at: 3m, rule: Down, states: [firing], alerts: [{labels: {host: a}}]}
@@ -103,7 +103,7 @@ tests:
     input_series:
       - metric: up
         labels: {host: a}
-        values: 1 0x5
+        values: 1 0x4
     expect:
       - {at: 1m, rule: Down, states: [firing], alerts: [{labels: {host: a}}]}
 `,
@@ -135,7 +135,7 @@ tests:
     input_series:
       - metric: up
         labels: {host: a}
-        values: 1 0x5
+        values: 1 0x4
     expect:
       - at: 2m
         rule: Down
@@ -160,19 +160,19 @@ tests:
 tests:
   - name: ok
     input_series:
-      - {metric: up, labels: {host: a}, values: "0x4"}
+      - {metric: up, labels: {host: a}, values: "0x3"}
     expect:
       - at: 3m
         rule: Down
         alerts: [{labels: {host: a}}]
   - name: expects silence
     input_series:
-      - {metric: up, labels: {host: a}, values: "0x4"}
+      - {metric: up, labels: {host: a}, values: "0x3"}
     expect:
       - {at: 3m, rule: Down, alerts: []}
   - name: wrong summary
     input_series:
-      - {metric: up, labels: {host: a}, values: "0x4"}
+      - {metric: up, labels: {host: a}, values: "0x3"}
     expect:
       - at: 3m
         rule: Down
@@ -195,7 +195,7 @@ tests:
 			test: `rule_files: [rules.yaml]
 tests:
   - input_series:
-      - {metric: up, labels: {host: a}, values: 0x3 1x3}
+      - {metric: up, labels: {host: a}, values: 0x2 1x2}
     expect:
       - {at: 2m, rule: Down, alerts: [{state: firing}]}
       - {at: 3m, rule: Down, alerts: [{state: resolved}]}
@@ -205,13 +205,45 @@ tests:
 			noOutput: true,
 		},
 		{
+			name: "value within a relative 1e-6",
+			rules: `groups:
+  - name: g
+    interval: 1m
+    rules:
+      - name: Slow
+        severity: low
+        segment_by: [host]
+        condition: last("lat") * 3 > 0.25
+`,
+			test: `rule_files: [rules.yaml]
+tests:
+  - name: close enough
+    input_series:
+      - {metric: lat, labels: {host: a}, values: "0 0.1 2"}
+    expect:
+      - {at: 1m, rule: Slow, alerts: [{labels: {host: a}, value: 0.3}]}
+      - {at: 2m, rule: Slow, alerts: [{value: 6.000005}]}
+  - name: too far
+    input_series:
+      - {metric: lat, labels: {host: a}, values: "0 0.1 2"}
+    expect:
+      - {at: 2m, rule: Slow, alerts: [{value: 6.00001}]}
+`,
+			want: Result{Passed: 1, Failed: 1},
+			wantOut: []string{
+				": too far",
+				"- firing {} value=6.00001",
+				`+ firing {alertname="Slow", host="a", severity="low"} value=6`,
+			},
+		},
+		{
 			name:  "an evaluation error fails the test, naming the rule's file:line",
 			rules: brokenRule,
 			test: `rule_files: [rules.yaml]
 tests:
   - name: expects nothing from a rule that cannot run
     input_series:
-      - {metric: up, labels: {host: a, zone: z}, values: "0x4"}
+      - {metric: up, labels: {host: a, zone: z}, values: "0x3"}
     expect:
       - {at: 3m, rule: Broken, alerts: []}
 `,
@@ -228,22 +260,22 @@ tests:
 tests:
   - name: team is not set
     input_series:
-      - {metric: up, labels: {host: a}, values: "0x4"}
+      - {metric: up, labels: {host: a}, values: "0x3"}
     expect:
       - {at: 3m, rule: Down, alerts: [{labels: {host: a, team: storage}}]}
   - name: empty team is not set either
     input_series:
-      - {metric: up, labels: {host: a}, values: "0x4"}
+      - {metric: up, labels: {host: a}, values: "0x3"}
     expect:
       - {at: 3m, rule: Down, alerts: [{labels: {host: a, team: ""}}]}
   - name: wrong host
     input_series:
-      - {metric: up, labels: {host: a}, values: "0x4"}
+      - {metric: up, labels: {host: a}, values: "0x3"}
     expect:
       - {at: 3m, rule: Down, alerts: [{labels: {host: b}}]}
   - name: subset of the labels passes
     input_series:
-      - {metric: up, labels: {host: a}, values: "0x4"}
+      - {metric: up, labels: {host: a}, values: "0x3"}
     expect:
       - {at: 3m, rule: Down, alerts: [{labels: {host: a}}]}
 `,
@@ -261,7 +293,7 @@ tests:
 tests:
   - name: no runbook
     input_series:
-      - {metric: up, labels: {host: a}, values: "0x4"}
+      - {metric: up, labels: {host: a}, values: "0x3"}
     expect:
       - {at: 3m, rule: Down, alerts: [{annotations: {runbook: ""}}]}
 `,
@@ -275,14 +307,14 @@ tests:
 tests:
   - name: two of two down
     input_series:
-      - {metric: up, labels: {host: a}, values: "0x4"}
-      - {metric: up, labels: {host: b}, values: "0x4"}
+      - {metric: up, labels: {host: a}, values: "0x3"}
+      - {metric: up, labels: {host: b}, values: "0x3"}
     expect:
       - {at: 2m, rule: AllDown, alerts: [{segments: 2}]}
   - name: three expected
     input_series:
-      - {metric: up, labels: {host: a}, values: "0x4"}
-      - {metric: up, labels: {host: b}, values: "0x4"}
+      - {metric: up, labels: {host: a}, values: "0x3"}
+      - {metric: up, labels: {host: b}, values: "0x3"}
     expect:
       - {at: 2m, rule: AllDown, alerts: [{segments: 3}]}
 `,
@@ -321,10 +353,10 @@ tests:
   - input_series:
       - {metric: up, values: "1 1 1"}
       - {metric: up, labels: {host: a},
-         values: "1 1x3"}
+         values: "1 1x2"}
     expect: [{at: 0m, rule: Down, alerts: []}]
 `,
-			wantErr: `rules_test.yaml:7: test "test 1": series up: values "1x3": the series is too long: more than 3 steps (max_series_length)`,
+			wantErr: `rules_test.yaml:7: test "test 1": series up: values "1x2": the series is too long: more than 3 steps (max_series_length)`,
 		},
 		{
 			name:  "an at too far away to evaluate up to",

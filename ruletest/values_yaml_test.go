@@ -8,8 +8,8 @@ import (
 )
 
 // TestRunValuesLookLikeNumbers: `values: 0x10` is the notation's own
-// example (zero ten times), but YAML reads an unquoted 0x10 as the hex
-// integer 16. The series must still be ten zeros, or the file must be
+// example (0 and ten more), but YAML reads an unquoted 0x10 as the hex
+// integer 16. The series must still be eleven zeros, or the file must be
 // rejected; silently testing against a single sample of 16 is wrong.
 func TestRunValuesLookLikeNumbers(t *testing.T) {
 	for _, values := range []string{"0x10", "0x3"} {

@@ -27,7 +27,7 @@ tests:
   - interval: 1m
     input_series:
       - series: 'up{job="node", instance="n1"}'
-        values: '1 0x6'
+        values: '1 0x5'
     alert_rule_test:
       - eval_time: 6m
         alertname: InstanceDown
