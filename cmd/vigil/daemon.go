@@ -203,6 +203,7 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 	d.colls.Store(&colls)
 	d.cfg.Store(cfg)
 	d.store = engine.NewStore(rs.MaxWindow + time.Minute)
+	d.applyStoreBounds(rs, cfg)
 	d.eng = engine.New(d.store, engine.WithLogger(o.Logger.With("component", "engine")), engine.WithEvalFailure(d.m.ruleFailed))
 	d.eng.SetRules(rs)
 	d.applied = sum
