@@ -24,3 +24,36 @@ func TestSeriesRetentionFollowsRules(t *testing.T) {
 	want = time.Minute + time.Minute + 2*time.Minute
 	h.waitFor("the second reload", func() bool { return h.d.store.SeriesRetention() == want })
 }
+
+// Over store.max_series the daemon refuses new series, keeps updating the
+// ones it holds, counts the refusals on /metrics and warns at most once a
+// minute.
+func TestMaxSeriesRefusesAndWarns(t *testing.T) {
+	h := newHarness(t, upRule)
+	h.write("vigil.yaml", baseConfig(sharedEtcd(t), "store:\n  max_series: 2\n"))
+	if err := h.d.Reload("test"); err != nil {
+		t.Fatal(err)
+	}
+	h.tick(1)
+	series, samples := h.d.store.Stats()
+	if series != 2 {
+		t.Fatalf("%d series held under max_series 2 (a member yields more)", series)
+	}
+	h.tick(2)
+	if s2, n2 := h.d.store.Stats(); s2 != 2 || n2 <= samples {
+		t.Errorf("after two more collections: %d series, %d samples (was %d): want 2 series, still updating", s2, n2, samples)
+	}
+	_, body := h.get("/metrics", "")
+	contains(t, "/metrics", body, "vigil_store_series 2\n", "vigil_store_max_series 2\n", "vigil_store_series_refused_total ")
+	if strings.Contains(body, "vigil_store_series_refused_total 0\n") {
+		t.Error("no refusals counted")
+	}
+	warnings := func() int { return strings.Count(h.logs.String(), "samples of new series refused") }
+	if n := warnings(); n != 1 {
+		t.Errorf("%d warnings in 30s of refusals, want 1\n%s", n, h.logs.String())
+	}
+	h.tick(4) // 70s after the first warning
+	if n := warnings(); n != 2 {
+		t.Errorf("%d warnings after 70s of refusals, want 2", n)
+	}
+}
