@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-alerts/vigil/model"
+	"github.com/vigil-alerts/vigil/rules"
 )
 
 // Store keeps the recent samples of every series, for as long as the
@@ -138,8 +139,8 @@ func NewStore(retention time.Duration) *Store {
 }
 
 // DefaultSeriesRetention is how long a series that stopped reporting is
-// remembered until SetSeriesRetention is called (the daemon sets it from
-// the rules, see cmd/vigil/storebounds.go).
+// remembered until SetSeriesRetention is called (the daemon sets it to
+// SeriesRetentionFor its rules).
 const DefaultSeriesRetention = time.Hour
 
 // SetSeriesRetention sets how long after its last sample a series is
@@ -149,6 +150,20 @@ func (s *Store) SetSeriesRetention(d time.Duration) {
 	s.mu.Lock()
 	s.seriesRetention = int64(d)
 	s.mu.Unlock()
+}
+
+// SeriesRetentionFor is how long a series that stopped reporting should
+// be remembered under rs: the longest any rule still acts on a vanished
+// segment, plus slack. Its segment goes without data one window after its
+// last sample, a no_data or keep_state alert then needs `for` to fire, and
+// a firing one is held keep_firing_for more; forgetting the segment
+// earlier would cut those short.
+func SeriesRetentionFor(rs *rules.RuleSet, slack time.Duration) time.Duration {
+	reach := rs.MaxWindow
+	for _, r := range rs.Rules() {
+		reach = max(reach, r.Window+r.For+r.KeepFiringFor)
+	}
+	return reach + slack
 }
 
 // SeriesRetention returns how long a series that stopped reporting is
