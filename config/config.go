@@ -44,6 +44,9 @@ const (
 	DefaultMaxSilences         = 1000
 	DefaultMaxSilenceSizeBytes = 8 << 10
 	DefaultMaxSilenceDuration  = 14 * 24 * time.Hour
+	// DefaultRetentionSlack is how long past the rules' longest reach a
+	// series that stopped reporting is remembered (store.retention_slack).
+	DefaultRetentionSlack = 5 * time.Minute
 )
 
 // Config is the whole file.
@@ -55,6 +58,7 @@ type Config struct {
 	State      State               `yaml:"state"`
 	Reload     Reload              `yaml:"reload"`
 	Silences   Silences            `yaml:"silences"`
+	Store      Store               `yaml:"store"`
 	Collectors []collectors.Config `yaml:"collectors"`
 	Notifiers  notifiers.Config    `yaml:"notifiers"`
 	// HA, when set, makes this process one replica of several sharing an
@@ -115,6 +119,19 @@ type Silences struct {
 	// MaxDuration bounds how long a silence lasts from its start, or from
 	// now when it is extended (default 336h, 14 days).
 	MaxDuration Duration `yaml:"max_duration"`
+}
+
+// Store bounds the window store, the samples and series the rules read.
+// It applies at reload.
+type Store struct {
+	// RetentionSlack is how long a series that stopped reporting is
+	// remembered beyond the longest window (plus for and keep_firing_for)
+	// of the loaded rules (default 5m; "0s" keeps the default).
+	RetentionSlack Duration `yaml:"retention_slack"`
+	// MaxSeries, when above 0, bounds the series held: a sample of a new
+	// series beyond it is refused, series already held keep updating.
+	// 0 or absent: no bound.
+	MaxSeries int `yaml:"max_series"`
 }
 
 // Reload shapes rule and config reloads.
@@ -298,6 +315,9 @@ func (c *Config) withDefaults() {
 	if c.Silences.MaxDuration == 0 {
 		c.Silences.MaxDuration = Duration(DefaultMaxSilenceDuration)
 	}
+	if c.Store.RetentionSlack == 0 {
+		c.Store.RetentionSlack = Duration(DefaultRetentionSlack)
+	}
 	base := filepath.Dir(c.File)
 	for i, d := range c.RuleDirs {
 		if d != "" && !filepath.IsAbs(d) {
@@ -449,6 +469,9 @@ func (v *validator) check(c *Config) {
 	}
 	if n := c.Silences.MaxSilenceSizeBytes; n < 0 {
 		v.at("$.silences.max_silence_size_bytes", "silences.max_silence_size_bytes: %d is negative (0 or absent keeps the default, %d)", n, DefaultMaxSilenceSizeBytes)
+	}
+	if n := c.Store.MaxSeries; n < 0 {
+		v.at("$.store.max_series", "store.max_series: %d is negative (0 or absent: no bound)", n)
 	}
 	channels := c.ChannelNames()
 	for i, n := range c.Reload.Notify {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-alerts/vigil/model"
+	"github.com/vigil-alerts/vigil/rules"
 )
 
 // Store keeps the recent samples of every series, for as long as the
@@ -21,7 +22,12 @@ type Store struct {
 	// remembered, without samples, so its segment still exists and
 	// no_data: alerting keeps paging for a host that vanished.
 	seriesRetention int64
-	byKey           map[string]*series
+	// maxSeries, when above 0, bounds the series held: a new series beyond
+	// it is refused (counted in refused), as Prometheus' sample_limit
+	// bounds a scrape, so a target's label explosion cannot exhaust memory.
+	maxSeries int
+	refused   uint64
+	byKey     map[string]*series
 	// labelSets shares one copy of each distinct label set: the metrics of
 	// a host carry the same labels, and a copy per series scattered the
 	// series across memory.
@@ -133,15 +139,57 @@ func NewStore(retention time.Duration) *Store {
 }
 
 // DefaultSeriesRetention is how long a series that stopped reporting is
-// remembered (see Store.SetSeriesRetention).
+// remembered until SetSeriesRetention is called (the daemon sets it to
+// SeriesRetentionFor its rules).
 const DefaultSeriesRetention = time.Hour
 
-// SetSeriesRetention sets how long a series without samples is remembered
-// before it, its segment and any alert on it are forgotten.
+// SetSeriesRetention sets how long after its last sample a series is
+// remembered before it, its segment and any alert on it are forgotten
+// (never sooner than its samples leave the retention).
 func (s *Store) SetSeriesRetention(d time.Duration) {
 	s.mu.Lock()
 	s.seriesRetention = int64(d)
 	s.mu.Unlock()
+}
+
+// SeriesRetentionFor is how long a series that stopped reporting should
+// be remembered under rs: the longest any rule still acts on a vanished
+// segment, plus slack. Its segment goes without data one window after its
+// last sample, a no_data or keep_state alert then needs `for` to fire, and
+// a firing one is held keep_firing_for more; forgetting the segment
+// earlier would cut those short.
+func SeriesRetentionFor(rs *rules.RuleSet, slack time.Duration) time.Duration {
+	reach := rs.MaxWindow
+	for _, r := range rs.Rules() {
+		reach = max(reach, r.Window+r.For+r.KeepFiringFor)
+	}
+	return reach + slack
+}
+
+// SeriesRetention returns how long a series that stopped reporting is
+// remembered.
+func (s *Store) SeriesRetention() time.Duration {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return time.Duration(s.seriesRetention)
+}
+
+// SetMaxSeries bounds the series held (0: no bound). Beyond it, samples
+// of new series are refused while series already held keep updating; a
+// lower bound than the series held drops none, it only refuses new ones
+// until enough have been forgotten.
+func (s *Store) SetMaxSeries(n int) {
+	s.mu.Lock()
+	s.maxSeries = n
+	s.mu.Unlock()
+}
+
+// SeriesLimits returns the series held, the bound (0: none), and how many
+// samples of new series were refused since the store was made.
+func (s *Store) SeriesLimits() (held, maxSeries int, refused uint64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.list), s.maxSeries, s.refused
 }
 
 // SetRetention changes how long samples are kept (the engine sets it from
@@ -204,6 +252,10 @@ func (s *Store) Append(samples ...model.Sample) {
 		key := seriesKey(smp.Metric, smp.Labels)
 		sr := s.byKey[key]
 		if sr == nil {
+			if s.maxSeries > 0 && len(s.list) >= s.maxSeries {
+				s.refused++
+				continue
+			}
 			sr = s.newSeries(smp.Metric, smp.Labels)
 			s.byKey[key] = sr
 			s.list = append(s.list, sr)

@@ -136,6 +136,9 @@ type daemon struct {
 	stopOnce sync.Once
 	stopErr  error
 	served   chan struct{}
+
+	// refusedWarn limits the max_series warning to one a minute.
+	refusedWarn refusedWarning
 }
 
 // newDaemon loads the config and rules and builds everything; nothing runs
@@ -203,6 +206,8 @@ func newDaemon(o daemonOptions) (*daemon, error) {
 	d.colls.Store(&colls)
 	d.cfg.Store(cfg)
 	d.store = engine.NewStore(rs.MaxWindow + time.Minute)
+	d.applyStoreBounds(rs, cfg)
+	d.reg.MustRegister(storeStats{d.store})
 	d.eng = engine.New(d.store, engine.WithLogger(o.Logger.With("component", "engine")), engine.WithEvalFailure(d.m.ruleFailed))
 	d.eng.SetRules(rs)
 	d.applied = sum
@@ -458,6 +463,7 @@ func (d *daemon) collect(ctx context.Context, c collectors.Collector, slot time.
 	}
 	d.m.observeCollection(c.Name(), samples, slot)
 	d.store.Append(samples...)
+	d.warnRefused(c.Name())
 	if d.recorder != nil {
 		// A full disk or a bad directory must not stop collection.
 		if err := d.recorder.Record(samples); err != nil {

@@ -164,7 +164,7 @@ func (d *daemon) Reload(reason string) error {
 			l.Engine.SetRules(rs)
 		}
 	}
-	d.store.SetRetention(rs.MaxWindow + time.Minute)
+	d.applyStoreBounds(rs, cfg)
 	d.scheduleGroups(rs)
 	d.loaded = ld.Set
 	for _, w := range ld.Warnings {

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// The daemon keeps a stopped series for the rules' longest reach (window
+// + for + keep_firing_for) plus store.retention_slack, and a reload with
+// a longer rule or a new slack moves it.
+func TestSeriesRetentionFollowsRules(t *testing.T) {
+	h := newHarness(t, upRule) // window 1m (the default), for 1m
+	if got, want := h.d.store.SeriesRetention(), time.Minute+time.Minute+5*time.Minute; got != want {
+		t.Fatalf("at start: series retention %v, want %v (1m window + 1m for + 5m default slack)", got, want)
+	}
+	long := strings.Replace(upRule, "for: 1m", "for: 1m\n        window: 30m\n        keep_firing_for: 10m", 1)
+	h.write("vigil.yaml", baseConfig(sharedEtcd(t), "store:\n  retention_slack: 2m\n"))
+	h.write("rules/etcd.yaml", long)
+	want := 30*time.Minute + time.Minute + 10*time.Minute + 2*time.Minute
+	h.waitFor("the reload", func() bool { return h.d.reload.Load().OK && h.d.store.SeriesRetention() == want })
+	// Back to the short rule: series go sooner again.
+	h.write("rules/etcd.yaml", upRule)
+	want = time.Minute + time.Minute + 2*time.Minute
+	h.waitFor("the second reload", func() bool { return h.d.store.SeriesRetention() == want })
+}
+
+// Over store.max_series the daemon refuses new series, keeps updating the
+// ones it holds, counts the refusals on /metrics and warns at most once a
+// minute.
+func TestMaxSeriesRefusesAndWarns(t *testing.T) {
+	h := newHarness(t, upRule)
+	h.write("vigil.yaml", baseConfig(sharedEtcd(t), "store:\n  max_series: 2\n"))
+	if err := h.d.Reload("test"); err != nil {
+		t.Fatal(err)
+	}
+	h.tick(1)
+	series, samples := h.d.store.Stats()
+	if series != 2 {
+		t.Fatalf("%d series held under max_series 2 (a member yields more)", series)
+	}
+	h.tick(2)
+	if s2, n2 := h.d.store.Stats(); s2 != 2 || n2 <= samples {
+		t.Errorf("after two more collections: %d series, %d samples (was %d): want 2 series, still updating", s2, n2, samples)
+	}
+	_, body := h.get("/metrics", "")
+	contains(t, "/metrics", body, "vigil_store_series 2\n", "vigil_store_max_series 2\n", "vigil_store_series_refused_total ")
+	if strings.Contains(body, "vigil_store_series_refused_total 0\n") {
+		t.Error("no refusals counted")
+	}
+	warnings := func() int { return strings.Count(h.logs.String(), "samples of new series refused") }
+	if n := warnings(); n != 1 {
+		t.Errorf("%d warnings in 30s of refusals, want 1\n%s", n, h.logs.String())
+	}
+	h.tick(4) // 70s after the first warning
+	if n := warnings(); n != 2 {
+		t.Errorf("%d warnings after 70s of refusals, want 2", n)
+	}
+}
