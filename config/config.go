@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/alertmanager/timeinterval"
 
 	"github.com/vigil-alerts/vigil/collectors"
+	"github.com/vigil-alerts/vigil/engine"
 	"github.com/vigil-alerts/vigil/ha"
 	"github.com/vigil-alerts/vigil/internal/yamlstrict"
 	"github.com/vigil-alerts/vigil/notifiers"
@@ -46,7 +47,7 @@ const (
 	DefaultMaxSilenceDuration  = 14 * 24 * time.Hour
 	// DefaultRetentionSlack is how long past the rules' longest reach a
 	// series that stopped reporting is remembered (store.retention_slack).
-	DefaultRetentionSlack = 5 * time.Minute
+	DefaultRetentionSlack = engine.DefaultSeriesSlack
 )
 
 // Config is the whole file.

@@ -152,6 +152,10 @@ func (s *Store) SetSeriesRetention(d time.Duration) {
 	s.mu.Unlock()
 }
 
+// DefaultSeriesSlack is the slack of SeriesRetentionFor when nothing
+// configures it (the daemon's store.retention_slack default).
+const DefaultSeriesSlack = 5 * time.Minute
+
 // SeriesRetentionFor is how long a series that stopped reporting should
 // be remembered under rs: the longest any rule still acts on a vanished
 // segment, plus slack. Its segment goes without data one window after its

@@ -204,6 +204,8 @@ type expectation struct {
 // alerts at each time they change.
 func expectations(rs *rules.RuleSet, rule *rules.Rule, list []*captured, step time.Duration, steps int) ([]expectation, error) {
 	store := engine.NewStore(rs.MaxWindow)
+	// Series that stop are forgotten as the daemon forgets them.
+	store.SetSeriesRetention(engine.SeriesRetentionFor(rs, engine.DefaultSeriesSlack))
 	eng := engine.New(store)
 	eng.SetRules(rs)
 	var out []expectation

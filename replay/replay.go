@@ -50,6 +50,8 @@ func Run(rs *rules.RuleSet, samples []model.Sample) (*Timeline, error) {
 	}
 	tl.Start, tl.End = samples[0].Time, samples[len(samples)-1].Time
 	store := engine.NewStore(rs.MaxWindow)
+	// Series that stop are forgotten as the daemon forgets them.
+	store.SetSeriesRetention(engine.SeriesRetentionFor(rs, engine.DefaultSeriesSlack))
 	eng := engine.New(store)
 	eng.SetRules(rs)
 

@@ -263,6 +263,8 @@ func runTest(set *rules.RuleSet, t *Test, every time.Duration, maxLen int) ([]st
 	}
 
 	store := engine.NewStore(set.MaxWindow)
+	// Series that stop are forgotten as the daemon forgets them.
+	store.SetSeriesRetention(engine.SeriesRetentionFor(set, engine.DefaultSeriesSlack))
 	eng := engine.New(store)
 	eng.SetRules(set)
 	var problems []string
