@@ -26,6 +26,13 @@ var HealthMetrics = []model.MetricInfo{
 	{Name: MetricSamples, Kind: model.Gauge, Unit: "count", Doc: "samples the target yielded (self-metrics excluded)"},
 }
 
+// StoreMetrics are the window store's size and bound, written after
+// every collection with the collector's label.
+var StoreMetrics = []model.MetricInfo{
+	{Name: MetricStoreSeries, Kind: model.Gauge, Unit: "count", Doc: "series the window store holds, all collectors together"},
+	{Name: MetricStoreMaxSeries, Kind: model.Gauge, Unit: "count", Doc: "`store.max_series`: beyond it new series are refused; 0 when there is no bound"},
+}
+
 // ProbeMetrics are what a probe target gives.
 var ProbeMetrics = []model.MetricInfo{
 	{Name: probe.MetricCanConnect, Kind: model.Gauge, Unit: "1/0", Doc: "TCP: the connection was established. HTTP: a response arrived (any status)"},
@@ -72,6 +79,7 @@ func NewCatalogue(cfgs []Config, seen []model.Sample) *Catalogue {
 	}
 	if len(cfgs) > 0 {
 		add(HealthMetrics)
+		add(StoreMetrics)
 	}
 	for _, cfg := range cfgs {
 		for _, t := range cfg.Targets {

@@ -39,6 +39,14 @@ const (
 	MetricSamples = "vigil.collector.samples"
 )
 
+// Window store metrics, written by the daemon after each collection with
+// the collector's label, so a rule can page before store.max_series
+// refuses new series.
+const (
+	MetricStoreSeries    = "vigil.store.series"
+	MetricStoreMaxSeries = "vigil.store.max_series"
+)
+
 // Labels every sample of a collector carries, besides the target's tags.
 const (
 	LabelCollector = "collector"

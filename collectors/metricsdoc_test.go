@@ -40,6 +40,7 @@ var generated = regexp.MustCompile(`(?s)<!-- generated from the catalogue: (\S+)
 func TestMetricsDocMatchesCatalogue(t *testing.T) {
 	tables := map[string][]model.MetricInfo{
 		"health":      collectors.HealthMetrics,
+		"store":       collectors.StoreMetrics,
 		"etcd-status": etcd.StatusMetrics,
 		"etcd-page":   etcd.PageMetrics,
 		"probe":       collectors.ProbeMetrics,

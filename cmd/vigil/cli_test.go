@@ -15,7 +15,7 @@ func TestCheckConfig(t *testing.T) {
 	if code := run([]string{"check", "--config", "../../examples/vigil.yaml"}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	contains(t, "stdout", out.String(), "ok: config ../../examples/vigil.yaml, 3 collector(s), 3 channel(s), 12 rule(s)")
+	contains(t, "stdout", out.String(), "ok: config ../../examples/vigil.yaml, 3 collector(s), 3 channel(s), 13 rule(s)")
 
 	dir := t.TempDir()
 	os.Mkdir(filepath.Join(dir, "rules"), 0o755)

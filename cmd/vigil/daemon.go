@@ -462,6 +462,9 @@ func (d *daemon) collect(ctx context.Context, c collectors.Collector, slot time.
 		d.log.Debug("collection incomplete", "collector", c.Name(), "err", err)
 	}
 	d.m.observeCollection(c.Name(), samples, slot)
+	// The store's size first: its two series exist from the first
+	// collection on, so max_series, once reached, never refuses them.
+	d.appendStoreSize(c.Name(), slot)
 	d.store.Append(samples...)
 	d.warnRefused(c.Name())
 	if d.recorder != nil {

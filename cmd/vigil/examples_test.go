@@ -68,7 +68,7 @@ func TestCheckAndTestCommands(t *testing.T) {
 	if code := run([]string{"check", "../../examples/rules"}, &out, &errOut); code != 0 {
 		t.Fatalf("vigil check examples/rules exited %d: %s", code, errOut.String())
 	}
-	if !strings.HasPrefix(out.String(), "ok: 1 file(s), 4 group(s), ") {
+	if !strings.HasPrefix(out.String(), "ok: 2 file(s), 5 group(s), ") {
 		t.Errorf("summary line: %q", out.String())
 	}
 	out.Reset()

@@ -6,8 +6,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigil-alerts/vigil/collectors"
 	"github.com/vigil-alerts/vigil/config"
 	"github.com/vigil-alerts/vigil/engine"
+	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/rules"
 )
 
@@ -17,6 +19,19 @@ func (d *daemon) applyStoreBounds(rs *rules.RuleSet, cfg *config.Config) {
 	d.store.SetRetention(rs.MaxWindow + time.Minute)
 	d.store.SetSeriesRetention(engine.SeriesRetentionFor(rs, time.Duration(cfg.Store.RetentionSlack)))
 	d.store.SetMaxSeries(cfg.Store.MaxSeries)
+}
+
+// appendStoreSize writes the store's size and bound, as they are before
+// this collection is stored, as samples of the collector, so a rule can
+// page before max_series refuses new series (examples/rules/vigil.yaml).
+// Each collector has its own series: two collectors never write one
+// series at the same time.
+func (d *daemon) appendStoreSize(collector string, slot time.Time) {
+	held, limit, _ := d.store.SeriesLimits()
+	ls := model.Labels{collectors.LabelCollector: collector}
+	d.store.Append(
+		model.Sample{Metric: collectors.MetricStoreSeries, Labels: ls, Value: float64(held), Time: slot},
+		model.Sample{Metric: collectors.MetricStoreMaxSeries, Labels: ls, Value: float64(limit), Time: slot})
 }
 
 // refusedWarning is when the max_series warning was last logged, and the

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,5 +57,29 @@ func TestMaxSeriesRefusesAndWarns(t *testing.T) {
 	h.tick(4) // 70s after the first warning
 	if n := warnings(); n != 2 {
 		t.Errorf("%d warnings after 70s of refusals, want 2", n)
+	}
+}
+
+// The example self-alert pages when the store nears max_series: the
+// store's size is written before each collection's samples, so the bound
+// never refuses it.
+func TestStoreNearlyFullPages(t *testing.T) {
+	example, err := os.ReadFile("../../examples/rules/vigil.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, upRule)
+	h.write("rules/vigil.yaml", strings.NewReplacer("for: 5m", "for: 0s", "notify: [oncall-slack]", "notify: [console]", "interval: 1m", "interval: 10s").Replace(string(example)))
+	h.write("vigil.yaml", baseConfig(sharedEtcd(t), "store:\n  max_series: 3\n"))
+	if err := h.d.Reload("test"); err != nil {
+		t.Fatal(err)
+	}
+	h.tick(3)
+	var got []string
+	for _, a := range h.d.eng.Alerts() {
+		got = append(got, a.Rule+" "+a.State.String())
+	}
+	if !slices.Contains(got, "VigilStoreNearlyFull firing") {
+		t.Fatalf("alerts %v; want VigilStoreNearlyFull firing with the store at max_series 3", got)
 	}
 }
