@@ -97,6 +97,19 @@ func TestAlertSourceFromGit(t *testing.T) {
 	}
 	want = map[string]any{"file": "etcd.yaml", "line": float64(6), "commit": second}
 	checkAPISource(t, h, want)
+
+	// Restored from the state file, the alert names the rules it was
+	// restored under, not those it was saved under.
+	if err := h.d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	h.write("rules/etcd.yaml", "# owned by the etcd team\n# paged: #etcd\n"+rules)
+	third := gitCommit(t, repo, "third")
+	h.start()
+	if a, ok := h.alert("MemberUp"); !ok || a.State.String() != "firing" {
+		t.Fatalf("MemberUp not restored firing: %+v", a)
+	}
+	checkAPISource(t, h, map[string]any{"file": "etcd.yaml", "line": float64(7), "commit": third})
 }
 
 func checkAPISource(t *testing.T, h *harness, want map[string]any) {
