@@ -150,7 +150,7 @@ func alertAt(rule string, member int, state model.AlertState, fired, eval time.T
 		Labels:      model.Labels{"alertname": rule, "severity": "critical", "cluster": "prod", "member": seg["member"]},
 		Annotations: map[string]string{"summary": "member down", "runbook_url": "https://runbooks.example/etcd"},
 		Segment:     seg, ActiveAt: fired.Add(-time.Minute), FiredAt: fired, LastEvalAt: eval,
-		Source:      &model.Source{File: "etcd.yaml", Line: 12, Commit: "1d22bfc5e0a1b2c3d4e5f60718293a4b5c6d7e8f"},
+		Source: &model.Source{File: "etcd.yaml", Line: 12, Commit: "1d22bfc5e0a1b2c3d4e5f60718293a4b5c6d7e8f"},
 	}
 	if state == model.StateResolved {
 		a.ResolvedAt = eval
