@@ -1,11 +1,13 @@
 package rules
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
 func sourceOf(t *testing.T, rs *RuleSet, name string) string {
@@ -80,5 +82,40 @@ func TestLoadSourceWithoutGit(t *testing.T) {
 	}
 	if got := sourceOf(t, rs, "A1"); got != "a.yaml:4" {
 		t.Errorf("source of a file path %q, want a.yaml:4", got)
+	}
+}
+
+// BenchmarkLoadEachSource is a reload that recompiles one file of 20, in
+// a rules dir in git and in one outside: the cost the commit read adds.
+func BenchmarkLoadEachSource(b *testing.B) {
+	for _, inGit := range []bool{false, true} {
+		b.Run(map[bool]string{false: "plain", true: "git"}[inGit], func(b *testing.B) {
+			dir := b.TempDir()
+			for i := range 20 {
+				os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%02d.yaml", i)), []byte(ruleFile(fmt.Sprintf("g%d", i), 1, "", fmt.Sprintf("R%d", i))), 0o644)
+			}
+			if inGit {
+				repo, err := git.PlainInit(dir, false)
+				if err != nil {
+					b.Fatal(err)
+				}
+				wt, _ := repo.Worktree()
+				wt.AddGlob(".")
+				if _, err := wt.Commit("x", &git.CommitOptions{Author: &object.Signature{Name: "t", Email: "t@x"}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			prev, err := LoadEach(nil, nil, dir)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				os.WriteFile(filepath.Join(dir, "f00.yaml"), []byte(ruleFile("g0", i%5+1, "", "R0")), 0o644)
+				if prev, err = LoadEach(prev.Set, nil, dir); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
