@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 
 	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
 )
 
 // Commit returns the HEAD commit hash of the git repository holding dir,
@@ -27,6 +28,9 @@ func Commit(dir string) (string, error) {
 		return "", err
 	}
 	head, err := repo.Head()
+	if errors.Is(err, plumbing.ErrReferenceNotFound) {
+		return "", nil // a repository with no commit yet
+	}
 	if err != nil {
 		return "", err
 	}

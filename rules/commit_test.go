@@ -90,3 +90,14 @@ func TestCommitGitSyncLayout(t *testing.T) {
 		t.Fatalf("Commit = %q, %v; want %s", got, err, want)
 	}
 }
+
+// A repository with no commit yet is not an error: there is no commit to name.
+func TestCommitNoCommitYet(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := git.PlainInit(dir, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Commit(dir); err != nil || got != "" {
+		t.Fatalf("Commit = %q, %v; want empty, nil", got, err)
+	}
+}

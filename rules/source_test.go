@@ -119,3 +119,28 @@ func BenchmarkLoadEachSource(b *testing.B) {
 		})
 	}
 }
+
+// A git repository that cannot be read stops nothing: the rules load,
+// their source without a commit, and LoadEach says why for the log.
+func TestLoadEachUnreadableGitLoadsWithoutCommit(t *testing.T) {
+	dir := t.TempDir()
+	repo, err := git.PlainInit(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitFile(t, repo, dir, "a.yaml", ruleFile("a", 1, "", "A1"))
+	// A symbolic ref loop: HEAD cannot be resolved.
+	if err := os.WriteFile(filepath.Join(dir, ".git", "refs", "heads", "master"), []byte("ref: refs/heads/master\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ld, err := LoadEach(nil, nil, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sourceOf(t, ld.Set, "A1"); got != "a.yaml:4" {
+		t.Errorf("source %q, want a.yaml:4", got)
+	}
+	if len(ld.CommitErrors) != 1 {
+		t.Errorf("CommitErrors %v, want one", ld.CommitErrors)
+	}
+}
