@@ -203,6 +203,7 @@ func (a *alertState) plainSnapshot(r *rules.Rule) model.Alert {
 		Value:       a.value,
 		Notify:      r.Notify,
 		Inhibit:     r.Inhibit,
+		Source:      r.Source,
 		ActiveAt:    a.activeAt,
 		FiredAt:     a.firedAt,
 		ResolvedAt:  a.resolved,

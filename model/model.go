@@ -7,6 +7,7 @@ package model
 import (
 	"hash/fnv"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -147,11 +148,44 @@ type Alert struct {
 	Notify   []string // channel names the rule asks for
 	// Inhibit, when set, suppresses other alerts while this one fires.
 	Inhibit *Inhibit
+	// Source is where the alert's rule is written; nil for alerts no
+	// rule file makes (VigilReloadFailed). Shared with the rule: read only.
+	Source *Source `json:",omitempty"`
 
 	ActiveAt   time.Time // condition first held (start of pending)
 	FiredAt    time.Time // zero until firing
 	ResolvedAt time.Time // zero until resolved
 	LastEvalAt time.Time
+}
+
+// Source is where a rule is written: its file, relative to the rules
+// directory it was loaded from, the line of its name, and the git commit
+// the file was loaded at ("" when the rules are not in git).
+type Source struct {
+	File   string `json:"file"`
+	Line   int    `json:"line"`
+	Commit string `json:"commit,omitempty"`
+}
+
+// String formats s as "etcd.yaml:12@1d22bfc5" (the commit shortened to 8
+// hex digits, as in git's short hashes), or "etcd.yaml:12" outside git.
+func (s *Source) String() string {
+	if s == nil {
+		return ""
+	}
+	out := s.File + ":" + strconv.Itoa(s.Line)
+	if s.Commit != "" {
+		out += "@" + ShortCommit(s.Commit)
+	}
+	return out
+}
+
+// ShortCommit shortens a git commit hash to 8 hex digits.
+func ShortCommit(c string) string {
+	if len(c) > 8 {
+		return c[:8]
+	}
+	return c
 }
 
 // Fingerprint computes an alert identity from the rule name and segment labels.

@@ -108,7 +108,15 @@ func Load(paths ...string) (*RuleSet, error) {
 		}
 		contents[f] = b
 	}
-	return Parse(files, contents)
+	rs, err := Parse(files, contents)
+	if err != nil {
+		return nil, err
+	}
+	src := newSourcer(paths)
+	for _, g := range rs.Groups {
+		src.stamp(g.File, []*Group{g})
+	}
+	return rs, nil
 }
 
 // Parse compiles rule files already read into memory, in the given order.

@@ -46,6 +46,9 @@ type Loaded struct {
 	// Warnings are cross-file problems that quarantine nothing: a file in
 	// use whose inhibits: names a rule that went with a deleted file.
 	Warnings []string
+	// CommitErrors say why a rules path's git commit could not be read;
+	// its rules load all the same, their Source without a commit.
+	CommitErrors []error
 }
 
 // fileVersion is one file's compiled groups.
@@ -73,6 +76,7 @@ func LoadEach(prev *RuleSet, check func(*RuleSet) error, paths ...string) (*Load
 	if err != nil {
 		return nil, err
 	}
+	src := newSourcer(paths)
 	running := map[string]*fileVersion{}
 	if prev != nil {
 		for _, g := range prev.Groups {
@@ -103,6 +107,10 @@ func LoadEach(prev *RuleSet, check func(*RuleSet) error, paths ...string) (*Load
 			}
 			v, errs := c.compileFile(f, b, check)
 			if len(errs) == 0 {
+				// Stamped here, not per load: an unchanged file keeps the
+				// commit it was loaded at, a quarantined one its last good
+				// version's.
+				src.stamp(f, v.groups)
 				v.sum = sum
 				if st, err := os.Stat(f); err == nil {
 					v.mtime = st.ModTime()
@@ -140,7 +148,7 @@ func LoadEach(prev *RuleSet, check func(*RuleSet) error, paths ...string) (*Load
 		demoted[culprit] = why
 	}
 
-	out := &Loaded{Set: &RuleSet{Sums: map[string]string{}}, Warnings: warnings}
+	out := &Loaded{Set: &RuleSet{Sums: map[string]string{}}, Warnings: warnings, CommitErrors: src.errs}
 	sort.Slice(in, func(i, j int) bool { return in[i].file < in[j].file })
 	inSet := map[string]bool{}
 	for _, v := range in {

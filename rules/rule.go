@@ -53,10 +53,14 @@ const (
 // Rule is one compiled rule. It is immutable once loaded and safe to share
 // between goroutines; alert state lives in the engine, keyed by rule name.
 type Rule struct {
-	Name        string
-	Group       string
-	File        string
-	Pos         Pos
+	Name  string
+	Group string
+	File  string
+	Pos   Pos
+	// Source is File relative to its rules directory, the line of the
+	// rule's name and the git commit the file was loaded at. It is set by
+	// Load and LoadEach (nil from Parse) and shared by the rule's alerts.
+	Source      *model.Source
 	Description string
 	Severity    Severity
 	Labels      model.Labels

@@ -87,6 +87,9 @@ type apiAlert struct {
 	LastEvalAt  time.Time         `json:"last_eval_at,omitzero"`
 	InhibitedBy []string          `json:"inhibited_by,omitempty"`
 	SilencedBy  []string          `json:"silenced_by,omitempty"`
+	// Source is where the rule is written: file (relative to the rules
+	// directory), line, and the git commit it was loaded at.
+	Source *model.Source `json:"source,omitempty"`
 }
 
 type apiSegment struct {
@@ -98,7 +101,7 @@ func toAPI(a model.Alert, inhibitedBy, silencedBy []string) apiAlert {
 	out := apiAlert{Fingerprint: a.Fingerprint, Rule: a.Rule, Group: a.Group, Severity: a.Severity,
 		State: a.State.String(), Value: a.Value, Labels: a.Labels, Segment: a.Segment,
 		Annotations: a.Annotations, ActiveAt: a.ActiveAt, FiredAt: a.FiredAt, ResolvedAt: a.ResolvedAt,
-		LastEvalAt: a.LastEvalAt, InhibitedBy: inhibitedBy, SilencedBy: silencedBy}
+		LastEvalAt: a.LastEvalAt, InhibitedBy: inhibitedBy, SilencedBy: silencedBy, Source: a.Source}
 	for _, s := range a.Segments {
 		out.Segments = append(out.Segments, apiSegment{s.Labels, s.Value})
 	}

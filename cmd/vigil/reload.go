@@ -278,6 +278,9 @@ func (d *daemon) loadRules(cfg *config.Config, prev *rules.RuleSet) (*rules.Load
 	if err != nil {
 		return nil, sum, err
 	}
+	for _, err := range ld.CommitErrors {
+		d.log.Warn("rule sources will name no commit", "err", err)
+	}
 	// Changed files were checked; a quarantined file's last good version
 	// may name a channel this config removes. The config is all or
 	// nothing: it waits until that file is fixed or the channel is back.

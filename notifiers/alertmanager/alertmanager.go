@@ -206,13 +206,14 @@ func (n *Notifier) postable(a model.Alert) postable {
 	if _, ok := labels["alertname"]; !ok {
 		labels["alertname"] = a.Rule
 	}
-	ann := make(map[string]string, len(a.Annotations)+1)
+	ann := make(map[string]string, len(a.Annotations)+2)
 	for k, v := range a.Annotations {
 		ann[k] = v
 	}
 	if _, ok := ann["description"]; !ok && a.Description != "" {
 		ann["description"] = a.Description
 	}
+	msg.AddSource(ann, a)
 	p := postable{Labels: labels, Annotations: ann, StartsAt: msg.Since(a).UTC(), fingerprint: a.Fingerprint}
 	if a.State == model.StateResolved {
 		p.EndsAt = a.ResolvedAt.UTC()

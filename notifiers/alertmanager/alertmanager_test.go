@@ -150,6 +150,7 @@ func alertAt(rule string, member int, state model.AlertState, fired, eval time.T
 		Labels:      model.Labels{"alertname": rule, "severity": "critical", "cluster": "prod", "member": seg["member"]},
 		Annotations: map[string]string{"summary": "member down", "runbook_url": "https://runbooks.example/etcd"},
 		Segment:     seg, ActiveAt: fired.Add(-time.Minute), FiredAt: fired, LastEvalAt: eval,
+		Source: &model.Source{File: "etcd.yaml", Line: 12, Commit: "1d22bfc5e0a1b2c3d4e5f60718293a4b5c6d7e8f"},
 	}
 	if state == model.StateResolved {
 		a.ResolvedAt = eval
@@ -253,7 +254,8 @@ func TestRealAlertmanager(t *testing.T) {
 	if fmt.Sprint(a.Labels) != fmt.Sprint(want) {
 		t.Errorf("labels = %v, want %v", a.Labels, want)
 	}
-	if a.Annotations["summary"] != "member down" || a.Annotations["description"] != "etcd member cannot be reached" {
+	if a.Annotations["summary"] != "member down" || a.Annotations["description"] != "etcd member cannot be reached" ||
+		a.Annotations["vigil_source"] != "etcd.yaml:12@1d22bfc5" {
 		t.Errorf("annotations = %v", a.Annotations)
 	}
 	if a.GeneratorURL != "https://vigil.example/rules/"+rule {

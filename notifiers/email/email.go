@@ -283,6 +283,9 @@ func Text(d msg.Data) string {
 	if d.Runbook != "" {
 		fmt.Fprintf(&b, "\nRunbook: %s\n", d.Runbook)
 	}
+	if d.Source != "" {
+		fmt.Fprintf(&b, "Source:  %s\n", d.Source)
+	}
 	return b.String()
 }
 
@@ -297,6 +300,7 @@ var htmlTmpl = htmltemplate.Must(htmltemplate.New("html").Funcs(htmltemplate.Fun
 {{if .Firing}}<h3>Firing ({{len .Firing}})</h3><ul>{{range .Firing}}<li>{{line .}}</li>{{end}}</ul>{{end}}
 {{if .Resolved}}<h3>Resolved ({{len .Resolved}})</h3><ul>{{range .Resolved}}<li>{{line .}}</li>{{end}}</ul>{{end}}
 {{if .Runbook}}<p><a href="{{.Runbook}}">Runbook</a></p>{{end}}
+{{if .Source}}<p style="color: #666; font-size: smaller">Source: <code>{{.Source}}</code></p>{{end}}
 </body></html>
 `))
 

@@ -128,7 +128,8 @@ func alerts() []model.Alert {
 		return model.Alert{Fingerprint: model.Fingerprint("EtcdMemberUnreachable", seg), Rule: "EtcdMemberUnreachable",
 			Severity: "critical", Description: "etcd member <unreachable>", State: model.StateFiring,
 			Labels: model.Labels{"member": m}, Segment: seg, FiredAt: t0,
-			Annotations: map[string]string{"runbook_url": "https://runbooks.example/etcd"}}
+			Annotations: map[string]string{"runbook_url": "https://runbooks.example/etcd"},
+			Source:      &model.Source{File: "etcd.yaml", Line: 12, Commit: "1d22bfc5e0a1b2c3d4e5f60718293a4b5c6d7e8f"}}
 	}
 	return []model.Alert{mk("etcd-1"), mk("etcd-2")}
 }
@@ -206,12 +207,12 @@ func checkMail(t *testing.T, got captured) {
 		parts[ct] = string(b)
 	}
 	text, html := parts["text/plain"], parts["text/html"]
-	for _, want := range []string{"[FIRING:2] EtcdMemberUnreachable", "member=etcd-1", "member=etcd-2", "Runbook: https://runbooks.example/etcd"} {
+	for _, want := range []string{"[FIRING:2] EtcdMemberUnreachable", "member=etcd-1", "member=etcd-2", "Runbook: https://runbooks.example/etcd", "Source:  etcd.yaml:12@1d22bfc5"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text part lacks %q:\n%s", want, text)
 		}
 	}
-	for _, want := range []string{"<li>member=etcd-1", `href="https://runbooks.example/etcd"`, "etcd member &lt;unreachable&gt;", "#d00000"} {
+	for _, want := range []string{"<li>member=etcd-1", `href="https://runbooks.example/etcd"`, "etcd member &lt;unreachable&gt;", "#d00000", "Source: <code>etcd.yaml:12@1d22bfc5</code>"} {
 		if !strings.Contains(html, want) {
 			t.Errorf("html part lacks %q:\n%s", want, html)
 		}

@@ -266,9 +266,15 @@ func (n *Notifier) render(d msg.Data) (slack.Attachment, string, error) {
 		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, clip(title, 150), true, false)),
 		slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, clip(body, 3000), false, false), nil, nil),
 	}
+	var context []slack.MixedElement
 	if d.Runbook != "" {
-		blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType,
-			fmt.Sprintf("<%s|Runbook>", d.Runbook), false, false)))
+		context = append(context, slack.NewTextBlockObject(slack.MarkdownType, fmt.Sprintf("<%s|Runbook>", d.Runbook), false, false))
+	}
+	if d.Source != "" {
+		context = append(context, slack.NewTextBlockObject(slack.MarkdownType, "Source: `"+d.Source+"`", false, false))
+	}
+	if len(context) > 0 {
+		blocks = append(blocks, slack.NewContextBlock("", context...))
 	}
 	att := slack.Attachment{Color: msg.Colour(d), Fallback: title, Blocks: slack.Blocks{BlockSet: blocks}}
 	var terr error

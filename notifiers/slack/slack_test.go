@@ -36,7 +36,8 @@ func alerts(state model.AlertState) []model.Alert {
 		seg := model.Labels{"member": m}
 		a := model.Alert{Fingerprint: model.Fingerprint("EtcdMemberUnreachable", seg), Rule: "EtcdMemberUnreachable",
 			Severity: "critical", Description: "member down", State: state, Labels: seg, Segment: seg,
-			Value: 0, FiredAt: t0, Annotations: map[string]string{"runbook_url": "https://runbooks.example/etcd"}}
+			Value: 0, FiredAt: t0, Annotations: map[string]string{"runbook_url": "https://runbooks.example/etcd"},
+			Source: &model.Source{File: "etcd.yaml", Line: 12, Commit: "1d22bfc5e0a1b2c3d4e5f60718293a4b5c6d7e8f"}}
 		if state == model.StateResolved {
 			a.ResolvedAt = t0.Add(7 * time.Minute)
 		}
@@ -94,7 +95,7 @@ func TestBotTokenPostsBlockKit(t *testing.T) {
 		t.Fatalf("want one attachment coloured critical, got %+v", atts)
 	}
 	raw := p.Get("attachments")
-	for _, want := range []string{`"type":"header"`, `"type":"section"`, "member=etcd-1", "member=etcd-2", "Runbook", "member down"} {
+	for _, want := range []string{`"type":"header"`, `"type":"section"`, "member=etcd-1", "member=etcd-2", "Runbook", "member down", "Source: `etcd.yaml:12@1d22bfc5`"} {
 		if !strings.Contains(raw, want) {
 			t.Errorf("blocks lack %q: %s", want, raw)
 		}

@@ -299,9 +299,11 @@ type Alert struct {
 	Segment     map[string]string `json:"segment,omitempty"`
 	Segments    []Segment         `json:"segments,omitempty"`
 	Value       float64           `json:"value"`
-	ActiveAt    time.Time         `json:"active_at"`
-	FiredAt     *time.Time        `json:"fired_at,omitempty"`
-	ResolvedAt  *time.Time        `json:"resolved_at,omitempty"`
+	// Source is where the rule is written (see docs/rules.md).
+	Source     *model.Source `json:"source,omitempty"`
+	ActiveAt   time.Time     `json:"active_at"`
+	FiredAt    *time.Time    `json:"fired_at,omitempty"`
+	ResolvedAt *time.Time    `json:"resolved_at,omitempty"`
 }
 
 // Segment is one member of an `across: every` alert.
@@ -337,7 +339,7 @@ func (n *Notifier) vigilPayload(g msg.Group, alerts []model.Alert) Payload {
 		pa := Alert{
 			Fingerprint: a.Fingerprint, Rule: a.Rule, Status: a.State.String(), Severity: a.Severity,
 			Description: a.Description, Labels: nonNil(a.Labels), Annotations: a.Annotations,
-			Segment: a.Segment, Value: a.Value, ActiveAt: a.ActiveAt.UTC(),
+			Segment: a.Segment, Value: a.Value, ActiveAt: a.ActiveAt.UTC(), Source: a.Source,
 			FiredAt: timePtr(a.FiredAt), ResolvedAt: timePtr(a.ResolvedAt),
 		}
 		for _, s := range a.Segments {
@@ -399,6 +401,7 @@ func (n *Notifier) alertmanagerPayload(g msg.Group, alerts []model.Alert) Alertm
 				ann["description"] = a.Description
 			}
 		}
+		msg.AddSource(ann, a)
 		labels := a.Labels.Copy()
 		if _, ok := labels["alertname"]; !ok {
 			labels["alertname"] = a.Rule
@@ -415,7 +418,25 @@ func (n *Notifier) alertmanagerPayload(g msg.Group, alerts []model.Alert) Alertm
 		}
 		p.Alerts = append(p.Alerts, aa)
 	}
+	if s := commonSource(alerts); s != "" && p.CommonAnnotations[msg.SourceAnnotation] == "" {
+		p.CommonAnnotations[msg.SourceAnnotation] = s
+	}
 	return p
+}
+
+// commonSource is the alerts' vigil_source when they all have the same,
+// as Alertmanager's commonAnnotations holds what every alert shares.
+func commonSource(alerts []model.Alert) string {
+	if len(alerts) == 0 || alerts[0].Source == nil {
+		return ""
+	}
+	s := alerts[0].Source.String()
+	for _, a := range alerts[1:] {
+		if a.Source.String() != s {
+			return ""
+		}
+	}
+	return s
 }
 
 // withAlertname adds alertname as every alert's labels have it, so that

@@ -42,6 +42,9 @@ type Data struct {
 	Description string
 	Summary     string
 	Runbook     string
+	// Source is where the rule is written, "etcd.yaml:12@1d22bfc5"
+	// (model.Source.String), from the first alert; empty when unknown.
+	Source string
 }
 
 // Group is what a message is about beyond its alerts: which group of
@@ -104,6 +107,7 @@ func New(alerts []model.Alert) Data {
 	d.Rule, d.Severity, d.Description = first.Rule, first.Severity, first.Description
 	d.Summary = commonAnnotation(alerts, "summary")
 	d.Runbook = first.Annotations["runbook_url"]
+	d.Source = first.Source.String()
 	d.CommonLabels = CommonLabels(alerts)
 	d.Title = Title(d)
 	return d
@@ -439,3 +443,18 @@ func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 
 // ErrNoAlerts is returned by integrations asked to send nothing.
 var ErrNoAlerts = errors.New("no alerts to send")
+
+// SourceAnnotation is the annotation Alertmanager-shaped payloads carry
+// the rule's source in: "etcd.yaml:12@1d22bfc5".
+const SourceAnnotation = "vigil_source"
+
+// AddSource sets ann's vigil_source to a's source, unless a has none or
+// the rule sets that annotation itself.
+func AddSource(ann map[string]string, a model.Alert) {
+	if a.Source == nil {
+		return
+	}
+	if _, ok := ann[SourceAnnotation]; !ok {
+		ann[SourceAnnotation] = a.Source.String()
+	}
+}
