@@ -50,7 +50,7 @@ func TestExplainCommand(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	contains(t, "vigil explain MemberUp", out.String(),
-		`MemberUp {`, `} firing`,
+		`MemberUp {`, `} firing`, "  rule: etcd.yaml:",
 		`condition: max("etcd.can_connect") == 1`,
 		"window 1m0s, for 0s, across any, last evaluated 2026-03-01T12:00:20Z",
 		`segment {host.mac="02:00:00:00:00:01"}`,

@@ -28,6 +28,7 @@ type explainView struct {
 	State       string           `json:"state"`
 	Labels      model.Labels     `json:"labels"`
 	Evaluated   time.Time        `json:"last_evaluation,omitzero"`
+	Source      *model.Source    `json:"source,omitempty"`
 	Segments    []explainSegment `json:"segments"`
 }
 
@@ -57,7 +58,7 @@ func (d *daemon) apiExplain(w http.ResponseWriter, r *http.Request) {
 func explainOf(x engine.Explanation) explainView {
 	v := explainView{Rule: x.Rule, Condition: x.Condition, Window: x.Window.String(), For: x.For.String(),
 		Across: x.Across, Fingerprint: x.Alert.Fingerprint, State: x.Alert.State.String(), Labels: x.Alert.Labels,
-		Evaluated: x.At, Segments: []explainSegment{}}
+		Evaluated: x.At, Source: x.Alert.Source, Segments: []explainSegment{}}
 	for _, s := range x.Segments {
 		es := explainSegment{Labels: s.Labels}
 		for _, a := range s.Values {
@@ -161,6 +162,9 @@ func formatMatchers(m map[string]string) string {
 
 func printExplanation(w io.Writer, x explainView) {
 	fmt.Fprintf(w, "%s %s %s\n", x.Rule, x.Labels, x.State)
+	if x.Source != nil {
+		fmt.Fprintf(w, "  rule: %s\n", x.Source)
+	}
 	fmt.Fprintf(w, "  condition: %s\n", x.Condition)
 	fmt.Fprintf(w, "  window %s, for %s, across %s", x.Window, x.For, x.Across)
 	if !x.Evaluated.IsZero() {
