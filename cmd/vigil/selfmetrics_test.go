@@ -111,8 +111,9 @@ func TestSelfMetricsMove(t *testing.T) {
 	check(mfs, lastOK, "vigil_collector_last_success_timestamp_seconds", "collector", "etcd", "target", "m0")
 	check(mfs, 3, "vigil_collector_duration_seconds", "collector", "app", "target", "web")
 	check(mfs, 3, "vigil_collector_samples", "collector", "app")
-	// 3 scraped series and the 4 self-metrics of the one target.
-	check(mfs, 7, "vigil_collector_series", "collector", "app")
+	// 3 scraped series, the 4 self-metrics of the one target and the
+	// store's size and bound written with the collector's label.
+	check(mfs, 9, "vigil_collector_series", "collector", "app")
 	check(mfs, 3, "vigil_rule_evaluation_failures_total", "group", "broken", "rule", "Broken")
 	check(mfs, 0, "vigil_rule_evaluation_failures_total", "group", "members", "rule", "MemberUp")
 	// Only what rules read is collected: the etcd member gives can_connect.
