@@ -14,6 +14,8 @@ import (
 	pmodel "github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
+
+	"github.com/vigil-alerts/vigil/internal/yamlstrict"
 )
 
 // OutputName is the name `vigil import` gives a converted file: rule
@@ -91,7 +93,7 @@ type ReadFile func(path string) ([]byte, error)
 // converted too, to know which alerts exist in Vigil and under what names.
 func Tests(file string, data []byte, read ReadFile, opts Options) ([]byte, *Report, error) {
 	var f promTestFile
-	if err := yaml.UnmarshalWithOptions(data, &f, yaml.Strict()); err != nil {
+	if err := yamlstrict.Unmarshal(data, &f, yaml.Strict()); err != nil {
 		if bytes.Contains(data, []byte("groups:")) {
 			return nil, nil, fmt.Errorf("%s: this looks like a rule file; use vigil import prometheus", file)
 		}

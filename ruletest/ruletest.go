@@ -20,6 +20,7 @@ import (
 	pmodel "github.com/prometheus/common/model"
 
 	"github.com/vigil-alerts/vigil/engine"
+	"github.com/vigil-alerts/vigil/internal/yamlstrict"
 	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/rules"
 )
@@ -163,7 +164,7 @@ func runFile(w io.Writer, path string) (Result, error) {
 		return res, err
 	}
 	var f File
-	if err := yaml.UnmarshalWithOptions(data, &f, yaml.Strict()); err != nil {
+	if err := yamlstrict.Unmarshal(data, &f, yaml.Strict()); err != nil {
 		return res, fmt.Errorf("%s", yaml.FormatError(err, false, true))
 	}
 	if len(f.RuleFiles) == 0 {

@@ -8,6 +8,7 @@ package yamlstrict
 
 import (
 	"encoding"
+	"fmt"
 	"reflect"
 	"strings"
 
@@ -162,4 +163,17 @@ func collect(t reflect.Type, fields map[string]reflect.Type, depth int) {
 		}
 		fields[name] = f.Type
 	}
+}
+
+// Unmarshal is yaml.UnmarshalWithOptions that returns an error where the
+// decoder panics: goccy/go-yaml v1.19.2 dereferences a nil sequence on
+// some tagged inputs (`key: !t` followed by a broken list), and a file a
+// user wrote must never crash Vigil.
+func Unmarshal(data []byte, v any, opts ...yaml.DecodeOption) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("the YAML cannot be decoded (the decoder failed: %v); check the tags (!...) and list indentation", p)
+		}
+	}()
+	return yaml.UnmarshalWithOptions(data, v, opts...)
 }
