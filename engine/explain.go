@@ -2,7 +2,6 @@ package engine
 
 import (
 	"errors"
-	"maps"
 	"math"
 	"time"
 
@@ -54,33 +53,69 @@ func (e *Engine) Explain(fingerprint string) (Explanation, error) {
 	}
 	for _, r := range e.set.Rules() {
 		st := e.states[r.Name]
-		a := st.find(fingerprint)
-		if a == nil {
-			continue
+		if a := st.find(fingerprint); a != nil {
+			return st.explain(a, st.segmentPositions()), nil
 		}
-		x := Explanation{Rule: r.Name, Window: r.Window, For: r.For, Across: "any",
-			Alert: a.snapshot(r), At: st.lastEval}
-		if r.Condition != nil {
-			x.Condition = r.Condition.Source
-		}
-		if st.every != nil {
-			x.Across = "every"
-		}
-		if st.every == a {
-			for k := range st.index.segments {
-				x.Segments = append(x.Segments, st.explainSegment(k))
-			}
-			return x, nil
-		}
-		k := st.segmentIndex(a.segment)
-		if k < 0 {
-			x.Segments = append(x.Segments, st.unseen(a.segment))
-			return x, nil
-		}
-		x.Segments = append(x.Segments, st.explainSegment(k))
-		return x, nil
 	}
 	return Explanation{}, ErrNoAlert
+}
+
+// ExplainRule explains every alert of the rule named name, by
+// fingerprint, in one pass: a rule page showing thousands of alerts must
+// not look each one up among all the others.
+func (e *Engine) ExplainRule(name string) map[string]Explanation {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := e.states[name]
+	if st == nil {
+		return nil
+	}
+	pos := st.segmentPositions()
+	out := map[string]Explanation{}
+	add := func(a *alertState) {
+		if a != nil {
+			out[a.fp] = st.explain(a, pos)
+		}
+	}
+	add(st.every)
+	for _, ss := range st.segs {
+		add(ss.alert)
+	}
+	for _, m := range []map[string]*alertState{st.resolved, st.restored, st.missing} {
+		for _, a := range m {
+			add(a)
+		}
+	}
+	for _, a := range st.ending {
+		add(a)
+	}
+	return out
+}
+
+// explain builds a's explanation; pos maps a segment's labels to its
+// position in the rule's index.
+func (st *ruleState) explain(a *alertState, pos map[string]int) Explanation {
+	r := st.rule
+	x := Explanation{Rule: r.Name, Window: r.Window, For: r.For, Across: "any",
+		Alert: a.snapshot(r), At: st.lastEval}
+	if r.Condition != nil {
+		x.Condition = r.Condition.Source
+	}
+	if st.every != nil {
+		x.Across = "every"
+	}
+	if st.every == a {
+		for k := range st.index.segments {
+			x.Segments = append(x.Segments, st.explainSegment(k))
+		}
+		return x
+	}
+	if k, ok := pos[a.segment.String()]; ok {
+		x.Segments = append(x.Segments, st.explainSegment(k))
+	} else {
+		x.Segments = append(x.Segments, st.unseen(a.segment))
+	}
+	return x
 }
 
 // find returns the rule's alert with fingerprint fp, in any state.
@@ -108,15 +143,14 @@ func (st *ruleState) find(fp string) *alertState {
 	return nil
 }
 
-// segmentIndex is the position of the segment with these labels in the
-// rule's index, or -1.
-func (st *ruleState) segmentIndex(ls model.Labels) int {
+// segmentPositions maps each segment's labels to its position in the
+// rule's index.
+func (st *ruleState) segmentPositions() map[string]int {
+	pos := make(map[string]int, len(st.index.segments))
 	for k, seg := range st.index.segments {
-		if maps.Equal(seg.labels, ls) {
-			return k
-		}
+		pos[seg.labels.String()] = k
 	}
-	return -1
+	return pos
 }
 
 // explainSegment reads segment k's aggregates from the columns of the

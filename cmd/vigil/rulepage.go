@@ -84,10 +84,11 @@ func (d *daemon) rulePage(w http.ResponseWriter, r *http.Request) {
 	}
 	data.YAML, data.YAMLMissing = d.ruleYAML(data.Rule)
 	data.YAML = d.redact.String(data.YAML)
+	why := d.eng.ExplainRule(name)
 	for _, a := range d.alertsView().Alerts {
 		if a.Rule == name {
 			pa := pageAlert{apiAlert: a}
-			if x, err := d.eng.Explain(a.Fingerprint); err == nil {
+			if x, ok := why[a.Fingerprint]; ok {
 				pa.Why = explainOf(x).Segments
 			}
 			data.Alerts = append(data.Alerts, pa)
