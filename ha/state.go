@@ -297,6 +297,18 @@ func alertHash(r engine.AlertRecord) uint64 {
 	w(strconv.FormatBool(r.Every))
 	w(strconv.FormatUint(r.Segment.Hash(), 16))
 	w(strconv.FormatUint(r.Labels.Hash(), 16))
+	// What decides whether the next leader pages, holds or resolves; the
+	// values that change at every evaluation (Value, Values, Segments,
+	// LastTrue, Annotations) are left out, so writes follow state changes.
+	w(r.Across)
+	w(strings.Join(r.SegmentBy, "\xff"))
+	w(timeKey(r.KeepSince))
+	w(strconv.FormatBool(r.Flapping))
+	w(timeKey(r.FlapSince))
+	w(strconv.FormatBool(r.Missing))
+	for _, c := range r.Changes {
+		w(timeKey(c))
+	}
 	return h.Sum64()
 }
 
