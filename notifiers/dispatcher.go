@@ -1,6 +1,7 @@
 package notifiers
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"slices"
@@ -127,8 +128,13 @@ type SilencedAlert struct {
 
 // GroupStatus describes one group for the API.
 type GroupStatus struct {
-	Channel   string
-	Key       string
+	Channel string
+	Key     string
+	// Labels are the group's labels (alertname and group_by), as its
+	// receiver sees them; Alerts its members, sorted by rule and
+	// fingerprint, each saying whether the receiver was told it fires.
+	Labels    model.Labels
+	Alerts    []GroupMember
 	Firing    int
 	Resolved  int
 	LastSent  time.Time // zero if nothing was delivered yet
@@ -138,6 +144,17 @@ type GroupStatus struct {
 	// success; Failures counts final failures since the last success.
 	LastError string
 	Failures  int
+}
+
+// GroupMember is one alert of a group.
+type GroupMember struct {
+	Rule        string
+	Fingerprint string
+	State       model.AlertState
+	Labels      model.Labels
+	// Sent: the receiver was told the alert fires (its resolution is due
+	// when it resolves).
+	Sent bool
 }
 
 // newDispatcher makes a dispatcher of p; launch starts its channels.
@@ -672,14 +689,19 @@ func (d *Dispatcher) Status() []GroupStatus {
 	for _, g := range d.groups {
 		s := GroupStatus{Channel: g.ch.name, Key: strings.ReplaceAll(g.key.key, "\xff", "/"),
 			LastSent: g.lastSent, NextFlush: g.nextFlush, InFlight: g.inflight > 0,
-			LastError: g.lastErr, Failures: g.failures}
-		for _, m := range g.members {
+			LastError: g.lastErr, Failures: g.failures, Labels: d.groupInfo(g).Labels}
+		for fp, m := range g.members {
 			if m.alert.State == model.StateFiring {
 				s.Firing++
 			} else {
 				s.Resolved++
 			}
+			s.Alerts = append(s.Alerts, GroupMember{Rule: m.alert.Rule, Fingerprint: fp,
+				State: m.alert.State, Labels: m.alert.Labels, Sent: g.sent[fp]})
 		}
+		slices.SortFunc(s.Alerts, func(a, b GroupMember) int {
+			return cmp.Or(cmp.Compare(a.Rule, b.Rule), cmp.Compare(a.Fingerprint, b.Fingerprint))
+		})
 		out = append(out, s)
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -386,7 +386,7 @@ notifiers:
 	// Everything a person or a program can read.
 	out := map[string]string{"log": logs, "console": h.console.String(), "collection errors": strings.Join(collectErrs, "\n"),
 		"webhook messages": hook.messages(), "slack webhook messages": slackHook.messages(), "mail": mail}
-	for _, p := range []string{"/api/v1/alerts", "/api/v1/rules", "/api/v1/status", "/api/v1/silences", "/"} {
+	for _, p := range []string{"/api/v1/alerts", "/api/v1/groups", "/api/v1/rules", "/api/v1/status", "/api/v1/silences", "/"} {
 		code, body := h.get(p, token)
 		if code != http.StatusOK {
 			t.Errorf("GET %s: %d", p, code)
@@ -398,6 +398,9 @@ notifiers:
 	// Redaction hides secrets, not the file:line of a config error.
 	contains(t, "/api/v1/status", out["GET /api/v1/status"], "the URL holds a user name or password", h.cfgPath+":")
 	contains(t, "/api/v1/alerts", out["GET /api/v1/alerts"], `"target": "`+scrapeURL+`/basic?access_token=\u003credacted\u003e\u0026module=x"`)
+	// A failing receiver's answer is shown per group, with what it echoed
+	// of the secrets redacted.
+	contains(t, "/api/v1/groups", out["GET /api/v1/groups"], `"channel": "hook"`, `"failures": `, `\u003credacted\u003e`)
 	status, _ := json.Marshal(d.disp.Status())
 	out["dispatcher status"] = string(status)
 	// The Slack API's form carries the token by design; its message is

@@ -35,6 +35,7 @@ func (d *daemon) handler() http.Handler {
 	private.HandleFunc("GET /api/v1/alerts", d.apiAlerts)
 	private.HandleFunc("GET /api/v1/alerts/{fingerprint}/explain", d.apiExplain)
 	private.HandleFunc("GET /api/v1/rules", d.apiRules)
+	private.HandleFunc("GET /api/v1/groups", d.apiGroups)
 	private.HandleFunc("GET /api/v1/status", d.apiStatus)
 	private.HandleFunc("GET /api/v1/silences", d.apiSilences)
 	private.HandleFunc("POST /api/v1/silences", d.postSilence)
