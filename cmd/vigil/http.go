@@ -167,6 +167,9 @@ type apiRule struct {
 	For         string    `json:"for"`
 	Window      string    `json:"window"`
 	Condition   string    `json:"condition"`
+	// Source is where the rule is written, with the git commit it was
+	// loaded at (rules.md).
+	Source *model.Source `json:"source,omitempty"`
 }
 
 type apiGroup struct {
@@ -212,7 +215,7 @@ func (d *daemon) rulesView() rulesView {
 		}
 		ar := apiRule{Name: r.Name, Severity: string(r.Severity), Description: r.Description, File: r.File,
 			Line: r.Pos.Line, Health: health, LastError: st.Health.Err, LastEval: st.LastEval,
-			Segments: st.Segments, For: r.For.String(), Window: r.Window.String(), Condition: cond}
+			Segments: st.Segments, For: r.For.String(), Window: r.Window.String(), Condition: cond, Source: r.Source}
 		if g := byGroup[r.Group]; g != nil {
 			g.Rules = append(g.Rules, ar)
 		}

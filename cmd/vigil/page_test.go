@@ -99,11 +99,11 @@ func TestStatusPageInBrowser(t *testing.T) {
 		"Rule files quarantined", "broken.yaml since 2026-03-01 12:00:20Z: never loaded",
 		"broken.yaml:6:", // the error's place
 		// alerts with state, segment and value
-		"silenced firing AllUp critical 1 segments:", "silenced by "+sil.ID,
+		"silenced firing AllUp etcd.yaml:12 critical 1 segments:", "silenced by "+sil.ID,
 		// the silence: state, matchers, until, who, why
 		`active alertname="AllUp" 2026-03-01 12:00:00Z 2026-03-01 15:00:00Z ops cluster rebuild `+sil.ID, `{host.mac="02:00:00:00:00:01"} = 1`, "all 1 members answer",
-		"inhibited firing MemberUp high", "inhibited by AllUp/",
-		"pending MemberSlowToAnswer low", "pending since 2026-03-01 12:00:10Z",
+		"inhibited firing MemberUp etcd.yaml:5 high", "inhibited by AllUp/",
+		"pending MemberSlowToAnswer etcd.yaml:23 low", "pending since 2026-03-01 12:00:10Z",
 		// rules with health and last evaluation
 		"members every 10s MemberUp ok 2026-03-01 12:00:20Z 1",
 		`max("etcd.can_connect") >= 1 for 10m0s`,

@@ -42,7 +42,7 @@ var rulePageTmpl = template.Must(template.New("rule").Funcs(template.FuncMap{
 <style>body{font-family:sans-serif;margin:1.5em}pre{background:#f4f4f4;padding:.8em;overflow:auto}td,th{padding:.2em .8em;text-align:left}</style></head>
 <body><p><a href="../">← status</a></p>
 <h1 id="rule">{{.Rule.Name}}</h1>
-<p>Group <b>{{.Group}}</b>, file <code id="file">{{.Rule.File}}:{{.Rule.Line}}</code>, severity {{.Rule.Severity}}</p>
+<p>Group <b>{{.Group}}</b>, file <code id="file">{{.Rule.File}}:{{.Rule.Line}}</code>{{with .Rule.Source}}{{if .Commit}} at commit <code id="commit">{{.Commit}}</code>{{end}}{{end}}, severity {{.Rule.Severity}}</p>
 <p id="health">Health: <b>{{.Rule.Health}}</b>{{if .Rule.LastError}} — {{.Rule.LastError}}{{end}}; last evaluation {{if .Rule.LastEval.IsZero}}never{{else}}{{.Rule.LastEval.UTC.Format "2006-01-02 15:04:05Z"}}{{end}}; {{.Rule.Segments}} segment(s)</p>
 <h2>Definition</h2>
 {{if .YAML}}<pre id="yaml">{{.YAML}}</pre>{{else}}<p id="yaml-missing">{{.YAMLMissing}}</p><pre id="condition">condition: {{.Rule.Condition}}</pre>{{end}}

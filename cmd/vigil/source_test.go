@@ -61,7 +61,7 @@ func gitCommit(t *testing.T, repo *git.Repository, msg string) string {
 
 // An alert from rules kept in git names the rule's file (relative to the
 // rules directory, never the host's path), line and commit in the API and
-// in both webhook shapes; after an edit is committed and reloaded, the
+// in both webhook shapes, and the pages show it; after an edit is committed and reloaded, the
 // new commit and line show.
 func TestAlertSourceFromGit(t *testing.T) {
 	rules := strings.Replace(upRule, "for: 1m", "for: 0s", 1)
@@ -87,6 +87,7 @@ func TestAlertSourceFromGit(t *testing.T) {
 	want := map[string]any{"file": "etcd.yaml", "line": float64(5), "commit": first}
 	checkAPISource(t, h, want)
 	checkHookSource(t, dir, hook.last(), am.last(), want, "etcd.yaml:5@"+first[:8])
+	checkPageSource(t, h, "etcd.yaml:5@"+first[:8], first)
 
 	// The edit moves the rule down a line; the reload shows both.
 	h.d.watch.Close()
@@ -97,6 +98,7 @@ func TestAlertSourceFromGit(t *testing.T) {
 	}
 	want = map[string]any{"file": "etcd.yaml", "line": float64(6), "commit": second}
 	checkAPISource(t, h, want)
+	checkPageSource(t, h, "etcd.yaml:6@"+second[:8], second)
 
 	// Restored from the state file, the alert names the rules it was
 	// restored under, not those it was saved under.
@@ -110,6 +112,20 @@ func TestAlertSourceFromGit(t *testing.T) {
 		t.Fatalf("MemberUp not restored firing: %+v", a)
 	}
 	checkAPISource(t, h, map[string]any{"file": "etcd.yaml", "line": float64(7), "commit": third})
+}
+
+// checkPageSource: the status page shows the source by the alert and by
+// the rule, the rule's page its commit in full.
+func checkPageSource(t *testing.T, h *harness, short, commit string) {
+	t.Helper()
+	_, page := h.get("/", "")
+	if n := strings.Count(page, ">"+short+"<"); n != 2 {
+		t.Errorf("status page shows %q %d times, want by the alert and by the rule:\n%s", short, n, page)
+	}
+	_, rule := h.get("/rules/MemberUp", "")
+	if !strings.Contains(rule, `<code id="commit">`+commit+`</code>`) {
+		t.Errorf("rule page lacks commit %s:\n%s", commit, rule)
+	}
 }
 
 func checkAPISource(t *testing.T, h *harness, want map[string]any) {
