@@ -294,8 +294,8 @@ tests:
 			wantErr: `DIR/rules_test.yaml:3: notifiers: channel "pager": webhook: url: set url, url_env or url_file`,
 		},
 		{
-			name:    "rules name a channel the notifiers lack",
-			test:    "rule_files: [rules.yaml]\nnotifiers:\n  channels: [{name: pager, console: {}}]\ntests: []\n",
+			name: "rules name a channel the notifiers lack",
+			test: "rule_files: [rules.yaml]\nnotifiers:\n  channels: [{name: pager, console: {}}]\ntests: []\n",
 			wantErr: "DIR/rules_test.yaml: the rules name channels the notifiers lack:\n" +
 				`DIR/rules.yaml:21:18: rule "Outage": notify: no channel named "chat"`,
 		},
