@@ -234,7 +234,11 @@ func (o options) parts(cfg Config, keep func(name string, conf *ChannelConfig, n
 		if cc.SendResolved != nil {
 			sendResolved = *cc.SendResolved
 		}
-		add(newChannel(cc.Name, &cc, n, sendResolved, cc.Concurrency), &cc)
+		workers := cc.Concurrency
+		if o.capture != nil {
+			workers = 1 // rendering does not wait on a receiver
+		}
+		add(newChannel(cc.Name, &cc, n, sendResolved, workers), &cc)
 	}
 	for _, e := range o.extra {
 		if keep != nil {
