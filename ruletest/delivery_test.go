@@ -239,6 +239,16 @@ func TestRunDelivery(t *testing.T) {
 				"": `"text": "🔥 [FIRING:1] Outage: all segments (2)"`},
 		},
 		{
+			name: "a template that fails fails the test",
+			test: "rule_files: [rules.yaml]\n" + strings.Replace(deliveryNotifiers, `channel: "#ops"`, `channel: "#ops"
+        title: '{{ .Nope }}'`, 1) + "tests:\n  - name: t\n" + allDown + `    expect_notifications:
+      - at: 4m
+        notifications: [{channel: chat, group: {alertname: Outage}}]
+`,
+			want:    Result{Failed: 1},
+			wantOut: []string{`at 4m0s, channel chat, group {alertname="Outage"}: rendering failed: template title: template: title:1:3:`, "can't evaluate field Nope"},
+		},
+		{
 			name: "no delivery sections: nothing changes",
 			test: `rule_files: [rules.yaml]
 tests:
