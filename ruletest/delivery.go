@@ -100,6 +100,9 @@ type delivery struct {
 	base     string // the test file's directory: golden paths are relative to it
 	update   bool
 	out      func(format string, args ...any)
+	// written is what each golden file holds after --update checked or
+	// wrote it in this run: one file given to two messages must hold both.
+	written map[string][]byte
 }
 
 // loadDelivery reads the notifiers a test file names or holds; nil when
@@ -108,7 +111,7 @@ func loadDelivery(path string, f *File) (*delivery, error) {
 	if f.Config.Text != "" && f.Notifiers != nil {
 		return nil, &lineError{f.Config.Line, errors.New("config: give either config or notifiers, not both")}
 	}
-	d := &delivery{base: filepath.Dir(path), channels: map[string]bool{}}
+	d := &delivery{base: filepath.Dir(path), channels: map[string]bool{}, written: map[string][]byte{}}
 	switch {
 	case f.Notifiers != nil:
 		d.cfg = f.Notifiers.Config
@@ -401,11 +404,17 @@ func (r *deliveryRun) golden(rel string, at time.Duration, m notifiers.Message) 
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(r.d.base, path)
 	}
+	where := fmt.Sprintf("at %s, channel %s, group %s", at, m.Channel, m.Group.Labels)
+	if w, ok := r.d.written[path]; ok && !bytes.Equal(w, m.Body) {
+		return fmt.Sprintf("%s: golden file %s holds another message's body in this run: give each message its own file", where, rel)
+	}
 	old, err := os.ReadFile(path)
 	if err == nil && bytes.Equal(old, m.Body) {
+		if r.d.update {
+			r.d.written[path] = m.Body
+		}
 		return ""
 	}
-	where := fmt.Sprintf("at %s, channel %s, group %s", at, m.Channel, m.Group.Labels)
 	if r.d.update {
 		err := os.MkdirAll(filepath.Dir(path), 0o755)
 		if err == nil {
@@ -414,6 +423,7 @@ func (r *deliveryRun) golden(rel string, at time.Duration, m notifiers.Message) 
 		if err != nil {
 			return fmt.Sprintf("%s: cannot update golden file %s: %v", where, rel, err)
 		}
+		r.d.written[path] = m.Body
 		r.d.out("updated %s\n", path)
 		return ""
 	}

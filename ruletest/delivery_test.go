@@ -249,6 +249,21 @@ func TestRunDelivery(t *testing.T) {
 			wantOut: []string{`at 4m0s, channel chat, group {alertname="Outage"}: rendering failed: template title: template: title:1:3:`, "can't evaluate field Nope"},
 		},
 		{
+			name: "update: one golden file for two different messages",
+			test: `    input_series:
+      - {metric: up, labels: {host: a}, values: "1 0x4 1x10"}
+      - {metric: up, labels: {host: b}, values: "1x15"}
+    expect_notifications:
+      - at: 4m
+        notifications: [{channel: pager, golden: testdata/page.json}]
+      - at: 9m
+        notifications: [{channel: pager, golden: testdata/page.json}]
+`,
+			update:  true,
+			want:    Result{Failed: 1},
+			wantOut: []string{"updated DIR/testdata/page.json", `at 9m0s, channel pager, group {alertname="Down"}: golden file testdata/page.json holds another message's body in this run: give each message its own file`},
+		},
+		{
 			name: "no delivery sections: nothing changes",
 			test: `rule_files: [rules.yaml]
 tests:
