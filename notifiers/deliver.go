@@ -309,7 +309,9 @@ func (d *Dispatcher) deliver(c *channel, j *job) {
 		attempt++
 		d.metrics.attempts.WithLabelValues(c.name).Inc()
 		var retry bool
-		if gn, ok := c.n.(GroupNotifier); ok {
+		if cn, ok := c.n.(*captureNotifier); ok {
+			thread, err = cn.capture(j.info, j.decidedAt, j.alerts), nil
+		} else if gn, ok := c.n.(GroupNotifier); ok {
 			var th string
 			th, retry, err = gn.NotifyGroup(ctx, j.info, j.alerts...)
 			if err == nil || delivered(err) {

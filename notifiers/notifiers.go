@@ -70,6 +70,7 @@ type options struct {
 	extra       []extraChannel
 	silences    *silences.Store
 	redactor    *redact.Redactor
+	capture     func(Message)
 }
 
 type extraChannel struct {
@@ -115,6 +116,15 @@ func WithSilences(s *silences.Store) Option { return func(o *options) { o.silenc
 // it is logged or kept for Status: a receiver that echoes its request
 // back echoes the secrets it was sent.
 func WithRedactor(r *redact.Redactor) Option { return func(o *options) { o.redactor = r } }
+
+// WithCapture makes every channel of the config render its messages
+// instead of sending them, for rule tests (`vigil test`): each message
+// the dispatcher decides to send is built by the channel's own code
+// (Render) and given to f, from the channel's worker, and counts as
+// delivered. Nothing goes over the network, and no channel reads its
+// secrets, so none need be set. Channels added with WithNotifier are
+// not captured. Settle waits until every message decided is given.
+func WithCapture(f func(Message)) Option { return func(o *options) { o.capture = f } }
 
 // WithNotifier adds a channel that is not in config, for embedding Vigil
 // with a custom integration.
@@ -208,6 +218,9 @@ func (o options) parts(cfg Config, keep func(name string, conf *ChannelConfig, n
 			errs = append(errs, fmt.Errorf("%s: %w", where, err))
 			continue
 		}
+		if o.capture != nil {
+			n = &captureNotifier{name: cc.Name, n: n, f: o.capture}
+		}
 		if s, ok := n.(interface{ Secrets() []string }); ok {
 			o.redactor.Add(s.Secrets()...)
 		}
@@ -221,7 +234,11 @@ func (o options) parts(cfg Config, keep func(name string, conf *ChannelConfig, n
 		if cc.SendResolved != nil {
 			sendResolved = *cc.SendResolved
 		}
-		add(newChannel(cc.Name, &cc, n, sendResolved, cc.Concurrency), &cc)
+		workers := cc.Concurrency
+		if o.capture != nil {
+			workers = 1 // rendering does not wait on a receiver
+		}
+		add(newChannel(cc.Name, &cc, n, sendResolved, workers), &cc)
 	}
 	for _, e := range o.extra {
 		if keep != nil {
@@ -294,22 +311,29 @@ func buildOne(cc ChannelConfig, o options) (Notifier, error) {
 	if count != 1 {
 		return nil, errors.New("exactly one of slack, email, webhook, console, alertmanager is required")
 	}
+	render := o.capture != nil
 	switch {
 	case cc.Slack != nil:
-		n, err := slack.New(*cc.Slack, slack.Options{HTTPClient: o.httpClient, LookupEnv: o.lookupEnv, APIURL: o.slackAPIURL})
+		n, err := slack.New(*cc.Slack, slack.Options{HTTPClient: o.httpClient, LookupEnv: o.lookupEnv, APIURL: o.slackAPIURL,
+			RenderOnly: render})
 		return wrap(n, err, "slack")
 	case cc.Email != nil:
-		n, err := email.New(*cc.Email, email.Options{LookupEnv: o.lookupEnv, TLSConfig: o.emailTLS})
+		n, err := email.New(*cc.Email, email.Options{LookupEnv: o.lookupEnv, TLSConfig: o.emailTLS, RenderOnly: render})
 		return wrap(n, err, "email")
 	case cc.Webhook != nil:
-		n, err := webhook.New(*cc.Webhook, webhook.Options{Name: cc.Name, HTTPClient: o.httpClient, LookupEnv: o.lookupEnv, ExternalURL: o.externalURL})
+		n, err := webhook.New(*cc.Webhook, webhook.Options{Name: cc.Name, HTTPClient: o.httpClient, LookupEnv: o.lookupEnv,
+			ExternalURL: o.externalURL, RenderOnly: render})
 		return wrap(n, err, "webhook")
 	case cc.Alertmanager != nil:
 		n, err := alertmanager.New(*cc.Alertmanager, alertmanager.Options{Name: cc.Name, LookupEnv: o.lookupEnv,
-			Registerer: o.reg, ExternalURL: o.externalURL})
+			Registerer: o.reg, ExternalURL: o.externalURL, RenderOnly: render})
 		return wrap(n, err, "alertmanager")
 	default:
-		n, err := console.New(*cc.Console, console.Options{Writer: o.console})
+		w := o.console
+		if render && w == nil {
+			w = io.Discard // never written: Render only
+		}
+		n, err := console.New(*cc.Console, console.Options{Writer: w})
 		return wrap(n, err, "console")
 	}
 }

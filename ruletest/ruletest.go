@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -33,6 +34,11 @@ type File struct {
 	// DefaultMaxSeriesLength.
 	MaxSeriesLength int    `yaml:"max_series_length"`
 	Tests           []Test `yaml:"tests"`
+	// Config names a Vigil config (relative to this file) whose
+	// notifiers section expect_notifications is checked against;
+	// Notifiers gives that section here instead.
+	Config    rawText          `yaml:"config"`
+	Notifiers *inlineNotifiers `yaml:"notifiers"`
 }
 
 // Test is one scenario: a timeline of series and what to expect on it.
@@ -41,6 +47,11 @@ type Test struct {
 	Interval    duration      `yaml:"interval"` // between input samples
 	InputSeries []InputSeries `yaml:"input_series"`
 	Expect      []Expectation `yaml:"expect"`
+	// Silences mute alerts during the test, as `amtool silence add`.
+	Silences []TestSilence `yaml:"silences"`
+	// ExpectNotifications are what the notifiers send, inhibit and
+	// silence at evaluation times.
+	ExpectNotifications []DeliveryExpectation `yaml:"expect_notifications"`
 }
 
 // InputSeries is one series written in the compact notation.
@@ -141,9 +152,14 @@ type Result struct {
 // Run runs every test file, writing failures and a summary to w. The error
 // is for files that cannot be run at all.
 func Run(w io.Writer, paths ...string) (Result, error) {
+	return RunWith(w, Options{}, paths...)
+}
+
+// RunWith is Run with options (vigil test --update).
+func RunWith(w io.Writer, opts Options, paths ...string) (Result, error) {
 	var res Result
 	for _, p := range paths {
-		r, err := runFile(w, p)
+		r, err := runFile(w, p, opts)
 		res.Passed += r.Passed
 		res.Failed += r.Failed
 		var le *lineError
@@ -157,7 +173,7 @@ func Run(w io.Writer, paths ...string) (Result, error) {
 	return res, nil
 }
 
-func runFile(w io.Writer, path string) (Result, error) {
+func runFile(w io.Writer, path string, opts Options) (Result, error) {
 	var res Result
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -191,12 +207,25 @@ func runFile(w io.Writer, path string) (Result, error) {
 	if every == 0 {
 		every = time.Minute
 	}
+	dl, err := loadDelivery(path, &f)
+	if err != nil {
+		return res, err
+	}
+	if dl != nil {
+		dl.update = opts.Update
+		dl.out = func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+		// A rule whose notify names a channel the notifiers lack would
+		// be tested against a config it cannot run with.
+		if err := set.CheckChannels(slices.Sorted(maps.Keys(dl.channels))); err != nil {
+			return res, fmt.Errorf("the rules name channels the notifiers lack:\n%w", err)
+		}
+	}
 	for i := range f.Tests {
 		t := &f.Tests[i]
 		if t.Name == "" {
 			t.Name = fmt.Sprintf("test %d", i+1)
 		}
-		problems, err := runTest(set, t, every, f.MaxSeriesLength)
+		problems, err := runTest(set, t, every, f.MaxSeriesLength, dl)
 		if err != nil {
 			return res, fmt.Errorf("test %q: %w", t.Name, err)
 		}
@@ -216,7 +245,7 @@ func runFile(w io.Writer, path string) (Result, error) {
 // epoch is the start of every test's timeline; `at: 5m` is epoch+5m.
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func runTest(set *rules.RuleSet, t *Test, every time.Duration, maxLen int) ([]string, error) {
+func runTest(set *rules.RuleSet, t *Test, every time.Duration, maxLen int, dl *delivery) ([]string, error) {
 	step := time.Duration(t.Interval)
 	if step == 0 {
 		step = every
@@ -259,6 +288,15 @@ func runTest(set *rules.RuleSet, t *Test, every time.Duration, maxLen int) ([]st
 		}
 		end = max(end, time.Duration(ex.At))
 	}
+	if err := dl.checkTest(t, every); err != nil {
+		return nil, err
+	}
+	byTime := map[time.Duration][]DeliveryExpectation{}
+	for _, ex := range t.ExpectNotifications {
+		at, _ := parseAt(ex.At) // checked above
+		byTime[at] = append(byTime[at], ex)
+		end = max(end, at)
+	}
 	if n := end / every; n > time.Duration(maxLen) {
 		return nil, fmt.Errorf("expect at %s: %d evaluations of every %s, more than %d (max_series_length)", end, n, every, maxLen)
 	}
@@ -268,6 +306,14 @@ func runTest(set *rules.RuleSet, t *Test, every time.Duration, maxLen int) ([]st
 	store.SetSeriesRetention(engine.SeriesRetentionFor(set, engine.DefaultSeriesSlack))
 	eng := engine.New(store)
 	eng.SetRules(set)
+	var run *deliveryRun
+	if dl != nil {
+		var err error
+		if run, err = dl.start(t); err != nil {
+			return nil, err
+		}
+		defer run.stop()
+	}
 	var problems []string
 	failing := map[string]bool{} // rules already reported as failing
 	next := 0
@@ -300,6 +346,13 @@ func runTest(set *rules.RuleSet, t *Test, every time.Duration, maxLen int) ([]st
 			}
 			if p := compare(ex, alerts, now); p != "" {
 				problems = append(problems, p)
+			}
+		}
+		if run != nil {
+			// As the daemon hands them over after each evaluation.
+			sent := run.step(now, eng.Alerts())
+			for _, ex := range byTime[at] {
+				problems = append(problems, run.check(ex, at, sent)...)
 			}
 		}
 	}

@@ -470,18 +470,18 @@ tests:
 	}
 }
 
-// TestRunExamples keeps the reference rules' tests passing.
+// TestRunExamples keeps the reference rules' tests passing, those through
+// delivery too.
 func TestRunExamples(t *testing.T) {
-	path := filepath.Join("..", "..", "examples", "rules", "etcd_test.yaml")
-	if _, err := os.Stat(path); err != nil {
-		t.Skip(err)
-	}
-	var out bytes.Buffer
-	res, err := Run(&out, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Failed != 0 || res.Passed == 0 {
-		t.Errorf("examples: %+v\n%s", res, out.String())
+	for _, name := range []string{"etcd_test.yaml", "etcd_delivery_test.yaml"} {
+		path := filepath.Join("..", "examples", "rules", name)
+		var out bytes.Buffer
+		res, err := Run(&out, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Failed != 0 || res.Passed == 0 {
+			t.Errorf("%s: %+v\n%s", name, res, out.String())
+		}
 	}
 }

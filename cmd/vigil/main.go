@@ -2,7 +2,7 @@
 //
 //	vigil check PATH...          validate rule files and directories
 //	vigil check --config FILE    validate a config and the rules it names
-//	vigil test FILE...           run rule unit tests
+//	vigil test [--update] FILE...  run rule unit tests
 //	vigil run --config FILE      the daemon: collect, evaluate, notify, serve
 //	vigil demo                   all of it against an in-process etcd cluster (-tags demo)
 //	vigil silence add|list|expire  silences on a running Vigil, through its API
@@ -32,7 +32,7 @@ const usage = `usage: vigil <command> [arguments]
 commands:
   check PATH...          validate rule files (directories are read recursively)
   check --config FILE    validate a config file and the rules it names
-  test FILE...           run rule unit tests
+  test [--update] FILE...  run rule unit tests (--update rewrites golden files)
   run --config FILE      run the daemon (see examples/vigil.yaml)
   demo                   run Vigil against an in-process 3-member etcd cluster
                          (built in with: go run -tags demo ./cmd/vigil demo)
@@ -60,7 +60,9 @@ const checkUsage = `usage: vigil check PATH...          validate rule files (dir
 Every error is printed with file:line:col and the rule. Exit status 1 when any.
 `
 
-const testUsage = `usage: vigil test FILE...           run rule unit tests (docs/rules.md, "vigil test")
+const testUsage = `usage: vigil test [--update] FILE...  run rule unit tests (docs/rules.md, "vigil test")
+  --update   rewrite the golden files of expect_notifications with what
+             the channels would send, instead of failing on a difference
 Exit status 1 when a test fails or a rule errs during it.
 `
 
@@ -187,16 +189,31 @@ func checkConfig(path, data string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func test(paths []string, stdout, stderr io.Writer) int {
-	if isHelp(paths) {
+func test(args []string, stdout, stderr io.Writer) int {
+	if isHelp(args) {
 		fmt.Fprint(stdout, testUsage)
 		return 0
+	}
+	// --update may come before or after the files, as with go test's
+	// flags people are used to writing last.
+	var opts ruletest.Options
+	var paths []string
+	for _, a := range args {
+		switch {
+		case a == "--update" || a == "-update":
+			opts.Update = true
+		case strings.HasPrefix(a, "-") && a != "-":
+			fmt.Fprintf(stderr, "vigil test: unknown flag %s\n\n%s", a, testUsage)
+			return 2
+		default:
+			paths = append(paths, a)
+		}
 	}
 	if len(paths) == 0 {
 		fmt.Fprint(stderr, testUsage)
 		return 2
 	}
-	res, err := ruletest.Run(stdout, paths...)
+	res, err := ruletest.RunWith(stdout, opts, paths...)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

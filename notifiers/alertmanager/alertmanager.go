@@ -86,6 +86,9 @@ type Options struct {
 	// Now is the clock for alerts without an evaluation time (default
 	// time.Now).
 	Now func() time.Time
+	// RenderOnly builds a Notifier for Render alone (rule tests):
+	// http_config's credentials are not read, and Notify fails.
+	RenderOnly bool
 }
 
 // Notifier posts to a set of Alertmanagers.
@@ -143,8 +146,13 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 		n.shown = append(n.shown, redact.ShowURL(pu.String()))
 		n.secrets = append(n.secrets, redact.SecretParams(u)...)
 	}
-	client, creds, err := httpconf.Client(cfg.HTTPConfig, "http_config", opts.LookupEnv)
-	errs = append(errs, err)
+	var client *http.Client
+	var creds []string
+	if !opts.RenderOnly {
+		var err error
+		client, creds, err = httpconf.Client(cfg.HTTPConfig, "http_config", opts.LookupEnv)
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -239,6 +247,9 @@ func (n *Notifier) Notify(ctx context.Context, alerts ...model.Alert) (bool, err
 	if len(alerts) == 0 {
 		return false, msg.ErrNoAlerts
 	}
+	if n.client == nil {
+		return false, errors.New("alertmanager: built to render only (a rule test); nothing is sent")
+	}
 	batch := make([]postable, len(alerts))
 	for i, a := range alerts {
 		batch[i] = n.postable(a)
@@ -276,6 +287,28 @@ func (n *Notifier) Notify(ctx context.Context, alerts ...model.Alert) (bool, err
 		return false, nil
 	}
 	return retry, errors.Join(errs...)
+}
+
+// Render is the body Notify posts to each Alertmanager for alerts, when
+// none is owed alerts from a failed post, for rule tests' golden files:
+// the same JSON, indented, ending in a newline. An alert without an
+// evaluation time is valid from at.
+func (n *Notifier) Render(at time.Time, alerts ...model.Alert) ([]byte, error) {
+	if len(alerts) == 0 {
+		return nil, msg.ErrNoAlerts
+	}
+	batch := make([]postable, len(alerts))
+	for i, a := range alerts {
+		if a.LastEvalAt.IsZero() && a.State != model.StateResolved {
+			a.LastEvalAt = at
+		}
+		batch[i] = n.postable(a)
+	}
+	body, err := json.MarshalIndent(batch, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(body, '\n'), nil
 }
 
 // withPending is batch plus the alerts still owed to Alertmanager i that

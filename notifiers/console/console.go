@@ -63,21 +63,31 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 // A template error still prints the fallback and reports the error, not
 // worth retrying.
 func (n *Notifier) Notify(_ context.Context, alerts ...model.Alert) (bool, error) {
+	text, terr := n.Render(alerts...)
+	if terr == msg.ErrNoAlerts {
+		return false, terr
+	}
+	n.mu.Lock()
+	_, err := n.w.Write(text)
+	n.mu.Unlock()
+	if err != nil {
+		return true, fmt.Errorf("console: %w", err)
+	}
+	return false, terr
+}
+
+// Render is what Notify writes for alerts, for rule tests' golden
+// files; a template error comes with the fallback it rendered.
+func (n *Notifier) Render(alerts ...model.Alert) ([]byte, error) {
 	if len(alerts) == 0 {
-		return false, msg.ErrNoAlerts
+		return nil, msg.ErrNoAlerts
 	}
 	d := msg.New(alerts)
 	text, terr := msg.Execute(n.tmpl, d, Format(d))
 	if !strings.HasSuffix(text, "\n") {
 		text += "\n"
 	}
-	n.mu.Lock()
-	_, err := io.WriteString(n.w, text)
-	n.mu.Unlock()
-	if err != nil {
-		return true, fmt.Errorf("console: %w", err)
-	}
-	return false, terr
+	return []byte(text), terr
 }
 
 // Format is the default rendering: a header about the whole group (its

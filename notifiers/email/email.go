@@ -11,6 +11,7 @@ import (
 	htmltemplate "html/template"
 	"net"
 	"net/textproto"
+	"sort"
 	"strconv"
 	"strings"
 	"text/template"
@@ -60,6 +61,9 @@ type Options struct {
 	LookupEnv secret.LookupEnv
 	// TLSConfig overrides the TLS settings (private CAs, tests).
 	TLSConfig *tls.Config
+	// RenderOnly builds a Notifier for Render alone (rule tests): the
+	// password is not read, so it need not be set, and Notify fails.
+	RenderOnly bool
 }
 
 // Notifier sends to one SMTP server; each Notify opens its own connection
@@ -70,11 +74,13 @@ type Notifier struct {
 	opts     []mail.Option
 	host     string
 	subject  *template.Template
+	// renderOnly: built for Render; Notify sends nothing.
+	renderOnly bool
 }
 
 // New resolves the password and checks cfg; all problems at once.
 func New(cfg Config, opts Options) (*Notifier, error) {
-	n := &Notifier{cfg: cfg}
+	n := &Notifier{cfg: cfg, renderOnly: opts.RenderOnly}
 	var errs []error
 	host, portStr, err := net.SplitHostPort(cfg.Smarthost)
 	port, perr := strconv.Atoi(portStr)
@@ -113,8 +119,10 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 		o = append(o, mail.WithHELO(cfg.Hello))
 	}
 	if cfg.Username != "" {
-		n.password, err = secret.Load("password", cfg.PasswordEnv, cfg.PasswordFile, opts.LookupEnv)
-		errs = append(errs, err)
+		if !opts.RenderOnly {
+			n.password, err = secret.Load("password", cfg.PasswordEnv, cfg.PasswordFile, opts.LookupEnv)
+			errs = append(errs, err)
+		}
 		var auth mail.SMTPAuthType
 		switch strings.ToLower(cfg.Auth) {
 		case "", "plain":
@@ -196,34 +204,15 @@ func (n *Notifier) String() string { return "email(" + n.cfg.Smarthost + ")" }
 
 // Notify sends one mail for the group.
 func (n *Notifier) Notify(ctx context.Context, alerts ...model.Alert) (bool, error) {
-	if len(alerts) == 0 {
-		return false, msg.ErrNoAlerts
+	if n.renderOnly {
+		return false, errors.New("email: built to render only (a rule test); nothing is sent")
 	}
-	d := msg.New(alerts)
-	subject, terr := msg.Execute(n.subject, d, d.Title)
-	subject = strings.Join(strings.Fields(subject), " ") // no header injection via newlines
-	text := Text(d)
-	html, herr := HTML(d)
-	if herr != nil {
-		terr = errors.Join(terr, herr)
-		html = ""
+	m, _, terr, err := n.message(alerts)
+	if err != nil {
+		return false, err
 	}
-	m := mail.NewMsg()
-	_ = m.From(n.cfg.From) // checked in New
-	_ = m.To(n.cfg.To...)
-	if len(n.cfg.Cc) > 0 {
-		_ = m.Cc(n.cfg.Cc...)
-	}
-	m.Subject(subject)
 	m.SetMessageID()
 	m.SetDate()
-	for k, v := range n.cfg.Headers {
-		m.SetGenHeader(mail.Header(k), v)
-	}
-	m.SetBodyString(mail.TypeTextPlain, text)
-	if html != "" {
-		m.AddAlternativeString(mail.TypeTextHTML, html)
-	}
 	c, err := mail.NewClient(n.host, n.opts...)
 	if err != nil {
 		return false, n.redact(fmt.Errorf("email: client: %w", err))
@@ -235,6 +224,85 @@ func (n *Notifier) Notify(ctx context.Context, alerts ...model.Alert) (bool, err
 		return false, &msg.TemplateError{Err: terr}
 	}
 	return false, nil
+}
+
+// bodyParts are a mail's parts before MIME encoding.
+type bodyParts struct{ text, html string }
+
+// message builds the mail Notify sends for alerts, but for its
+// Message-ID and Date; terr is a template's error (the fallback is in
+// the mail).
+func (n *Notifier) message(alerts []model.Alert) (m *mail.Msg, parts bodyParts, terr, err error) {
+	if len(alerts) == 0 {
+		return nil, parts, nil, msg.ErrNoAlerts
+	}
+	d := msg.New(alerts)
+	subject, terr := msg.Execute(n.subject, d, d.Title)
+	subject = strings.Join(strings.Fields(subject), " ") // no header injection via newlines
+	parts.text = Text(d)
+	html, herr := HTML(d)
+	if herr != nil {
+		terr = errors.Join(terr, herr)
+		html = ""
+	}
+	parts.html = html
+	m = mail.NewMsg()
+	_ = m.From(n.cfg.From) // checked in New
+	_ = m.To(n.cfg.To...)
+	if len(n.cfg.Cc) > 0 {
+		_ = m.Cc(n.cfg.Cc...)
+	}
+	m.Subject(subject)
+	for k, v := range n.cfg.Headers {
+		m.SetGenHeader(mail.Header(k), v)
+	}
+	m.SetBodyString(mail.TypeTextPlain, parts.text)
+	if parts.html != "" {
+		m.AddAlternativeString(mail.TypeTextHTML, parts.html)
+	}
+	return m, parts, terr, nil
+}
+
+// Render is the mail Notify sends for alerts, without sending it, for
+// rule tests' golden files: its headers as the receiver reads them
+// (From, To, Cc, Subject, Date as at, then the configured headers,
+// sorted; no Message-ID, which is random), a blank line, then each part
+// decoded (text/plain, then text/html), each under a "--- type ---"
+// line, with \n line ends (SMTP sends \r\n). A template error comes
+// with the fallback it rendered.
+func (n *Notifier) Render(at time.Time, alerts ...model.Alert) ([]byte, error) {
+	m, parts, terr, err := n.message(alerts)
+	if err != nil {
+		return nil, err
+	}
+	m.SetDateWithValue(at)
+	var b bytes.Buffer
+	header := func(name string, vs []string) {
+		if len(vs) > 0 {
+			fmt.Fprintf(&b, "%s: %s\n", name, strings.Join(vs, ", "))
+		}
+	}
+	header("From", m.GetFromString())
+	header("To", m.GetToString())
+	header("Cc", m.GetCcString())
+	header("Subject", m.GetGenHeader(mail.HeaderSubject))
+	header("Date", m.GetGenHeader(mail.HeaderDate))
+	names := make([]string, 0, len(n.cfg.Headers))
+	for k := range n.cfg.Headers {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		header(k, m.GetGenHeader(mail.Header(k)))
+	}
+	fmt.Fprintf(&b, "\n--- %s ---\n%s", mail.TypeTextPlain, parts.text)
+	if parts.html != "" {
+		fmt.Fprintf(&b, "--- %s ---\n%s", mail.TypeTextHTML, parts.html)
+	}
+	if terr != nil {
+		return b.Bytes(), &msg.TemplateError{Err: terr}
+	}
+	return b.Bytes(), nil
 }
 
 // retryable: SMTP 5xx answers and untrusted certificates are permanent,

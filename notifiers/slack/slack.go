@@ -5,12 +5,14 @@ package slack
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"text/template"
+	"time"
 
 	"github.com/slack-go/slack"
 
@@ -46,6 +48,10 @@ type Options struct {
 	LookupEnv  secret.LookupEnv
 	// APIURL overrides https://slack.com/api/ (slacktest in tests).
 	APIURL string
+	// RenderOnly builds a Notifier for Render alone (rule tests): the
+	// webhook URL or token is not read, so none need be set, and Notify
+	// fails.
+	RenderOnly bool
 }
 
 // Notifier posts to one Slack destination.
@@ -56,11 +62,12 @@ type Notifier struct {
 	client      *http.Client
 	cfg         Config
 	title, text *template.Template
+	renderOnly  bool
 }
 
 // New resolves the webhook URL or token and checks cfg.
 func New(cfg Config, opts Options) (*Notifier, error) {
-	n := &Notifier{cfg: cfg, client: opts.HTTPClient}
+	n := &Notifier{cfg: cfg, client: opts.HTTPClient, renderOnly: opts.RenderOnly}
 	if n.client == nil {
 		n.client = &http.Client{}
 	}
@@ -73,6 +80,7 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 	switch {
 	case hasWebhook && hasToken:
 		errs = append(errs, errors.New("set either webhook_url_env/webhook_url_file or token_env/token_file, not both"))
+	case hasWebhook && opts.RenderOnly:
 	case hasWebhook:
 		var err error
 		n.webhook, err = secret.Load("webhook_url", cfg.WebhookURLEnv, cfg.WebhookURLFile, opts.LookupEnv)
@@ -83,9 +91,11 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 			}
 		}
 	case hasToken:
-		var err error
-		n.token, err = secret.Load("token", cfg.TokenEnv, cfg.TokenFile, opts.LookupEnv)
-		errs = append(errs, err)
+		if !opts.RenderOnly {
+			var err error
+			n.token, err = secret.Load("token", cfg.TokenEnv, cfg.TokenFile, opts.LookupEnv)
+			errs = append(errs, err)
+		}
 		if cfg.Channel == "" {
 			errs = append(errs, errors.New("channel: required with a bot token"))
 		}
@@ -152,55 +162,182 @@ func (n *Notifier) Notify(ctx context.Context, alerts ...model.Alert) (bool, err
 // is not lost to a failed update: the update's error is reported as
 // delivered, not retried (a retry would post the reply again).
 func (n *Notifier) NotifyGroup(ctx context.Context, g msg.Group, alerts ...model.Alert) (string, bool, error) {
-	if len(alerts) == 0 {
-		return "", false, msg.ErrNoAlerts
+	if n.renderOnly {
+		return "", false, errRenderOnly
 	}
-	d := msg.ForGroup(g, alerts)
-	att, fallbackText, terr := n.render(d)
+	m, err := n.message(g, alerts)
+	if err != nil {
+		return "", false, err
+	}
 	if n.api == nil {
-		err := slack.PostWebhookCustomHTTPContext(ctx, n.webhook.Reveal(), n.client, &slack.WebhookMessage{
-			Text: fallbackText, Attachments: []slack.Attachment{att}, Channel: n.cfg.Channel,
-			Username: n.cfg.Username, IconEmoji: n.cfg.IconEmoji,
-		})
+		if err := slack.PostWebhookCustomHTTPContext(ctx, n.webhook.Reveal(), n.client, m.webhookMessage()); err != nil {
+			retry, err := n.failed(err)
+			return "", retry, err
+		}
+		return "", false, m.terr
+	}
+	channel, ts, threaded := m.threadOf(g)
+	if !threaded {
+		ch, ts, err := n.api.PostMessageContext(ctx, n.cfg.Channel, m.opts...)
 		if err != nil {
 			retry, err := n.failed(err)
 			return "", retry, err
 		}
-		return "", false, terr
+		return m.startsThread(ch, ts), false, m.terr
 	}
-	o := []slack.MsgOption{slack.MsgOptionText(fallbackText, false), slack.MsgOptionAttachments(att)}
-	if n.cfg.Username != "" {
-		o = append(o, slack.MsgOptionUsername(n.cfg.Username))
-	}
-	if n.cfg.IconEmoji != "" {
-		o = append(o, slack.MsgOptionIconEmoji(n.cfg.IconEmoji))
-	}
-	channel, ts, threaded := strings.Cut(g.Thread, "/")
-	if !threaded || channel == "" || ts == "" {
-		ch, ts, err := n.api.PostMessageContext(ctx, n.cfg.Channel, o...)
-		if err != nil {
-			retry, err := n.failed(err)
-			return "", retry, err
-		}
-		thread := ""
-		if d.Status == "firing" && ch != "" && ts != "" {
-			thread = ch + "/" + ts
-		}
-		return thread, false, terr
-	}
-	reply := append([]slack.MsgOption{slack.MsgOptionTS(ts)}, o...)
-	if d.Status == "firing" {
-		reply = append(reply, slack.MsgOptionBroadcast())
-	}
-	if _, _, err := n.api.PostMessageContext(ctx, channel, reply...); err != nil {
+	if _, _, err := n.api.PostMessageContext(ctx, channel, m.reply(ts)...); err != nil {
 		retry, err := n.failed(err)
 		return "", retry, err
 	}
-	if _, _, _, err := n.api.UpdateMessageContext(ctx, channel, ts, o...); err != nil {
+	if _, _, _, err := n.api.UpdateMessageContext(ctx, channel, ts, m.opts...); err != nil {
 		_, err = n.failed(err)
-		return g.Thread, false, &updateError{err: errors.Join(fmt.Errorf("reply posted in the thread, but updating its first message failed: %w", err), terr)}
+		return g.Thread, false, &updateError{err: errors.Join(fmt.Errorf("reply posted in the thread, but updating its first message failed: %w", err), m.terr)}
 	}
-	return g.Thread, false, terr
+	return g.Thread, false, m.terr
+}
+
+// errRenderOnly is Notify's answer on a Notifier built for Render.
+var errRenderOnly = errors.New("slack: built to render only (a rule test); nothing is sent")
+
+// message is one group's message as NotifyGroup sends it and Render
+// shows it: the attachment, the fallback text, and the chat.postMessage
+// options built from them.
+type message struct {
+	n            *Notifier
+	d            msg.Data
+	att          slack.Attachment
+	fallbackText string
+	opts         []slack.MsgOption
+	terr         error // a template failed: the fallback went out
+}
+
+func (n *Notifier) message(g msg.Group, alerts []model.Alert) (*message, error) {
+	if len(alerts) == 0 {
+		return nil, msg.ErrNoAlerts
+	}
+	m := &message{n: n, d: msg.ForGroup(g, alerts)}
+	m.att, m.fallbackText, m.terr = n.render(m.d)
+	m.opts = []slack.MsgOption{slack.MsgOptionText(m.fallbackText, false), slack.MsgOptionAttachments(m.att)}
+	if n.cfg.Username != "" {
+		m.opts = append(m.opts, slack.MsgOptionUsername(n.cfg.Username))
+	}
+	if n.cfg.IconEmoji != "" {
+		m.opts = append(m.opts, slack.MsgOptionIconEmoji(n.cfg.IconEmoji))
+	}
+	return m, nil
+}
+
+// webhookMessage is the incoming webhook's body.
+func (m *message) webhookMessage() *slack.WebhookMessage {
+	return &slack.WebhookMessage{
+		Text: m.fallbackText, Attachments: []slack.Attachment{m.att}, Channel: m.n.cfg.Channel,
+		Username: m.n.cfg.Username, IconEmoji: m.n.cfg.IconEmoji,
+	}
+}
+
+// threadOf is the channel and ts of the group's thread, if it has one.
+func (m *message) threadOf(g msg.Group) (channel, ts string, ok bool) {
+	channel, ts, ok = strings.Cut(g.Thread, "/")
+	return channel, ts, ok && channel != "" && ts != ""
+}
+
+// startsThread is the thread a first post (at channel ch, ts) starts:
+// only a firing one does.
+func (m *message) startsThread(ch, ts string) string {
+	if m.d.Status == "firing" && ch != "" && ts != "" {
+		return ch + "/" + ts
+	}
+	return ""
+}
+
+// reply is the options of a reply in thread ts: sent to the channel too
+// when something fires.
+func (m *message) reply(ts string) []slack.MsgOption {
+	reply := append([]slack.MsgOption{slack.MsgOptionTS(ts)}, m.opts...)
+	if m.d.Status == "firing" {
+		reply = append(reply, slack.MsgOptionBroadcast())
+	}
+	return reply
+}
+
+// Render is what NotifyGroup sends for the group, without sending it,
+// for rule tests' golden files: with an incoming webhook, the JSON body
+// posted; with a bot token, each Web API call in order
+// (chat.postMessage, then for a reply in the group's thread
+// chat.update of its first post), as its form fields, the token left
+// out, JSON-valued fields (attachments) shown as JSON. Both indented,
+// keys sorted. at is when the message goes out: the ts Slack would give
+// a first post, so that thread is what NotifyGroup would return (the
+// channel as configured, where Slack answers with the channel's ID). A
+// template error comes with the fallback it rendered, as NotifyGroup
+// sends it.
+func (n *Notifier) Render(g msg.Group, at time.Time, alerts ...model.Alert) (body []byte, thread string, err error) {
+	m, err := n.message(g, alerts)
+	if err != nil {
+		return nil, "", err
+	}
+	if n.api == nil {
+		body, err = json.MarshalIndent(m.webhookMessage(), "", "  ")
+		if err != nil {
+			return nil, "", err
+		}
+		return append(body, '\n'), "", m.terr
+	}
+	type call struct {
+		Method string                     `json:"method"`
+		Fields map[string]json.RawMessage `json:"fields"`
+	}
+	form := func(channel string, opts ...slack.MsgOption) (call, error) {
+		endpoint, values, err := slack.UnsafeApplyMsgOptions("", channel, "", opts...)
+		if err != nil {
+			return call{}, err
+		}
+		c := call{Method: endpoint, Fields: map[string]json.RawMessage{}}
+		// slack-go adds the attachments as it builds the request, as
+		// JSON: the same bytes.
+		att, err := json.Marshal([]slack.Attachment{m.att})
+		if err != nil {
+			return call{}, err
+		}
+		values.Set("attachments", string(att))
+		for k, vs := range values {
+			if k == "token" || len(vs) == 0 {
+				continue
+			}
+			v := vs[0]
+			if (k == "attachments" || k == "blocks") && json.Valid([]byte(v)) {
+				c.Fields[k] = json.RawMessage(v)
+				continue
+			}
+			c.Fields[k], _ = json.Marshal(v)
+		}
+		return c, nil
+	}
+	var calls []call
+	channel, ts, threaded := m.threadOf(g)
+	if !threaded {
+		c, err := form(n.cfg.Channel, m.opts...)
+		if err != nil {
+			return nil, "", err
+		}
+		calls = append(calls, c)
+		thread = m.startsThread(n.cfg.Channel, fmt.Sprintf("%d.000000", at.Unix()))
+	} else {
+		reply, err := form(channel, m.reply(ts)...)
+		if err != nil {
+			return nil, "", err
+		}
+		update, err := form(channel, append([]slack.MsgOption{slack.MsgOptionUpdate(ts)}, m.opts...)...)
+		if err != nil {
+			return nil, "", err
+		}
+		calls, thread = append(calls, reply, update), g.Thread
+	}
+	body, err = json.MarshalIndent(calls, "", "  ")
+	if err != nil {
+		return nil, "", err
+	}
+	return append(body, '\n'), thread, m.terr
 }
 
 // updateError reports a reply that went out whose chat.update failed: a

@@ -67,6 +67,10 @@ type Options struct {
 	LookupEnv  secret.LookupEnv
 	// ExternalURL is Vigil's own address, for Alertmanager's externalURL.
 	ExternalURL string
+	// RenderOnly builds a Notifier for Render alone (rule tests): no
+	// secret (url_env/_file, secret_*, headers_env/_file) is read, so
+	// none need be set, and Notify fails.
+	RenderOnly bool
 }
 
 // Notifier is one configured webhook endpoint.
@@ -79,6 +83,7 @@ type Notifier struct {
 	maxAlerts                 int
 	timeout                   time.Duration
 	client                    *http.Client
+	renderOnly                bool
 }
 
 // New resolves secrets and checks cfg; every problem is reported at once.
@@ -86,7 +91,7 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 	n := &Notifier{
 		name: opts.Name, format: cfg.Format, externalURL: opts.ExternalURL,
 		headers: cfg.Headers, secretHeaders: map[string]secret.Secret{},
-		maxAlerts: cfg.MaxAlerts, timeout: cfg.Timeout, client: opts.HTTPClient,
+		maxAlerts: cfg.MaxAlerts, timeout: cfg.Timeout, client: opts.HTTPClient, renderOnly: opts.RenderOnly,
 	}
 	if n.format == "" {
 		n.format = FormatVigil
@@ -106,6 +111,12 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 			errs = append(errs, errors.New("url: set only one of url, url_env, url_file"))
 		}
 		n.url = secret.New(cfg.URL)
+	} else if opts.RenderOnly {
+		if cfg.URLEnv != "" && cfg.URLFile != "" {
+			errs = append(errs, errors.New("url_env and url_file are mutually exclusive"))
+		} else if cfg.URLEnv == "" && cfg.URLFile == "" {
+			errs = append(errs, errors.New("url: set url, url_env or url_file"))
+		}
 	} else {
 		u, err := secret.Load("url", cfg.URLEnv, cfg.URLFile, opts.LookupEnv)
 		errs = append(errs, err)
@@ -116,6 +127,11 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 		if u, err := url.Parse(n.url.Reveal()); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, errors.New("url: not an absolute http(s) URL"))
 		}
+	}
+	if opts.RenderOnly {
+		// No secret is read: they sign and authorise the request, they
+		// are not in its body.
+		cfg.SecretEnv, cfg.SecretFile, cfg.HeadersEnv, cfg.HeadersFile = "", "", nil, nil
 	}
 	if cfg.SecretEnv != "" || cfg.SecretFile != "" {
 		k, err := secret.Load("secret", cfg.SecretEnv, cfg.SecretFile, opts.LookupEnv)
@@ -204,9 +220,10 @@ func (n *Notifier) NotifyGroup(ctx context.Context, g msg.Group, alerts ...model
 	return "", retry, err
 }
 
-func (n *Notifier) post(ctx context.Context, g msg.Group, alerts []model.Alert) (bool, error) {
+// body is the JSON posted for the group.
+func (n *Notifier) body(g msg.Group, alerts []model.Alert) ([]byte, error) {
 	if len(alerts) == 0 {
-		return false, msg.ErrNoAlerts
+		return nil, msg.ErrNoAlerts
 	}
 	var body []byte
 	var err error
@@ -216,7 +233,35 @@ func (n *Notifier) post(ctx context.Context, g msg.Group, alerts []model.Alert) 
 		body, err = json.Marshal(n.vigilPayload(g, alerts))
 	}
 	if err != nil {
-		return false, fmt.Errorf("webhook: encode: %w", err)
+		return nil, fmt.Errorf("webhook: encode: %w", err)
+	}
+	return body, nil
+}
+
+// Render is the body NotifyGroup posts for the group, without posting
+// it, for rule tests' golden files: the same JSON, indented (the
+// request's is compact), ending in a newline. Headers, and so the
+// signature and secret header values, are not shown.
+func (n *Notifier) Render(g msg.Group, alerts ...model.Alert) ([]byte, error) {
+	body, err := n.body(g, alerts)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if err := json.Indent(&b, body, "", "  "); err != nil {
+		return nil, err
+	}
+	b.WriteByte('\n')
+	return b.Bytes(), nil
+}
+
+func (n *Notifier) post(ctx context.Context, g msg.Group, alerts []model.Alert) (bool, error) {
+	if n.renderOnly {
+		return false, errors.New("webhook: built to render only (a rule test); nothing is sent")
+	}
+	body, err := n.body(g, alerts)
+	if err != nil {
+		return false, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.timeout)
 	defer cancel()
