@@ -58,6 +58,7 @@ collectors:
     timeout: 2s
     targets:
 `+targets.String()+`notifiers:
+  default_channels: [console]
   channels:
     - name: console
       console: {}
@@ -130,6 +131,7 @@ func TestReplayAndDiffOnRecordedOutage(t *testing.T) {
 	if code := run([]string{"test", captured}, &out, &errb); code != 0 {
 		t.Fatalf("the captured test fails on the rules it was captured from: %s", out.String())
 	}
+	checkCapturedDelivery(t, h.dir, string(test))
 
 	// The rules as committed, then a slower `for` on disk.
 	repo, err := git.PlainInit(h.dir, false)
@@ -196,6 +198,41 @@ func TestReplayAndDiffOnRecordedOutage(t *testing.T) {
 	if code := run([]string{"diff", "--base", "HEAD", "--data", h.cfgPath, h.rulesDir}, &out, &errb); code != 2 ||
 		!strings.Contains(errb.String(), "not a recording") {
 		t.Fatalf("bad data: exit %d: %s", code, errb.String())
+	}
+}
+
+// checkCapturedDelivery extends the captured incident with the daemon's
+// own notifiers: the page goes to the console once group_wait (30s) has
+// passed after firing, and `vigil test --update` writes the message as the
+// channel prints it, which the test then holds to.
+func checkCapturedDelivery(t *testing.T, dir, captured string) {
+	t.Helper()
+	test := strings.Replace(captured, "evaluation_interval: 10s\n", "evaluation_interval: 10s\nconfig: vigil.yaml\n", 1) + `    expect_notifications:
+      - at: 1m30s
+        notifications: []
+      - at: 2m
+        notifications:
+          - channel: console
+            group: {alertname: EtcdMemberDown}
+            alerts:
+              - labels: {host.mac: "02:00:00:00:00:02"}
+            golden: member_down.console.txt
+`
+	path := filepath.Join(dir, "member_delivery_test.yaml")
+	if err := os.WriteFile(path, []byte(test), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"test", "--update", path}, &out, &errb); code != 0 {
+		t.Fatalf("vigil test --update: exit %d: %s%s", code, out.String(), errb.String())
+	}
+	golden, err := os.ReadFile(filepath.Join(dir, "member_down.console.txt"))
+	if err != nil || !strings.Contains(string(golden), "EtcdMemberDown") || !strings.Contains(string(golden), "02:00:00:00:00:02") {
+		t.Fatalf("golden file %v:\n%s", err, golden)
+	}
+	out.Reset()
+	if code := run([]string{"test", path}, &out, &errb); code != 0 {
+		t.Fatalf("the delivery test fails against its own golden file: %s%s", out.String(), errb.String())
 	}
 }
 
