@@ -71,6 +71,10 @@ const allDown = `    input_series:
       - {metric: up, labels: {host: b}, values: "1 0x9"}
 `
 
+// amPager sends pager's messages in Alertmanager's webhook format, which
+// links to Vigil (externalURL, generatorURL).
+var amPager = strings.Replace(deliveryNotifiers, "secret_env: PAGER_KEY", "secret_env: PAGER_KEY\n        format: alertmanager", 1)
+
 func TestRunDelivery(t *testing.T) {
 	head := "rule_files: [rules.yaml]\n" + deliveryNotifiers + "tests:\n  - name: t\n"
 	tests := []struct {
@@ -239,6 +243,28 @@ func TestRunDelivery(t *testing.T) {
 				"": `"text": "🔥 [FIRING:1] Outage: all segments (2)"`},
 		},
 		{
+			name: "messages link to the default external URL",
+			test: "rule_files: [rules.yaml]\n" + amPager + "tests:\n  - name: t\n" + oneDown + `    expect_notifications:
+      - at: 4m
+        notifications: [{channel: pager, golden: testdata/page.json}]
+`,
+			update:  true,
+			want:    Result{Passed: 1},
+			wantOut: []string{"updated DIR/testdata/page.json"},
+			golden:  map[string]string{"testdata/page.json": `"generatorURL": "http://vigil.test/rules/Down"`},
+		},
+		{
+			name: "messages link to the file's external_url",
+			test: "rule_files: [rules.yaml]\nexternal_url: https://vigil.example.com/\n" + amPager + "tests:\n  - name: t\n" + oneDown + `    expect_notifications:
+      - at: 4m
+        notifications: [{channel: pager, golden: testdata/page.json}]
+`,
+			update:  true,
+			want:    Result{Passed: 1},
+			wantOut: []string{"updated DIR/testdata/page.json"},
+			golden:  map[string]string{"testdata/page.json": `"generatorURL": "https://vigil.example.com/rules/Down"`},
+		},
+		{
 			name: "a template that fails fails the test",
 			test: "rule_files: [rules.yaml]\n" + strings.Replace(deliveryNotifiers, `channel: "#ops"`, `channel: "#ops"
         title: '{{ .Nope }}'`, 1) + "tests:\n  - name: t\n" + allDown + `    expect_notifications:
@@ -247,6 +273,16 @@ func TestRunDelivery(t *testing.T) {
 `,
 			want:    Result{Failed: 1},
 			wantOut: []string{`at 4m0s, channel chat, group {alertname="Outage"}: rendering failed: template title: template: title:1:3:`, "can't evaluate field Nope"},
+		},
+		{
+			name: "a template that fails fails the test though nothing is expected of it then",
+			test: "rule_files: [rules.yaml]\n" + strings.Replace(deliveryNotifiers, `channel: "#ops"`, `channel: "#ops"
+        title: '{{ .Nope }}'`, 1) + "tests:\n  - name: t\n" + allDown + `    expect_notifications:
+      - at: 5m
+        notifications: []
+`,
+			want:    Result{Failed: 1},
+			wantOut: []string{`at 4m0s, channel chat, group {alertname="Outage"}: rendering failed: template title:`},
 		},
 		{
 			name: "update: one golden file for two different messages",

@@ -39,7 +39,14 @@ type File struct {
 	// Notifiers gives that section here instead.
 	Config    rawText          `yaml:"config"`
 	Notifiers *inlineNotifiers `yaml:"notifiers"`
+	// ExternalURL is the Vigil URL messages link to (the daemon's
+	// --web.external-url); DefaultExternalURL when not given.
+	ExternalURL string `yaml:"external_url"`
 }
+
+// DefaultExternalURL is the external URL of rule tests that give none,
+// so a generatorURL in a golden file does not depend on the host.
+const DefaultExternalURL = "http://vigil.test/"
 
 // Test is one scenario: a timeline of series and what to expect on it.
 type Test struct {
@@ -351,6 +358,13 @@ func runTest(set *rules.RuleSet, t *Test, every time.Duration, maxLen int, dl *d
 		if run != nil {
 			// As the daemon hands them over after each evaluation.
 			sent := run.step(now, eng.Alerts())
+			// A template that fails sends the fallback text in production;
+			// a test must not pass over it, expected at that time or not.
+			for _, m := range sent {
+				if m.Err != nil {
+					problems = append(problems, fmt.Sprintf("at %s, channel %s, group %s: rendering failed: %v", at, m.Channel, m.Group.Labels, m.Err))
+				}
+			}
 			for _, ex := range byTime[at] {
 				problems = append(problems, run.check(ex, at, sent)...)
 			}

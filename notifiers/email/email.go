@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
+	"mime"
 	"net"
 	"net/textproto"
 	"sort"
@@ -207,12 +208,10 @@ func (n *Notifier) Notify(ctx context.Context, alerts ...model.Alert) (bool, err
 	if n.renderOnly {
 		return false, errors.New("email: built to render only (a rule test); nothing is sent")
 	}
-	m, _, terr, err := n.message(alerts)
+	m, _, terr, err := n.message(alerts, func(m *mail.Msg) { m.SetMessageID(); m.SetDate() })
 	if err != nil {
 		return false, err
 	}
-	m.SetMessageID()
-	m.SetDate()
 	c, err := mail.NewClient(n.host, n.opts...)
 	if err != nil {
 		return false, n.redact(fmt.Errorf("email: client: %w", err))
@@ -229,10 +228,10 @@ func (n *Notifier) Notify(ctx context.Context, alerts ...model.Alert) (bool, err
 // bodyParts are a mail's parts before MIME encoding.
 type bodyParts struct{ text, html string }
 
-// message builds the mail Notify sends for alerts, but for its
-// Message-ID and Date; terr is a template's error (the fallback is in
-// the mail).
-func (n *Notifier) message(alerts []model.Alert) (m *mail.Msg, parts bodyParts, terr, err error) {
+// message builds the mail Notify sends for alerts; stamp sets its
+// Message-ID and Date before the configured headers, so that a configured
+// one wins. terr is a template's error (the fallback is in the mail).
+func (n *Notifier) message(alerts []model.Alert, stamp func(*mail.Msg)) (m *mail.Msg, parts bodyParts, terr, err error) {
 	if len(alerts) == 0 {
 		return nil, parts, nil, msg.ErrNoAlerts
 	}
@@ -253,6 +252,7 @@ func (n *Notifier) message(alerts []model.Alert) (m *mail.Msg, parts bodyParts, 
 		_ = m.Cc(n.cfg.Cc...)
 	}
 	m.Subject(subject)
+	stamp(m)
 	for k, v := range n.cfg.Headers {
 		m.SetGenHeader(mail.Header(k), v)
 	}
@@ -265,22 +265,30 @@ func (n *Notifier) message(alerts []model.Alert) (m *mail.Msg, parts bodyParts, 
 
 // Render is the mail Notify sends for alerts, without sending it, for
 // rule tests' golden files: its headers as the receiver reads them
-// (From, To, Cc, Subject, Date as at, then the configured headers,
-// sorted; no Message-ID, which is random), a blank line, then each part
+// (From, To, Cc, Subject, Date as at, then the other configured headers,
+// sorted, each once, decoded; no Message-ID unless configured: it is
+// random), a blank line, then each part
 // decoded (text/plain, then text/html), each under a "--- type ---"
 // line, with \n line ends (SMTP sends \r\n). A template error comes
 // with the fallback it rendered.
 func (n *Notifier) Render(at time.Time, alerts ...model.Alert) ([]byte, error) {
-	m, parts, terr, err := n.message(alerts)
+	m, parts, terr, err := n.message(alerts, func(m *mail.Msg) { m.SetDateWithValue(at) })
 	if err != nil {
 		return nil, err
 	}
-	m.SetDateWithValue(at)
 	var b bytes.Buffer
+	shown := map[string]bool{}
+	dec := new(mime.WordDecoder)
 	header := func(name string, vs []string) {
-		if len(vs) > 0 {
-			fmt.Fprintf(&b, "%s: %s\n", name, strings.Join(vs, ", "))
+		if len(vs) == 0 || shown[strings.ToLower(name)] {
+			return
 		}
+		shown[strings.ToLower(name)] = true
+		v := strings.Join(vs, ", ")
+		if d, err := dec.DecodeHeader(v); err == nil {
+			v = d // as the receiver's mail client shows it
+		}
+		fmt.Fprintf(&b, "%s: %s\n", name, v)
 	}
 	header("From", m.GetFromString())
 	header("To", m.GetToString())

@@ -70,3 +70,37 @@ func TestRenderIsWhatIsSent(t *testing.T) {
 		t.Error("the rendering holds the password")
 	}
 }
+
+// A Date or Message-ID set in headers: wins over the generated one, as it
+// always did, in the mail sent and in the rendering (shown once); a
+// subject beyond ASCII is rendered as the reader sees it, not encoded.
+func TestConfiguredHeadersWin(t *testing.T) {
+	be := &backend{}
+	hdrs := map[string]string{"Date": "Mon, 02 Mar 2026 09:00:00 +0000", "Message-ID": "<fixed@example.com>"}
+	n := newNotifier(t, startSMTP(t, be), func(c *email.Config) {
+		c.Headers = hdrs
+		c.Subject = "🔥 {{ .Title }}"
+	})
+	if _, err := n.Notify(context.Background(), alerts()...); err != nil {
+		t.Fatal(err)
+	}
+	m, err := netmail.ReadMessage(strings.NewReader(string(be.mails()[0].data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Header.Get("Date") != hdrs["Date"] || m.Header.Get("Message-Id") != hdrs["Message-ID"] {
+		t.Errorf("sent Date %q, Message-ID %q: want the configured ones", m.Header.Get("Date"), m.Header.Get("Message-Id"))
+	}
+	body, err := n.Render(time.Date(2026, 1, 1, 0, 8, 0, 0, time.UTC), alerts()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Subject: 🔥 [FIRING:2] EtcdMemberUnreachable", "Date: " + hdrs["Date"] + "\n", "Message-ID: " + hdrs["Message-ID"] + "\n"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("rendering lacks %q:\n%s", want, body)
+		}
+	}
+	if c := strings.Count(string(body), "Date: "); c != 1 {
+		t.Errorf("rendering shows Date %d times:\n%s", c, body)
+	}
+}

@@ -266,9 +266,9 @@ func (m *message) reply(ts string) []slack.MsgOption {
 // (chat.postMessage, then for a reply in the group's thread
 // chat.update of its first post), as its form fields, the token left
 // out, JSON-valued fields (attachments) shown as JSON. Both indented,
-// keys sorted. at is when the message goes out: the ts Slack would give
-// a first post, so that thread is what NotifyGroup would return (the
-// channel as configured, where Slack answers with the channel's ID). A
+// form fields sorted, JSON in its own order. at is when the message
+// goes out: the ts Slack would give a first post, so that thread is what
+// NotifyGroup would return (the channel as configured, where Slack answers with the channel's ID). A
 // template error comes with the fallback it rendered, as NotifyGroup
 // sends it.
 func (n *Notifier) Render(g msg.Group, at time.Time, alerts ...model.Alert) (body []byte, thread string, err error) {
