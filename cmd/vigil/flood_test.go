@@ -182,21 +182,39 @@ func (h *harness) timedTick() string {
 	return fmt.Sprintf("%v (CPU %v)", took, cpu.Round(time.Millisecond))
 }
 
+// allocated is the bytes the process has allocated so far: what a
+// collection allocates bounds how far it can raise the heap, the peak
+// that the live heap after a GC does not show.
+func allocated() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.TotalAlloc
+}
+
+// floodTicks ticks n times and returns how long each took and the most
+// any allocated.
+func (h *harness) floodTicks(n int) (took []string, alloc uint64) {
+	for range n {
+		a := allocated()
+		took = append(took, h.timedTick())
+		alloc = max(alloc, allocated()-a)
+	}
+	return took, alloc
+}
+
 // A million series no rule reads are dropped line by line before parsing:
-// the store never holds them, the live heap does not move beyond the page
-// the test itself holds, and the collection succeeds, as it should: the
+// the store never holds them, a collection allocates next to nothing, the
+// live heap does not move, and the collection succeeds, as it should: the
 // page is fine, Vigil just does not need it.
 func TestMillionSeriesNoRuleReads(t *testing.T) {
 	page := floodPage()
 	url := servePage(t, floodPage)
 	h := newFloodHarness(t, floodConfig("", "  max_series: 0", "big", url), floodRules("app_up"), time.Minute)
 	before := liveHeap()
-	var took []string
-	for range 3 {
-		took = append(took, h.timedTick())
-	}
+	took, alloc := h.floodTicks(3)
 	after := liveHeap()
-	t.Logf("page %s; live heap %s before, %s after 3 collections (%+d bytes); collection+evaluation %v", mb(uint64(len(page))), mb(before), mb(after), int64(after)-int64(before), took)
+	t.Logf("page %s; live heap %s before, %s after 3 collections (%+d bytes); at most %s allocated by one; collection+evaluation %v",
+		mb(uint64(len(page))), mb(before), mb(after), int64(after)-int64(before), mb(alloc), took)
 
 	if n := h.storeSamples("flood_series"); n != 0 {
 		t.Errorf("%d flood_series samples stored; no rule reads them", n)
@@ -218,10 +236,13 @@ func TestMillionSeriesNoRuleReads(t *testing.T) {
 	if v, _ := value(mfs, "vigil_collector_last_success_timestamp_seconds", "collector", "flood", "target", "big"); v != float64(h.now().Unix()) {
 		t.Errorf("last success %v, want the last collection's %d", v, h.now().Unix())
 	}
-	// A million series stored cost hundreds of MB (see the max_series
-	// test); parsed and thrown away, they would still leave the parser's
-	// buffers. 16 MB is room for the GC's own noise, far below either.
-	if after > before+16<<20 {
+	// Parsed, a million series allocate over a GB (the max_series test),
+	// stored they hold ~850 MB. What filtering allocates is its buffer
+	// and the HTTP client's; 8 MB is room for the rest of the daemon.
+	if alloc > 8<<20 {
+		t.Errorf("a collection of a page no rule reads allocated %s", mb(alloc))
+	}
+	if after > before+8<<20 {
 		t.Errorf("live heap grew from %s to %s over 3 collections of a page no rule reads", mb(before), mb(after))
 	}
 }
@@ -251,12 +272,10 @@ func TestMillionSeriesOverSampleLimit(t *testing.T) {
 	h := newFloodHarness(t, floodConfig("    sample_limit: 10000", "  max_series: 0", "big", big, "small", small),
 		floodRules("flood_series"), 10*time.Second)
 	before := liveHeap()
-	var took []string
-	for range 3 {
-		took = append(took, h.timedTick())
-	}
+	took, alloc := h.floodTicks(3)
 	after := liveHeap()
-	t.Logf("live heap %s before, %s after 3 collections (%+d bytes); collection+evaluation %v", mb(before), mb(after), int64(after)-int64(before), took)
+	t.Logf("live heap %s before, %s after 3 collections (%+d bytes); at most %s allocated by one; collection+evaluation %v",
+		mb(before), mb(after), int64(after)-int64(before), mb(alloc), took)
 
 	// The small target's 3 series at each of the 3 collections, and no more.
 	if n := h.storeSamples("flood_series"); n != 9 {
@@ -287,9 +306,12 @@ func TestMillionSeriesOverSampleLimit(t *testing.T) {
 	if _, ok := value(mfs, "vigil_collector_last_success_timestamp_seconds", "collector", "flood", "target", "big"); ok {
 		t.Error("target big has a last success")
 	}
-	// The scrape stops reading at the 10,001st sample: what is left is
-	// 10,000 parsed samples at most, gone with the collection.
-	if after > before+16<<20 {
+	// The scrape stops reading at the 10,001st sample: it parses 10,000,
+	// a hundredth of the page (~6 MB allocated), and keeps none.
+	if alloc > 32<<20 {
+		t.Errorf("a collection refused by sample_limit allocated %s: the page was read past the limit", mb(alloc))
+	}
+	if after > before+8<<20 {
 		t.Errorf("live heap grew from %s to %s over 3 refused collections", mb(before), mb(after))
 	}
 }
@@ -326,10 +348,10 @@ func TestMillionSeriesOverMaxSeries(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := liveHeap()
-	took := h.timedTick()
+	took, alloc := h.floodTicks(1)
 	after := liveHeap()
-	t.Logf("live heap %s before, %s after the collection (%+d bytes, %d B a series held); collection+evaluation %v; peak RSS %s",
-		mb(before), mb(after), int64(after)-int64(before), (int64(after)-int64(before))/maxSeries, took, peakRSS())
+	t.Logf("live heap %s before, %s after the collection (%+d bytes, %d B a series held); %s allocated; collection+evaluation %v; peak RSS %s",
+		mb(before), mb(after), int64(after)-int64(before), (int64(after)-int64(before))/maxSeries, mb(alloc), took, peakRSS())
 
 	if series, _ := h.d.store.Stats(); series != maxSeries {
 		t.Errorf("the store holds %d series, want max_series %d", series, maxSeries)
