@@ -440,7 +440,11 @@ func TestChurningSeries(t *testing.T) {
 		mfs := h.families()
 		refused, _ := value(mfs, "vigil_store_series_refused_total")
 		held, _ := value(mfs, "vigil_store_series")
-		t.Logf("scrape %d: %v, live heap %s, %d series held (/metrics: %v), by gen %v, refused %v", i, took, mb(heap[i]), series, held, gens, refused)
+		live := "not measured"
+		if heap[i] > 0 {
+			live = mb(heap[i])
+		}
+		t.Logf("scrape %d: %v, live heap %s, %d series held (/metrics: %v), by gen %v, refused %v", i, took, live, series, held, gens, refused)
 		if held > maxSeries || int(held) != series {
 			t.Errorf("scrape %d: vigil_store_series %v with %d series held, want at most max_series %d", i, held, series, maxSeries)
 		}
