@@ -34,7 +34,7 @@ var (
 )
 
 // floodPage is a text page of floodSeries series of flood_series, each
-// with two labels of distinct values (53 bytes a line, ~53 MB), then one
+// with two labels of distinct values (51 bytes a line, 49 MiB), then one
 // app_up sample: a filter that stops early would miss it. Built once.
 func floodPage() []byte {
 	bigPageOnce.Do(func() {
@@ -236,9 +236,9 @@ func TestMillionSeriesNoRuleReads(t *testing.T) {
 	if v, _ := value(mfs, "vigil_collector_last_success_timestamp_seconds", "collector", "flood", "target", "big"); v != float64(h.now().Unix()) {
 		t.Errorf("last success %v, want the last collection's %d", v, h.now().Unix())
 	}
-	// Parsed, a million series allocate over a GB (the max_series test),
-	// stored they hold ~850 MB. What filtering allocates is its buffer
-	// and the HTTP client's; 8 MB is room for the rest of the daemon.
+	// Parsed and dropped, a million series allocate ~900 MB; stored, they
+	// hold ~900 MB after GC. Filtering allocates its buffer and the HTTP
+	// client's (0.1 MB); 8 MB is room for the rest of the daemon.
 	if alloc > 8<<20 {
 		t.Errorf("a collection of a page no rule reads allocated %s", mb(alloc))
 	}
@@ -247,7 +247,7 @@ func TestMillionSeriesNoRuleReads(t *testing.T) {
 	}
 }
 
-// warnLine is the first line of the daemon's log holding every one of subs.
+// logLine is the first line of the daemon's log holding every one of subs.
 func (h *harness) logLine(subs ...string) (string, bool) {
 	for _, l := range strings.Split(h.logs.String(), "\n") {
 		all := true
@@ -378,8 +378,8 @@ func TestMillionSeriesOverMaxSeries(t *testing.T) {
 	if a, ok := h.alert("VigilStoreNearlyFull"); !ok || a.State.String() != "firing" {
 		t.Errorf("VigilStoreNearlyFull: %+v (present %v), want firing", a, ok)
 	}
-	// 50,000 series, each a few hundred bytes: tens of MB, where a
-	// million would be hundreds.
+	// 50,000 series of ~870 bytes (one sample, four labels): ~43 MB,
+	// where the million would hold ~900 MB.
 	if after > before+64<<20 {
 		t.Errorf("live heap grew from %s to %s holding %d series", mb(before), mb(after), maxSeries)
 	}
@@ -474,8 +474,8 @@ func TestChurningSeries(t *testing.T) {
 	}
 	// Go maps keep the room of the most series they held, so the first
 	// cycle's peak and trough are the baseline, not its first scrape.
-	// 5 % of the peak is 14 MB: 600,000 series churn through a cycle, so
-	// 25 bytes left behind by each would show.
+	// 5 % of the peak is 14 MB: 300,000 series enter the store and leave
+	// it in a cycle, so 50 bytes left behind by each would show.
 	for _, i := range []int{5, 6} {
 		first := heap[i-3]
 		if heap[i] > first+first/20 {
