@@ -423,8 +423,9 @@ func TestChurningSeries(t *testing.T) {
 	h := newFloodHarness(t, floodConfig("", "  max_series: "+strconv.Itoa(maxSeries)+"\n  retention_slack: 1s", "churn", servePage(t, churn.next)),
 		floodRules("flood_series"), time.Minute)
 	// A series is forgotten at the first store GC (the engine runs one a
-	// minute at most) after its sample left the retention.
-	forgetAfter := max(h.d.store.Retention(), h.d.store.SeriesRetention()) + time.Minute
+	// minute) after its sample left the 2m retention and it reached the
+	// 1m1s series retention (window + slack).
+	const forgetAfter = 3 * time.Minute
 	// Held and refused go in a cycle of 3 scrapes: 200,000 held, 300,000
 	// (100,000 refused), then the first scrape's series are forgotten.
 	// The live heap is read at the peak and the trough of two cycles
@@ -501,7 +502,7 @@ func TestChurningSeriesRetentionOnly(t *testing.T) {
 		floodRules("flood_series"), time.Minute)
 	// Series whose sample is in the retention (2m: the 1m window + 1m)
 	// plus those the once-a-minute store GC has not reached yet.
-	bound := int((max(h.d.store.Retention(), h.d.store.SeriesRetention())+time.Minute)/time.Minute)*size + 100
+	const bound = 3*size + 100
 	const scrapes = 6
 	heap := map[int]uint64{}
 	held := map[int]int{}
