@@ -356,6 +356,13 @@ func TestMillionSeriesOverMaxSeries(t *testing.T) {
 	if series, _ := h.d.store.Stats(); series != maxSeries {
 		t.Errorf("the store holds %d series, want max_series %d", series, maxSeries)
 	}
+	// The target's own health gets in before its flood fills the store: a
+	// rule on vigil.collector.up still sees the target that caused it.
+	for _, m := range []string{collectors.MetricUp, collectors.MetricErrors, collectors.MetricDuration, collectors.MetricSamples} {
+		if n := h.storeSamples(m); n != 1 {
+			t.Errorf("%d samples of %s stored, want the target's 1", n, m)
+		}
+	}
 	mfs := h.families()
 	for name, want := range map[string]float64{"vigil_store_series": maxSeries, "vigil_store_max_series": maxSeries} {
 		if v, _ := value(mfs, name); v != want {
