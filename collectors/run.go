@@ -217,7 +217,10 @@ func (c *TargetCollector) Collect(ctx context.Context, now time.Time) ([]model.S
 	}
 	wg.Wait()
 
-	var out []model.Sample
+	// Every target's self-metrics come first: the store refuses new series
+	// beyond store.max_series in the order they come, and a target
+	// flooding it must not hide its own health, nor the others'.
+	out := make([]model.Sample, 0, 4*len(c.targets))
 	var errs []error
 	sel := c.Selection()
 	for i, t := range c.targets {
@@ -238,12 +241,7 @@ func (c *TargetCollector) Collect(ctx context.Context, now time.Time) ([]model.S
 			errs = append(errs, fmt.Errorf("target %q: %w", t.Name, r.err))
 		}
 		c.logHealth(i, now, r.err)
-		for _, s := range r.samples {
-			if s.Time.IsZero() {
-				s.Time = now
-			}
-			out = append(out, s)
-		}
+		results[i] = r
 		self := func(metric string, v float64) {
 			out = append(out, model.Sample{Metric: metric, Labels: c.label(nil, t), Value: v, Time: now})
 		}
@@ -251,6 +249,14 @@ func (c *TargetCollector) Collect(ctx context.Context, now time.Time) ([]model.S
 		self(MetricErrors, float64(c.errs[i].Load()))
 		self(MetricDuration, durations[i].Seconds())
 		self(MetricSamples, float64(len(r.samples)))
+	}
+	for _, r := range results {
+		for _, s := range r.samples {
+			if s.Time.IsZero() {
+				s.Time = now
+			}
+			out = append(out, s)
+		}
 	}
 	return out, errors.Join(errs...)
 }
