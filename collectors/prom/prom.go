@@ -13,10 +13,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"os"
-	"reflect"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +22,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	pmodel "github.com/prometheus/common/model"
 
+	"github.com/vigil-alerts/vigil/internal/httpconf"
 	"github.com/vigil-alerts/vigil/internal/redact"
 	"github.com/vigil-alerts/vigil/model"
 )
@@ -62,15 +60,13 @@ type Scraper struct {
 	max     int64
 	http    *http.Client
 	secrets []string
-	// What credentials reads again when a scrape fails: the client reads
-	// files at every request, so a rotated value is in use before any
-	// reload, and learn (Config.Learn) must hear of it before the error
-	// is shown.
-	env     envSecrets
-	sources []source
-	basic   *promconfig.BasicAuth
-	learn   func(...string)
-	limit   int
+	// What is read again when a scrape fails: the client reads files at
+	// every request, so a rotated value is in use before any reload, and
+	// learn (Config.Learn) must hear of it before the error is shown.
+	httpCfg   promconfig.HTTPClientConfig
+	lookupEnv func(string) (string, bool)
+	learn     func(...string)
+	limit     int
 	// sel is what pages are read for (SetSelection); nil reads everything.
 	sel atomic.Pointer[Selection]
 }
@@ -86,16 +82,11 @@ func New(cfg Config) (*Scraper, error) {
 	if len(cfg.URLs) == 0 {
 		return nil, errors.New("no URLs")
 	}
-	if cfg.LookupEnv == nil {
-		cfg.LookupEnv = os.LookupEnv
-	}
-	if reflect.ValueOf(cfg.HTTP).IsZero() {
-		cfg.HTTP = promconfig.DefaultHTTPClientConfig
-	}
 	if cfg.SampleLimit < 0 {
 		return nil, errors.New("sample_limit must not be negative")
 	}
-	s := &Scraper{urls: cfg.URLs, max: cfg.MaxBodyBytes, limit: cfg.SampleLimit}
+	s := &Scraper{urls: cfg.URLs, max: cfg.MaxBodyBytes, limit: cfg.SampleLimit,
+		httpCfg: cfg.HTTP, lookupEnv: cfg.LookupEnv, learn: cfg.Learn}
 	if s.max <= 0 {
 		s.max = DefaultMaxBodyBytes
 	}
@@ -110,194 +101,17 @@ func New(cfg Config) (*Scraper, error) {
 		}
 		s.secrets = append(s.secrets, redact.SecretParams(u)...)
 	}
-	if err := cfg.HTTP.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("prometheus: %w", err))
-	}
-	errs = append(errs, inlineSecrets(reflect.ValueOf(cfg.HTTP), "prometheus")...)
-	for _, u := range []struct {
-		field string
-		u     *url.URL
-	}{{"proxy_url", cfg.HTTP.ProxyURL.URL}, {"oauth2.proxy_url", oauthProxy(cfg.HTTP.OAuth2)}} {
-		if u.u != nil && u.u.User != nil {
-			errs = append(errs, fmt.Errorf("prometheus.%s: %w; the proxy's credentials go in proxy_connect_header files", u.field, redact.ErrUserInfo))
-		}
-	}
-	if o := cfg.HTTP.OAuth2; o != nil {
-		if tu, err := url.Parse(o.TokenURL); err == nil && tu.User != nil {
-			errs = append(errs, fmt.Errorf("prometheus.oauth2.token_url: %w; use client_id and client_secret_file", redact.ErrUserInfo))
-		}
-	}
-	env := envSecrets(cfg.LookupEnv)
-	s.env, s.sources, s.basic, s.learn = env, secretSources(cfg.HTTP), cfg.HTTP.BasicAuth, cfg.Learn
-	creds, err := s.credentials()
-	errs = append(errs, err)
-	s.secrets = append(s.secrets, creds...)
-	if err := errors.Join(errs...); err != nil {
+	client, creds, err := httpconf.Client(cfg.HTTP, "prometheus", cfg.LookupEnv)
+	if err := errors.Join(append(errs, err)...); err != nil {
 		return nil, err
 	}
-	client, err := promconfig.NewClientFromConfig(cfg.HTTP, "vigil", promconfig.WithUserAgent("vigil"),
-		promconfig.WithSecretManager(env))
-	if err != nil {
-		return nil, fmt.Errorf("prometheus: %w", err)
-	}
-	s.http = client
+	s.http, s.secrets = client, append(s.secrets, creds...)
 	return s, nil
 }
 
 // Secrets lists the credential values the scraper sends and those in its
 // URLs' query strings, for a redact.Redactor. Never logged or shown.
 func (s *Scraper) Secrets() []string { return s.secrets }
-
-// credentials reads every credential the client sends, as the client
-// itself will (files at every request), with the "user:password" value
-// whose base64 the Basic header carries.
-func (s *Scraper) credentials() ([]string, error) {
-	var out []string
-	var errs []error
-	for _, src := range s.sources {
-		v, err := src.read(s.env)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		out = append(out, v)
-		if b := s.basic; src.field == "basic_auth.password" {
-			user := b.Username
-			if b.UsernameFile != "" || b.UsernameRef != "" {
-				user, _ = source{"basic_auth.username", b.UsernameFile, b.UsernameRef}.read(s.env)
-			}
-			out = append(out, redact.BasicAuth(user, v))
-		}
-	}
-	return out, errors.Join(errs...)
-}
-
-func oauthProxy(o *promconfig.OAuth2) *url.URL {
-	if o == nil {
-		return nil
-	}
-	return o.ProxyURL.URL
-}
-
-// envSecrets is the SecretManager behind *_ref fields: a ref names an
-// environment variable, as *_env fields do elsewhere in Vigil's config.
-type envSecrets func(string) (string, bool)
-
-func (e envSecrets) Fetch(_ context.Context, name string) (string, error) {
-	v, ok := e(name)
-	if v = strings.TrimSpace(v); !ok || v == "" {
-		return "", fmt.Errorf("environment variable %s is not set or empty", name)
-	}
-	return v, nil
-}
-
-// source is one credential the client config reads from a file or an
-// environment variable.
-type source struct{ field, file, ref string }
-
-func (s source) read(env envSecrets) (string, error) {
-	if s.file != "" {
-		b, err := os.ReadFile(s.file)
-		if err == nil && strings.TrimSpace(string(b)) == "" {
-			err = fmt.Errorf("%s is empty", s.file)
-		}
-		if err != nil {
-			return "", fmt.Errorf("prometheus.%s_file: %w", s.field, err)
-		}
-		return strings.TrimSpace(string(b)), nil
-	}
-	v, err := env.Fetch(context.Background(), s.ref)
-	if err != nil {
-		return "", fmt.Errorf("prometheus.%s_ref: %w", s.field, err)
-	}
-	return v, nil
-}
-
-// secretSources lists the credentials c sends, so they are read (and a
-// missing file reported) at load, and learnt by the redactor. TLS keys
-// are not credentials that travel in a request and are left out.
-func secretSources(c promconfig.HTTPClientConfig) []source {
-	var out []source
-	add := func(field, file, ref string) {
-		if file != "" || ref != "" {
-			out = append(out, source{field, file, ref})
-		}
-	}
-	if a := c.Authorization; a != nil {
-		add("authorization.credentials", a.CredentialsFile, a.CredentialsRef)
-	}
-	add("bearer_token", c.BearerTokenFile, "")
-	if o := c.OAuth2; o != nil {
-		add("oauth2.client_secret", o.ClientSecretFile, o.ClientSecretRef)
-	}
-	if h := c.HTTPHeaders; h != nil {
-		for name, hv := range h.Headers {
-			for _, f := range hv.Files {
-				add("http_headers."+name+".files", f, "")
-			}
-		}
-	}
-	if b := c.BasicAuth; b != nil {
-		add("basic_auth.password", b.PasswordFile, b.PasswordRef)
-	}
-	return out
-}
-
-var secretType = reflect.TypeFor[promconfig.Secret]()
-
-// inlineSecrets reports every secret written into the config itself
-// (password, credentials, bearer_token, client_secret, key, header
-// secrets): Vigil reads secrets only from files and the environment, so
-// that the config file can be shared and shown. It walks the struct, so a
-// Secret field a later library version adds is covered too.
-func inlineSecrets(v reflect.Value, path string) []error {
-	switch v.Kind() {
-	case reflect.Pointer, reflect.Interface:
-		if v.IsNil() {
-			return nil
-		}
-		return inlineSecrets(v.Elem(), path)
-	case reflect.Struct:
-		var errs []error
-		for i := range v.NumField() {
-			f := v.Type().Field(i)
-			if !f.IsExported() {
-				continue
-			}
-			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			p := path
-			if !strings.Contains(opts, "inline") && name != "" {
-				p = path + "." + name
-			}
-			if f.Type == secretType {
-				if v.Field(i).String() != "" {
-					field := strings.TrimPrefix(p, "prometheus.")
-					errs = append(errs, fmt.Errorf("%s: a secret written in the config; use %s_file, or %s_ref naming an environment variable", p, field, field))
-				}
-				continue
-			}
-			errs = append(errs, inlineSecrets(v.Field(i), p)...)
-		}
-		return errs
-	case reflect.Map:
-		var errs []error
-		iter := v.MapRange()
-		for iter.Next() {
-			errs = append(errs, inlineSecrets(iter.Value(), path+"."+fmt.Sprint(iter.Key().Interface()))...)
-		}
-		return errs
-	case reflect.Slice:
-		if v.Type().Elem() == secretType && v.Len() > 0 {
-			return []error{fmt.Errorf("%s: secrets written in the config; use files", path)}
-		}
-		var errs []error
-		for i := range v.Len() {
-			errs = append(errs, inlineSecrets(v.Index(i), path)...)
-		}
-		return errs
-	}
-	return nil
-}
 
 // Close drops idle connections.
 func (s *Scraper) Close() error {
@@ -309,8 +123,8 @@ func (s *Scraper) Close() error {
 // yields no samples and an error naming the line, never a partial page.
 func (s *Scraper) Scrape(ctx context.Context, i int, now time.Time) ([]model.Sample, error) {
 	samples, err := s.scrape(ctx, i, now)
-	if err != nil && s.learn != nil && len(s.sources) > 0 {
-		creds, _ := s.credentials()
+	if err != nil && s.learn != nil && httpconf.HasCredentials(s.httpCfg) {
+		creds, _ := httpconf.Credentials(s.httpCfg, "prometheus", s.lookupEnv)
 		s.learn(creds...)
 	}
 	return samples, err

@@ -3,8 +3,8 @@
 // oauth2, tls_config, proxy, http_headers) under Vigil's secret rules:
 // secrets come from *_file fields or from *_ref fields naming environment
 // variables; a secret written in the config is refused, so the config
-// file can be shared and shown. It is the rule collectors/prom applies to
-// scrapes, for any other client (the alertmanager channel).
+// file can be shared and shown. Scrapes (collectors/prom) and the
+// alertmanager channel build their clients with it.
 package httpconf
 
 import (
@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"reflect"
 	"strings"
@@ -37,8 +38,18 @@ func Client(c promconfig.HTTPClientConfig, prefix string, lookupEnv func(string)
 		errs = append(errs, fmt.Errorf("%s: %w", prefix, err))
 	}
 	errs = append(errs, inlineSecrets(reflect.ValueOf(c), prefix)...)
-	if c.ProxyURL.URL != nil && c.ProxyURL.User != nil {
-		errs = append(errs, fmt.Errorf("%s.proxy_url: %w; the proxy's credentials go in proxy_connect_header files", prefix, redact.ErrUserInfo))
+	for _, u := range []struct {
+		field string
+		u     *url.URL
+	}{{"proxy_url", c.ProxyURL.URL}, {"oauth2.proxy_url", oauthProxy(c.OAuth2)}} {
+		if u.u != nil && u.u.User != nil {
+			errs = append(errs, fmt.Errorf("%s.%s: %w; the proxy's credentials go in proxy_connect_header files", prefix, u.field, redact.ErrUserInfo))
+		}
+	}
+	if o := c.OAuth2; o != nil {
+		if tu, err := url.Parse(o.TokenURL); err == nil && tu.User != nil {
+			errs = append(errs, fmt.Errorf("%s.oauth2.token_url: %w; use client_id and client_secret_file", prefix, redact.ErrUserInfo))
+		}
 	}
 	env := envSecrets(lookupEnv)
 	secrets, err := credentials(c, prefix, env)
@@ -51,6 +62,26 @@ func Client(c promconfig.HTTPClientConfig, prefix string, lookupEnv func(string)
 		return nil, nil, fmt.Errorf("%s: %w", prefix, err)
 	}
 	return client, secrets, nil
+}
+
+// Credentials reads again the credential values c's client sends (files
+// are read at every request, so a rotated one is in use before any
+// reload), for a redactor to learn before an error is shown.
+func Credentials(c promconfig.HTTPClientConfig, prefix string, lookupEnv func(string) (string, bool)) ([]string, error) {
+	if lookupEnv == nil {
+		lookupEnv = os.LookupEnv
+	}
+	return credentials(c, prefix, envSecrets(lookupEnv))
+}
+
+// HasCredentials says whether c's client sends any credential.
+func HasCredentials(c promconfig.HTTPClientConfig) bool { return len(sources(c)) > 0 }
+
+func oauthProxy(o *promconfig.OAuth2) *url.URL {
+	if o == nil {
+		return nil
+	}
+	return o.ProxyURL.URL
 }
 
 // SecretFiles lists the files c reads credentials from, so a reload can
