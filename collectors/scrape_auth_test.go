@@ -165,6 +165,12 @@ func TestScrapeConfigRefusesInlineSecrets(t *testing.T) {
 		{"header secret", `{http_headers: {X-Token: {secrets: [canary-inline]}}}`, "http://h/metrics", "prometheus.http_headers.X-Token.secrets: secrets written in the config"},
 		{"user info in the address", `{}`, "http://user:canary-inline@h/metrics",
 			"target 0: address http://h/metrics: the URL holds a user name or password; set prometheus.basic_auth"},
+		{"user info in the proxy", `{proxy_url: "http://u:canary-inline@proxy:3128"}`, "http://h/metrics",
+			"prometheus.proxy_url: the URL holds a user name or password; the proxy's credentials go in proxy_connect_header files"},
+		{"user info in the token endpoint", `{oauth2: {client_id: c, client_secret_file: /dev/null, token_url: "http://u:canary-inline@h/token"}}`, "http://h/metrics",
+			"prometheus.oauth2.token_url: the URL holds a user name or password; use client_id and client_secret_file"},
+		{"user info in the token endpoint's proxy", `{oauth2: {client_id: c, client_secret_file: /dev/null, token_url: "http://h/token", proxy_url: "http://u:canary-inline@proxy:3128"}}`, "http://h/metrics",
+			"prometheus.oauth2.proxy_url: the URL holds a user name or password"},
 		{"missing password file", `{basic_auth: {username: u, password_file: /nonexistent/pw}}`, "http://h/metrics", "prometheus.basic_auth.password_file: open /nonexistent/pw"},
 		{"unset environment variable", `{authorization: {credentials_ref: UNSET_VAR}}`, "http://h/metrics", "prometheus.authorization.credentials_ref: environment variable UNSET_VAR is not set"},
 	} {
