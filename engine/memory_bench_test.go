@@ -23,8 +23,9 @@ func BenchmarkMemory(b *testing.B) {
 		b.Fatal(err)
 	}
 	const interval = 10 * time.Second
-	for _, hosts := range []int{1000, 10000} {
-		b.Run(fmt.Sprintf("hosts=%d", hosts), func(b *testing.B) {
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
+		hosts := n / len(benchMetrics)
+		b.Run(fmt.Sprintf("series=%d", n), func(b *testing.B) {
 			labels := make([]model.Labels, hosts)
 			for h := range labels {
 				labels[h] = benchLabels(h)
