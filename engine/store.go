@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"encoding/binary"
+	"hash/maphash"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -27,7 +30,13 @@ type Store struct {
 	// bounds a scrape, so a target's label explosion cannot exhaust memory.
 	maxSeries int
 	refused   uint64
-	byKey     map[string]*series
+	// bySum finds a series by the hash of its metric and labels, and
+	// collided the rare series whose hash another series already has: a
+	// key string per series cost more than a tenth of the store.
+	seed     maphash.Seed
+	hash     func(string, model.Labels) uint64 // s.sum; tests make series collide
+	bySum    map[uint64]*series
+	collided map[string]*series
 	// labelSets shares one copy of each distinct label set: the metrics of
 	// a host carry the same labels, and a copy per series scattered the
 	// series across memory.
@@ -172,7 +181,9 @@ type timeline struct {
 
 // NewStore returns a store keeping samples for retention.
 func NewStore(retention time.Duration) *Store {
-	return &Store{retention: int64(retention), seriesRetention: int64(DefaultSeriesRetention), byKey: map[string]*series{}, slabs: map[string]*slab{}, labelSets: map[string]model.Labels{}}
+	s := &Store{retention: int64(retention), seriesRetention: int64(DefaultSeriesRetention), seed: maphash.MakeSeed(), bySum: map[uint64]*series{}, collided: map[string]*series{}, slabs: map[string]*slab{}, labelSets: map[string]model.Labels{}}
+	s.hash = s.sum
+	return s
 }
 
 // DefaultSeriesRetention is how long a series that stopped reporting is
@@ -248,6 +259,50 @@ func (s *Store) Retention() time.Duration {
 	return time.Duration(s.retention)
 }
 
+// sum hashes metric and ls: the labels' hashes are added, so that map
+// order does not matter and no sorted copy is needed.
+func (s *Store) sum(metric string, ls model.Labels) uint64 {
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	var labels uint64
+	for k, v := range ls {
+		h.Reset()
+		h.WriteString(k)
+		h.WriteByte(0xfe)
+		h.WriteString(v)
+		labels += h.Sum64()
+	}
+	h.Reset()
+	h.WriteString(metric)
+	h.WriteByte(0xff)
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], labels)
+	h.Write(b[:])
+	return h.Sum64()
+}
+
+// lookup returns the series of metric and ls, if held, and their hash.
+func (s *Store) lookup(metric string, ls model.Labels) (*series, uint64) {
+	sum := s.hash(metric, ls)
+	if sr := s.bySum[sum]; sr != nil && sr.metric == metric && maps.Equal(sr.labels, ls) {
+		return sr, sum
+	}
+	if len(s.collided) > 0 {
+		return s.collided[seriesKey(metric, ls)], sum
+	}
+	return nil, sum
+}
+
+// forget removes sr from the lookup.
+func (s *Store) forget(sr *series) {
+	sum := s.hash(sr.metric, sr.labels)
+	if s.bySum[sum] == sr {
+		delete(s.bySum, sum)
+		return
+	}
+	delete(s.collided, seriesKey(sr.metric, sr.labels))
+}
+
 func seriesKey(metric string, ls model.Labels) string {
 	var b strings.Builder
 	b.WriteString(metric)
@@ -290,15 +345,18 @@ func (s *Store) Append(samples ...model.Sample) {
 			// nothing; kept, it would blank every aggregate of its window.
 			continue
 		}
-		key := seriesKey(smp.Metric, smp.Labels)
-		sr := s.byKey[key]
+		sr, sum := s.lookup(smp.Metric, smp.Labels)
 		if sr == nil {
 			if s.maxSeries > 0 && len(s.list) >= s.maxSeries {
 				s.refused++
 				continue
 			}
 			sr = s.newSeries(smp.Metric, smp.Labels)
-			s.byKey[key] = sr
+			if s.bySum[sum] == nil {
+				s.bySum[sum] = sr
+			} else {
+				s.collided[seriesKey(smp.Metric, smp.Labels)] = sr
+			}
 			s.list = append(s.list, sr)
 		}
 		t := smp.Time.UnixNano()
@@ -445,7 +503,7 @@ func (s *Store) GC(now time.Time) {
 	for _, sr := range s.list {
 		sr.trim(cutoff)
 		if len(sr.vals) == 0 && sr.last <= forget {
-			delete(s.byKey, seriesKey(sr.metric, sr.labels))
+			s.forget(sr)
 			if sl := s.slabs[sr.metric]; sl != nil {
 				if sl.live--; sl.live <= 0 {
 					delete(s.slabs, sr.metric) // the last series: let the chunks go

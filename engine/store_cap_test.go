@@ -55,7 +55,7 @@ func TestStoreSeriesOfACollectionShareTimes(t *testing.T) {
 		t.Errorf("%d series on %d timelines, want all on one", len(s.list), len(timelines))
 	}
 	// What evaluation reads is each series' own samples.
-	sr := s.byKey[seriesKey("b", model.Labels{"host": "7"})]
+	sr, _ := s.lookup("b", model.Labels{"host": "7"})
 	w := window(sr, benchNow.Add(-time.Minute).UnixNano(), benchNow.UnixNano())
 	if want := []float64{float64(k - 6 - 7), float64(k - 5 - 7), float64(k - 4 - 7), float64(k - 3 - 7), float64(k - 2 - 7), float64(k - 1 - 7)}; !slices.Equal(w.v, want) {
 		t.Errorf("b{host=7} over the last minute: %v, want %v", w.v, want)
@@ -94,6 +94,15 @@ func TestStoreGrowsWhenSpacingShrinks(t *testing.T) {
 // own times) each keep exactly their own samples: checked against a
 // plain model of the store's rules over random appends and GCs.
 func TestStoreSharedTimesKeepEachSeriesOwnSamples(t *testing.T) {
+	t.Run("hashed", func(t *testing.T) { testStoreKeepsOwnSamples(t, nil) })
+	// Series are found by a hash of their metric and labels: when two
+	// series' hashes collide, both are still told apart.
+	t.Run("colliding", func(t *testing.T) {
+		testStoreKeepsOwnSamples(t, func(string, model.Labels) uint64 { return 42 })
+	})
+}
+
+func testStoreKeepsOwnSamples(t *testing.T, hash func(string, model.Labels) uint64) {
 	const retention = 2 * time.Minute
 	type smp struct {
 		t int64
@@ -101,6 +110,9 @@ func TestStoreSharedTimesKeepEachSeriesOwnSamples(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	s := NewStore(retention)
+	if hash != nil {
+		s.hash = hash
+	}
 	s.SetSeriesRetention(3 * time.Minute)
 	want := map[string][]smp{}
 	last := map[string]int64{}
