@@ -116,7 +116,7 @@ func (s *Store) newSeries(metric string, ls model.Labels) *series {
 	sl.live++
 	sr := &sl.series[0]
 	sl.series = sl.series[1:]
-	sr.metric, sr.labels = metric, s.internLabels(ls)
+	sr.metric, sr.labels, sr.tl = metric, s.internLabels(ls), noTimes
 	sr.vals = s.values(sl, firstPoints)
 	return sr
 }
@@ -147,22 +147,13 @@ type series struct {
 
 // times returns the times of sr.vals, index for index.
 func (sr *series) times() []int64 {
-	if len(sr.vals) == 0 {
-		return nil
-	}
 	return sr.tl.ts[sr.lo : sr.lo+len(sr.vals)]
 }
 
-// span returns the series' samples.
-func (sr *series) span() span {
-	return span{t: sr.times(), v: sr.vals}
-}
-
-// span is a run of one series' samples: times and values, index for index.
-type span struct {
-	t []int64 // unix nanoseconds, ascending
-	v []float64
-}
+// noTimes is the timeline of a series without samples, never written:
+// with it, reading a series' times needs no test for nil (window stays
+// small enough to be inlined in evaluation's loops).
+var noTimes = &timeline{}
 
 // timeline is a run of ascending sample times shared by series. A
 // collection stamps all its samples with one time, so its series share
@@ -422,7 +413,6 @@ func (s *Store) add(sr *series, t int64, v float64) {
 	own := make([]int64, 0, max(n+1, s.grownCap(ts)))
 	own = append(append(append(own, ts[:i]...), t), ts[i:]...)
 	sr.tl, sr.lo = &timeline{ts: own}, 0
-	s.recent = sr.tl
 	sr.vals = slices.Insert(sr.vals, i, v)
 }
 
@@ -434,10 +424,14 @@ func (s *Store) extend(sr *series, t int64) {
 	n := len(sr.vals)
 	if n == 0 {
 		// A new series, or one all of whose samples were trimmed: join
-		// the timeline the collection's other series just took t onto.
-		if tl := s.recent; tl != nil && len(tl.ts) > 0 && tl.ts[len(tl.ts)-1] == t {
-			sr.tl, sr.lo = tl, len(tl.ts)-1
-			return
+		// the timeline the collection's other series just took t onto,
+		// or, when series come one by one with their history (a test,
+		// a replay), the one the series before took it onto.
+		if tl := s.recent; tl != nil {
+			if i, ok := slices.BinarySearch(tl.ts, t); ok {
+				sr.tl, sr.lo = tl, i
+				return
+			}
 		}
 		sr.tl, sr.lo = &timeline{ts: append(make([]int64, 0, firstPoints), t)}, 0
 		s.recent = sr.tl
@@ -487,7 +481,7 @@ func (sr *series) trim(cutoff int64) {
 	sr.vals = sr.vals[:n]
 	sr.lo += i
 	if n == 0 {
-		sr.tl, sr.lo = nil, 0 // let an old timeline go
+		sr.tl, sr.lo = noTimes, 0 // let an old timeline go
 	}
 }
 
@@ -511,7 +505,7 @@ func (s *Store) GC(now time.Time) {
 			}
 			// Drop what the series points to, so its chunk can be freed
 			// once its neighbours go too.
-			sr.vals, sr.tl, sr.labels = nil, nil, nil
+			sr.vals, sr.tl, sr.labels = nil, noTimes, nil
 			removed = true
 			continue
 		}

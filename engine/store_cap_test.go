@@ -56,9 +56,9 @@ func TestStoreSeriesOfACollectionShareTimes(t *testing.T) {
 	}
 	// What evaluation reads is each series' own samples.
 	sr, _ := s.lookup("b", model.Labels{"host": "7"})
-	w := window(sr, benchNow.Add(-time.Minute).UnixNano(), benchNow.UnixNano())
-	if want := []float64{float64(k - 6 - 7), float64(k - 5 - 7), float64(k - 4 - 7), float64(k - 3 - 7), float64(k - 2 - 7), float64(k - 1 - 7)}; !slices.Equal(w.v, want) {
-		t.Errorf("b{host=7} over the last minute: %v, want %v", w.v, want)
+	i, j := window(sr.times(), benchNow.Add(-time.Minute).UnixNano(), benchNow.UnixNano())
+	if want := []float64{float64(k - 6 - 7), float64(k - 5 - 7), float64(k - 4 - 7), float64(k - 3 - 7), float64(k - 2 - 7), float64(k - 1 - 7)}; !slices.Equal(sr.vals[i:j], want) {
+		t.Errorf("b{host=7} over the last minute: %v, want %v", sr.vals[i:j], want)
 	}
 }
 
@@ -186,13 +186,13 @@ func testStoreKeepsOwnSamples(t *testing.T, hash func(string, model.Labels) uint
 			t.Fatalf("step %d: %d series held, want %d", step, len(s.list), len(want))
 		}
 		for _, sr := range s.list {
-			w, got := want[sr.labels["h"]], sr.span()
-			if len(got.t) != len(w) || len(got.v) != len(w) {
-				t.Fatalf("step %d: series %s holds %d samples, want %d", step, sr.labels["h"], len(got.v), len(w))
+			w, ts := want[sr.labels["h"]], sr.times()
+			if len(ts) != len(w) || len(sr.vals) != len(w) {
+				t.Fatalf("step %d: series %s holds %d samples, want %d", step, sr.labels["h"], len(sr.vals), len(w))
 			}
 			for i := range w {
-				if got.t[i] != w[i].t || got.v[i] != w[i].v {
-					t.Fatalf("step %d: series %s sample %d is (%d, %v), want (%d, %v)", step, sr.labels["h"], i, got.t[i], got.v[i], w[i].t, w[i].v)
+				if ts[i] != w[i].t || sr.vals[i] != w[i].v {
+					t.Fatalf("step %d: series %s sample %d is (%d, %v), want (%d, %v)", step, sr.labels["h"], i, ts[i], sr.vals[i], w[i].t, w[i].v)
 				}
 			}
 		}
