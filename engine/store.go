@@ -455,9 +455,13 @@ func (s *Store) extend(sr *series, t int64) {
 		}
 		tl, lo = tl.next, lo-tl.shift
 	}
+	// Room for a quarter window beyond the series' window: a shared
+	// timeline is then copied once a quarter window, by one series of the
+	// collection (the others follow), and a series alone on its times
+	// (late samples) keeps little spare room.
 	ts := tl.ts[lo : lo+n]
 	c := s.grownCap(ts)
-	moved := make([]int64, n, max(n+1, c+c/2))
+	moved := make([]int64, n, max(n+1, c+c/4))
 	copy(moved, ts)
 	next := &timeline{ts: append(moved, t)}
 	tl.next, tl.shift, tl.upto = next, lo, lo+n
