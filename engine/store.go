@@ -455,11 +455,27 @@ func (s *Store) extend(sr *series, t int64) {
 		}
 		tl, lo = tl.next, lo-tl.shift
 	}
+	ts := tl.ts[lo : lo+n]
+	// A series that left its collection's timeline (for a late sample,
+	// since trimmed) holds the same times again: rejoin it rather than
+	// copy them.
+	if r := s.recent; r != tl && r != nil {
+		if i, ok := slices.BinarySearch(r.ts, ts[0]); ok && i+n <= len(r.ts) && slices.Equal(r.ts[i:i+n], ts) {
+			switch {
+			case i+n < len(r.ts) && r.ts[i+n] == t:
+				sr.tl, sr.lo = r, i
+				return
+			case i+n == len(r.ts) && i+n < cap(r.ts):
+				r.ts = append(r.ts, t)
+				sr.tl, sr.lo = r, i
+				return
+			}
+		}
+	}
 	// Room for a quarter window beyond the series' window: a shared
 	// timeline is then copied once a quarter window, by one series of the
 	// collection (the others follow), and a series alone on its times
-	// (late samples) keeps little spare room.
-	ts := tl.ts[lo : lo+n]
+	// keeps little spare room.
 	c := s.grownCap(ts)
 	moved := make([]int64, n, max(n+1, c+c/4))
 	copy(moved, ts)

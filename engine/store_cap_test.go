@@ -24,8 +24,9 @@ func TestStoreSizesSeriesToWindow(t *testing.T) {
 }
 
 // The series of one collection share one copy of their times, however
-// the collection's samples are split across Append calls and when a
-// series joins later: a time costs 8 bytes per collection, not per series.
+// the collection's samples are split across Append calls, when a series
+// joins later, and a window after a late sample took one away: a time
+// costs 8 bytes per collection, not per series.
 func TestStoreSeriesOfACollectionShareTimes(t *testing.T) {
 	s := NewStore(11 * time.Minute)
 	const hosts = 50
@@ -41,6 +42,11 @@ func TestStoreSeriesOfACollectionShareTimes(t *testing.T) {
 				model.Sample{Metric: "a", Labels: model.Labels{"host": fmt.Sprint(h)}, Value: float64(k + h), Time: at},
 				model.Sample{Metric: "b", Labels: model.Labels{"host": fmt.Sprint(h)}, Value: float64(k - h), Time: at},
 			)
+		}
+		if k == 90 {
+			// A late sample between two collections: host 3's a leaves
+			// the shared times, and returns once the sample is trimmed.
+			s.Append(model.Sample{Metric: "a", Labels: model.Labels{"host": "3"}, Value: -1, Time: at.Add(-5 * time.Second)})
 		}
 		k++
 	}
