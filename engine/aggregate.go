@@ -43,40 +43,42 @@ func (a *acc) add(t int64, v float64, keep bool) {
 
 // addPoints folds a window into the accumulator, doing only the work
 // reducer r needs: this loop is the engine's hottest.
-func (a *acc) addPoints(r rules.Reducer, w []point) {
+func (a *acc) addPoints(r rules.Reducer, ts []int64, vs []float64) {
 	switch r {
 	// Locals: the compiler cannot keep a.max in a register across the
-	// loop, since w might alias a.
+	// loop, since vs might alias a.
 	case rules.Max:
 		m := a.max
-		for _, p := range w {
-			m = max(m, p.v)
+		for _, v := range vs {
+			m = max(m, v)
 		}
 		a.max = m
 	case rules.Min:
 		m := a.min
-		for _, p := range w {
-			m = min(m, p.v)
+		for _, v := range vs {
+			m = min(m, v)
 		}
 		a.min = m
 	case rules.Sum, rules.Avg:
 		sum := a.sum
-		for _, p := range w {
-			sum += p.v
+		for _, v := range vs {
+			sum += v
 		}
 		a.sum = sum
 	case rules.Count:
 	case rules.Last:
-		if p := w[len(w)-1]; p.t >= a.lastT {
-			a.lastT, a.last = p.t, p.v
+		if n := len(vs) - 1; ts[n] >= a.lastT {
+			a.lastT, a.last = ts[n], vs[n]
 		}
 	default:
-		for _, p := range w {
-			a.add(p.t, p.v, r == rules.Percentile || r == rules.Quantile)
+		keep := r == rules.Percentile || r == rules.Quantile
+		ts = ts[:len(vs)]
+		for i, v := range vs {
+			a.add(ts[i], v, keep)
 		}
 		return
 	}
-	a.n += len(w)
+	a.n += len(vs)
 }
 
 // result reduces what was added with r; ok is false when there is nothing
@@ -122,28 +124,30 @@ func percentile(vals []float64, q float64) float64 {
 	return vals[lo] + frac*(vals[lo+1]-vals[lo])
 }
 
-// window returns the samples in (start, end].
-func window(pts []point, start, end int64) []point {
-	j := len(pts)
-	for j > 0 && pts[j-1].t > end {
+// window returns the bounds [i, j) of the samples at times ts in
+// (start, end]. Bounds, not a struct of two slices: the struct went
+// through the stack and stalled the evaluation's hottest loop.
+func window(ts []int64, start, end int64) (i, j int) {
+	j = len(ts)
+	for j > 0 && ts[j-1] > end {
 		j--
 	}
-	i := j
-	for i > 0 && pts[i-1].t > start {
+	i = j
+	for i > 0 && ts[i-1] > start {
 		i--
 	}
-	return pts[i:j]
+	return i, j
 }
 
 // counterIncrease sums the increases of a counter, treating a drop as a
 // reset to zero (the new value is all increase since the reset).
-func counterIncrease(pts []point) float64 {
+func counterIncrease(vs []float64) float64 {
 	inc := 0.0
-	for k := 1; k < len(pts); k++ {
-		if d := pts[k].v - pts[k-1].v; d >= 0 {
+	for k := 1; k < len(vs); k++ {
+		if d := vs[k] - vs[k-1]; d >= 0 {
 			inc += d
 		} else {
-			inc += pts[k].v
+			inc += vs[k]
 		}
 	}
 	return inc
@@ -155,7 +159,8 @@ type aggregator struct {
 	// Scratch for across-first aggregates and quantiles, kept between
 	// evaluations to spare the allocations.
 	atStep []stepValue
-	steps  []point
+	stepT  []int64
+	stepV  []float64
 	vals   []float64
 }
 
@@ -163,15 +168,16 @@ type aggregator struct {
 // sample was seen at all.
 func (g *aggregator) compute(a *rules.Aggregate, ss []*series, start, end int64) (v float64, ok, seen bool) {
 	if a.AcrossFirst {
-		w, seen := g.stepSeries(a, ss, start, end)
-		v, ok = g.overTime(a.Series, a.Q, w, start, end)
+		ts, vs, seen := g.stepSeries(a, ss, start, end)
+		v, ok = g.overTime(a.Series, a.Q, ts, vs, start, end)
 		return v, ok, seen
 	}
 	if a.Across == rules.Pool {
 		g.across.reset()
 		for _, sr := range ss {
-			if w := window(sr.pts, start, end); len(w) > 0 {
-				g.across.addPoints(a.Series, w)
+			ts := sr.times()
+			if i, j := window(ts, start, end); i < j {
+				g.across.addPoints(a.Series, ts[i:j], sr.vals[i:j])
 			}
 		}
 		v, ok = g.across.result(a.Series, a.Q)
@@ -179,25 +185,27 @@ func (g *aggregator) compute(a *rules.Aggregate, ss []*series, start, end int64)
 	}
 	g.across.reset()
 	for _, sr := range ss {
-		w := window(sr.pts, start, end)
-		if len(w) == 0 {
+		ts := sr.times()
+		i, j := window(ts, start, end)
+		if i == j {
 			continue
 		}
+		ts, vs := ts[i:j], sr.vals[i:j]
 		seen = true
 		var sv float64
 		switch a.Series {
 		case rules.Rate, rules.Increase, rules.Delta, rules.Deriv, rules.PredictLinear,
 			rules.Changes, rules.Resets, rules.Quantile:
 			var has bool
-			if sv, has = g.overTime(a.Series, a.Q, w, start, end); !has {
+			if sv, has = g.overTime(a.Series, a.Q, ts, vs, start, end); !has {
 				continue
 			}
 		default:
 			g.perSeries.reset()
-			g.perSeries.addPoints(a.Series, w)
+			g.perSeries.addPoints(a.Series, ts, vs)
 			sv, _ = g.perSeries.result(a.Series, a.Q)
 		}
-		g.across.add(w[len(w)-1].t, sv, a.Across == rules.Percentile)
+		g.across.add(ts[len(ts)-1], sv, a.Across == rules.Percentile)
 	}
 	v, ok = g.across.result(a.Across, a.Q)
 	return v, ok, seen
@@ -210,7 +218,7 @@ func (g *aggregator) compute(a *rules.Aggregate, ss []*series, start, end int64)
 // and a step without any sample is left out of the result. Collectors stamp
 // a collection's samples with its scheduled time, so with the collection
 // on the group's interval one step is exactly one collection.
-func (g *aggregator) stepSeries(a *rules.Aggregate, ss []*series, start, end int64) ([]point, bool) {
+func (g *aggregator) stepSeries(a *rules.Aggregate, ss []*series, start, end int64) ([]int64, []float64, bool) {
 	step := int64(a.Step)
 	if step <= 0 {
 		step = 1 // not set by the loader (a hand-built rule): every timestamp is a step
@@ -219,20 +227,21 @@ func (g *aggregator) stepSeries(a *rules.Aggregate, ss []*series, start, end int
 	// follows the samples, not the window's length over the step.
 	at := g.atStep[:0]
 	for _, sr := range ss {
-		w := window(sr.pts, start, end)
-		for i, p := range w {
-			k := (end - p.t) / step
-			if i+1 < len(w) && (end-w[i+1].t)/step == k {
+		ts := sr.times()
+		i, j := window(ts, start, end)
+		for n := i; n < j; n++ {
+			k := (end - ts[n]) / step
+			if n+1 < j && (end-ts[n+1])/step == k {
 				continue // a later sample of this series in the same step
 			}
-			at = append(at, stepValue{k, p.v})
+			at = append(at, stepValue{k, sr.vals[n]})
 		}
 	}
 	seen := len(at) > 0
 	// Oldest step first; stable, so a step adds its series in one order
 	// at every evaluation.
 	slices.SortStableFunc(at, func(x, y stepValue) int { return cmp.Compare(y.k, x.k) })
-	out := g.steps[:0]
+	outT, outV := g.stepT[:0], g.stepV[:0]
 	for i := 0; i < len(at); {
 		k, v, n := at[i].k, at[i].v, 1
 		for i += 1; i < len(at) && at[i].k == k; i++ {
@@ -252,10 +261,11 @@ func (g *aggregator) stepSeries(a *rules.Aggregate, ss []*series, start, end int
 		case rules.Count:
 			v = float64(n)
 		}
-		out = append(out, point{t: end - k*step, v: v})
+		outT = append(outT, end-k*step)
+		outV = append(outV, v)
 	}
-	g.atStep, g.steps = at, out
-	return out, seen
+	g.atStep, g.stepT, g.stepV = at, outT, outV
+	return outT, outV, seen
 }
 
 type stepValue struct {
@@ -263,20 +273,20 @@ type stepValue struct {
 	v float64
 }
 
-// overTime applies a time-only reducer to one series' samples w in the
-// window (start, end], as Prometheus' function of the same name does; ok
-// is false when w has too few samples for it.
-func (g *aggregator) overTime(r rules.Reducer, q float64, w []point, start, end int64) (float64, bool) {
-	if len(w) == 0 {
+// overTime applies a time-only reducer to one series' samples (values vs
+// at times ts) in the window (start, end], as Prometheus' function of the
+// same name does; ok is false when there are too few samples for it.
+func (g *aggregator) overTime(r rules.Reducer, q float64, ts []int64, vs []float64, start, end int64) (float64, bool) {
+	if len(vs) == 0 {
 		return 0, false
 	}
 	switch r {
 	case rules.Last:
-		return w[len(w)-1].v, true
+		return vs[len(vs)-1], true
 	case rules.Changes, rules.Resets:
 		c := 0
-		for k := 1; k < len(w); k++ {
-			prev, cur := w[k-1].v, w[k].v
+		for k := 1; k < len(vs); k++ {
+			prev, cur := vs[k-1], vs[k]
 			if r == rules.Resets && cur < prev ||
 				r == rules.Changes && cur != prev && !(math.IsNaN(cur) && math.IsNaN(prev)) {
 				c++
@@ -284,29 +294,26 @@ func (g *aggregator) overTime(r rules.Reducer, q float64, w []point, start, end 
 		}
 		return float64(c), true
 	case rules.Quantile:
-		g.vals = g.vals[:0]
-		for _, p := range w {
-			g.vals = append(g.vals, p.v)
-		}
+		g.vals = append(g.vals[:0], vs...)
 		return percentile(g.vals, q), true // sorts the copy, not the store
 	}
-	if len(w) < 2 {
+	if len(vs) < 2 {
 		return 0, false
 	}
 	switch r {
 	case rules.Rate, rules.Increase:
-		inc := counterIncrease(w)
+		inc := counterIncrease(vs)
 		if r == rules.Rate {
-			inc /= float64(w[len(w)-1].t-w[0].t) / 1e9
+			inc /= float64(ts[len(ts)-1]-ts[0]) / 1e9
 		}
 		return inc, true
 	case rules.Delta:
-		return delta(w, start, end), true
+		return delta(ts, vs, start, end), true
 	case rules.Deriv:
-		slope, _ := linearRegression(w, w[0].t)
+		slope, _ := linearRegression(ts, vs, ts[0])
 		return slope, true
 	case rules.PredictLinear:
-		slope, intercept := linearRegression(w, end)
+		slope, intercept := linearRegression(ts, vs, end)
 		return slope*q + intercept, true
 	}
 	return 0, false
@@ -315,19 +322,19 @@ func (g *aggregator) overTime(r rules.Reducer, q float64, w []point, start, end 
 // delta is last - first of a gauge extrapolated to the window (start, end]
 // as Prometheus' delta does: all the way to an edge when the samples reach
 // to within 1.1 average intervals of it, else by half an average interval.
-func delta(w []point, start, end int64) float64 {
-	first, last := w[0], w[len(w)-1]
-	sampled := float64(last.t-first.t) / 1e9
-	avg := sampled / float64(len(w)-1)
-	toStart := float64(first.t-start) / 1e9
-	toEnd := float64(end-last.t) / 1e9
+func delta(ts []int64, vs []float64, start, end int64) float64 {
+	n := len(vs) - 1
+	sampled := float64(ts[n]-ts[0]) / 1e9
+	avg := sampled / float64(n)
+	toStart := float64(ts[0]-start) / 1e9
+	toEnd := float64(end-ts[n]) / 1e9
 	if toStart >= avg*1.1 {
 		toStart = avg / 2
 	}
 	if toEnd >= avg*1.1 {
 		toEnd = avg / 2
 	}
-	d := last.v - first.v
+	d := vs[n] - vs[0]
 	if sampled == 0 {
 		return d
 	}
@@ -337,23 +344,24 @@ func delta(w []point, start, end int64) float64 {
 // linearRegression fits v = slope·x + intercept by least squares, with x
 // the seconds since at, as Prometheus' deriv and predict_linear do
 // (including their answer for a constant series: slope 0, no rounding).
-func linearRegression(w []point, at int64) (slope, intercept float64) {
+func linearRegression(ts []int64, vs []float64, at int64) (slope, intercept float64) {
 	var n, sumX, sumY, sumXY, sumX2 float64
 	constY := true
-	for _, p := range w {
-		constY = constY && p.v == w[0].v
+	ts = ts[:len(vs)]
+	for i, v := range vs {
+		constY = constY && v == vs[0]
 		n++
-		x := float64(p.t-at) / 1e9
+		x := float64(ts[i]-at) / 1e9
 		sumX += x
-		sumY += p.v
-		sumXY += x * p.v
+		sumY += v
+		sumXY += x * v
 		sumX2 += x * x
 	}
 	if constY {
-		if math.IsInf(w[0].v, 0) {
+		if math.IsInf(vs[0], 0) {
 			return math.NaN(), math.NaN()
 		}
-		return 0, w[0].v
+		return 0, vs[0]
 	}
 	covXY := sumXY - sumX*sumY/n
 	varX := sumX2 - sumX*sumX/n

@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"encoding/binary"
+	"hash/maphash"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -27,7 +30,13 @@ type Store struct {
 	// bounds a scrape, so a target's label explosion cannot exhaust memory.
 	maxSeries int
 	refused   uint64
-	byKey     map[string]*series
+	// bySum finds a series by the hash of its metric and labels, and
+	// collided the rare series whose hash another series already has: a
+	// key string per series cost more than a tenth of the store.
+	seed     maphash.Seed
+	hash     func(string, model.Labels) uint64 // s.sum; tests make series collide
+	bySum    map[uint64]*series
+	collided map[string]*series
 	// labelSets shares one copy of each distinct label set: the metrics of
 	// a host carry the same labels, and a copy per series scattered the
 	// series across memory.
@@ -45,10 +54,13 @@ type Store struct {
 	// store (the process) started after the window began.
 	first   int64
 	hasData bool
-	// Series and their points are carved from slabs kept per metric, so
+	// Series and their values are carved from slabs kept per metric, so
 	// that one metric's series across a fleet sit together in memory: the
 	// order evaluation reads them in (one aggregate over all segments).
 	slabs map[string]*slab
+	// recent is the timeline that last took a new time: a series new in
+	// a collection joins the timeline its collection's other series are on.
+	recent *timeline
 	// inventories are the last inventory of each source: a source that
 	// fails to report one keeps its last, so a cluster that went silent
 	// as a whole is still expected.
@@ -75,7 +87,7 @@ func (s *Store) Inventory(source string) (model.Inventory, bool) {
 
 type slab struct {
 	series []series
-	points []point
+	vals   []float64
 	live   int // series of the metric in the store; at 0 the slab goes
 	chunk  int // series per chunk: grows from 8 to slabSeries
 }
@@ -104,38 +116,65 @@ func (s *Store) newSeries(metric string, ls model.Labels) *series {
 	sl.live++
 	sr := &sl.series[0]
 	sl.series = sl.series[1:]
-	sr.metric, sr.labels = metric, s.internLabels(ls)
-	sr.pts = s.points(sl, firstPoints)
+	sr.metric, sr.labels, sr.tl = metric, s.internLabels(ls), noTimes
+	sr.vals = s.values(sl, firstPoints)
 	return sr
 }
 
-// points returns room for n points from the metric's slab. Series of a
+// values returns room for n values from the metric's slab. Series of a
 // metric grow together (one collection appends to all of them), so their
 // new arrays land side by side too.
-func (s *Store) points(sl *slab, n int) []point {
-	if len(sl.points) < n {
-		sl.points = make([]point, n*max(sl.chunk, 8))
+func (s *Store) values(sl *slab, n int) []float64 {
+	if len(sl.vals) < n {
+		sl.vals = make([]float64, n*max(sl.chunk, 8))
 	}
-	p := sl.points[:0:n]
-	sl.points = sl.points[n:]
-	return p
+	v := sl.vals[:0:n]
+	sl.vals = sl.vals[n:]
+	return v
 }
 
 type series struct {
 	metric string
 	labels model.Labels
-	last   int64   // time of the newest sample ever appended
-	pts    []point // ascending time; one slice keeps a window in one cache line or two
+	last   int64 // time of the newest sample ever appended
+	// The samples are vals (ascending time) at the times tl.ts[lo:]: a
+	// value costs 8 bytes, its time is shared with the collection's other
+	// series.
+	tl   *timeline
+	lo   int
+	vals []float64
 }
 
-type point struct {
-	t int64 // unix nanoseconds
-	v float64
+// times returns the times of sr.vals, index for index.
+func (sr *series) times() []int64 {
+	return sr.tl.ts[sr.lo : sr.lo+len(sr.vals)]
+}
+
+// noTimes is the timeline of a series without samples, never written:
+// with it, reading a series' times needs no test for nil (window stays
+// small enough to be inlined in evaluation's loops).
+var noTimes = &timeline{}
+
+// timeline is a run of ascending sample times shared by series. A
+// collection stamps all its samples with one time, so its series share
+// one copy of their times rather than holding one each (16 bytes a sample
+// become 8). Times are only ever appended, so each series' view
+// ts[lo:lo+n] stays valid while the timeline grows: the first series to
+// receive time t appends it, the others find t already there.
+type timeline struct {
+	ts []int64
+	// next is where series go that cannot take their next time here (the
+	// timeline is full, or it went on with another time): next.ts starts
+	// with a copy of ts[shift:upto].
+	next        *timeline
+	shift, upto int
 }
 
 // NewStore returns a store keeping samples for retention.
 func NewStore(retention time.Duration) *Store {
-	return &Store{retention: int64(retention), seriesRetention: int64(DefaultSeriesRetention), byKey: map[string]*series{}, slabs: map[string]*slab{}, labelSets: map[string]model.Labels{}}
+	s := &Store{retention: int64(retention), seriesRetention: int64(DefaultSeriesRetention), seed: maphash.MakeSeed(), bySum: map[uint64]*series{}, collided: map[string]*series{}, slabs: map[string]*slab{}, labelSets: map[string]model.Labels{}}
+	s.hash = s.sum
+	return s
 }
 
 // DefaultSeriesRetention is how long a series that stopped reporting is
@@ -211,6 +250,50 @@ func (s *Store) Retention() time.Duration {
 	return time.Duration(s.retention)
 }
 
+// sum hashes metric and ls: the labels' hashes are added, so that map
+// order does not matter and no sorted copy is needed.
+func (s *Store) sum(metric string, ls model.Labels) uint64 {
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	var labels uint64
+	for k, v := range ls {
+		h.Reset()
+		h.WriteString(k)
+		h.WriteByte(0xfe)
+		h.WriteString(v)
+		labels += h.Sum64()
+	}
+	h.Reset()
+	h.WriteString(metric)
+	h.WriteByte(0xff)
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], labels)
+	h.Write(b[:])
+	return h.Sum64()
+}
+
+// lookup returns the series of metric and ls, if held, and their hash.
+func (s *Store) lookup(metric string, ls model.Labels) (*series, uint64) {
+	sum := s.hash(metric, ls)
+	if sr := s.bySum[sum]; sr != nil && sr.metric == metric && maps.Equal(sr.labels, ls) {
+		return sr, sum
+	}
+	if len(s.collided) > 0 {
+		return s.collided[seriesKey(metric, ls)], sum
+	}
+	return nil, sum
+}
+
+// forget removes sr from the lookup.
+func (s *Store) forget(sr *series) {
+	sum := s.hash(sr.metric, sr.labels)
+	if s.bySum[sum] == sr {
+		delete(s.bySum, sum)
+		return
+	}
+	delete(s.collided, seriesKey(sr.metric, sr.labels))
+}
+
 func seriesKey(metric string, ls model.Labels) string {
 	var b strings.Builder
 	b.WriteString(metric)
@@ -253,15 +336,18 @@ func (s *Store) Append(samples ...model.Sample) {
 			// nothing; kept, it would blank every aggregate of its window.
 			continue
 		}
-		key := seriesKey(smp.Metric, smp.Labels)
-		sr := s.byKey[key]
+		sr, sum := s.lookup(smp.Metric, smp.Labels)
 		if sr == nil {
 			if s.maxSeries > 0 && len(s.list) >= s.maxSeries {
 				s.refused++
 				continue
 			}
 			sr = s.newSeries(smp.Metric, smp.Labels)
-			s.byKey[key] = sr
+			if s.bySum[sum] == nil {
+				s.bySum[sum] = sr
+			} else {
+				s.collided[seriesKey(smp.Metric, smp.Labels)] = sr
+			}
 			s.list = append(s.list, sr)
 		}
 		t := smp.Time.UnixNano()
@@ -270,30 +356,30 @@ func (s *Store) Append(samples ...model.Sample) {
 		}
 		// Trim first: in steady state a series then never outgrows its
 		// array, and never moves.
-		if n := len(sr.pts); n > 0 {
-			sr.trim(max(sr.pts[n-1].t, t) - s.retention)
+		if ts := sr.times(); len(ts) > 0 {
+			sr.trim(max(ts[len(ts)-1], t) - s.retention)
 		}
-		if len(sr.pts) == cap(sr.pts) {
-			grown := s.points(s.slabOf(sr.metric), s.grownCap(sr.pts))
-			sr.pts = append(grown, sr.pts...)
+		if len(sr.vals) == cap(sr.vals) {
+			grown := s.values(s.slabOf(sr.metric), s.grownCap(sr.times()))
+			sr.vals = append(grown, sr.vals...)
 		}
-		sr.add(t, smp.Value)
-		sr.last = max(sr.last, smp.Time.UnixNano())
+		s.add(sr, t, smp.Value)
+		sr.last = max(sr.last, t)
 	}
 }
 
-// grownCap is the new capacity of a full points array: double, but no more
-// than a full window at the series' own sample spacing (plus slack for
-// jitter). Doubling alone would leave a series reporting every 10 s under
-// an 11-minute retention (66 points) with room for 128, nearly half of
-// the store's memory unused.
-func (s *Store) grownCap(pts []point) int {
-	n := len(pts)
+// grownCap is the new capacity of a full array of samples at times ts:
+// double, but no more than a full window at the series' own sample
+// spacing (plus slack for jitter). Doubling alone would leave a series
+// reporting every 10 s under an 11-minute retention (66 points) with room
+// for 128, nearly half of the store's memory unused.
+func (s *Store) grownCap(ts []int64) int {
+	n := len(ts)
 	c := 2 * n
 	if n < 2 {
 		return max(c, firstPoints)
 	}
-	spacing := (pts[n-1].t - pts[0].t) / int64(n-1)
+	spacing := (ts[n-1] - ts[0]) / int64(n-1)
 	if spacing <= 0 {
 		return c
 	}
@@ -308,24 +394,102 @@ func (s *Store) grownCap(pts []point) int {
 	return c
 }
 
-func (sr *series) add(t int64, v float64) {
-	n := len(sr.pts)
-	if n == 0 || t > sr.pts[n-1].t {
-		sr.pts = append(sr.pts, point{t, v})
+// add puts the sample (t, v) into sr, which has room for one more value.
+func (s *Store) add(sr *series, t int64, v float64) {
+	ts := sr.times()
+	n := len(ts)
+	if n == 0 || t > ts[n-1] {
+		s.extend(sr, t)
+		sr.vals = append(sr.vals, v)
 		return
 	}
-	i := sort.Search(n, func(i int) bool { return sr.pts[i].t >= t })
-	if sr.pts[i].t == t {
-		sr.pts[i].v = v
+	i := sort.Search(n, func(i int) bool { return ts[i] >= t })
+	if ts[i] == t {
+		sr.vals[i] = v
 		return
 	}
-	sr.pts = slices.Insert(sr.pts, i, point{t, v})
+	// A time between two the series has: no other series is likely to
+	// share it, so the series takes a timeline of its own.
+	own := make([]int64, 0, max(n+1, s.grownCap(ts)))
+	own = append(append(append(own, ts[:i]...), t), ts[i:]...)
+	sr.tl, sr.lo = &timeline{ts: own}, 0
+	sr.vals = slices.Insert(sr.vals, i, v)
+}
+
+// extend makes t, newer than any of sr's times, the time of its next
+// value: on its timeline when the slot after its times is t or free, else
+// on the timeline another series of the same collection moved to, else on
+// a new one, which those after it then follow.
+func (s *Store) extend(sr *series, t int64) {
+	n := len(sr.vals)
+	if n == 0 {
+		// A new series, or one all of whose samples were trimmed: join
+		// the timeline the collection's other series just took t onto,
+		// or, when series come one by one with their history (a test,
+		// a replay), the one the series before took it onto.
+		if tl := s.recent; tl != nil {
+			if i, ok := slices.BinarySearch(tl.ts, t); ok {
+				sr.tl, sr.lo = tl, i
+				return
+			}
+		}
+		sr.tl, sr.lo = &timeline{ts: append(make([]int64, 0, firstPoints), t)}, 0
+		s.recent = sr.tl
+		return
+	}
+	tl, lo := sr.tl, sr.lo
+	for {
+		hi := lo + n
+		switch {
+		case hi < len(tl.ts) && tl.ts[hi] == t:
+			sr.tl, sr.lo = tl, lo
+			return
+		case hi == len(tl.ts) && hi < cap(tl.ts):
+			tl.ts = append(tl.ts, t)
+			sr.tl, sr.lo = tl, lo
+			s.recent = tl
+			return
+		}
+		if tl.next == nil || lo < tl.shift || hi > tl.upto {
+			break
+		}
+		tl, lo = tl.next, lo-tl.shift
+	}
+	ts := tl.ts[lo : lo+n]
+	// A series that left its collection's timeline (for a late sample,
+	// since trimmed) holds the same times again: rejoin it rather than
+	// copy them.
+	if r := s.recent; r != tl && r != nil {
+		if i, ok := slices.BinarySearch(r.ts, ts[0]); ok && i+n <= len(r.ts) && slices.Equal(r.ts[i:i+n], ts) {
+			switch {
+			case i+n < len(r.ts) && r.ts[i+n] == t:
+				sr.tl, sr.lo = r, i
+				return
+			case i+n == len(r.ts) && i+n < cap(r.ts):
+				r.ts = append(r.ts, t)
+				sr.tl, sr.lo = r, i
+				return
+			}
+		}
+	}
+	// Room for a quarter window beyond the series' window: a shared
+	// timeline is then copied once a quarter window, by one series of the
+	// collection (the others follow), and a series alone on its times
+	// keeps little spare room.
+	c := s.grownCap(ts)
+	moved := make([]int64, n, max(n+1, c+c/4))
+	copy(moved, ts)
+	next := &timeline{ts: append(moved, t)}
+	tl.next, tl.shift, tl.upto = next, lo, lo+n
+	sr.tl, sr.lo = next, 0
+	s.recent = next
 }
 
 // trim drops samples at or before cutoff.
 func (sr *series) trim(cutoff int64) {
+	ts := sr.times()
 	i := 0
-	for i < len(sr.pts) && sr.pts[i].t <= cutoff {
+	for i < len(ts) && ts[i] <= cutoff {
 		i++
 	}
 	if i == 0 {
@@ -333,8 +497,12 @@ func (sr *series) trim(cutoff int64) {
 	}
 	// Copy down rather than reslice, so the backing array does not creep
 	// forward and grow forever.
-	n := copy(sr.pts, sr.pts[i:])
-	sr.pts = sr.pts[:n]
+	n := copy(sr.vals, sr.vals[i:])
+	sr.vals = sr.vals[:n]
+	sr.lo += i
+	if n == 0 {
+		sr.tl, sr.lo = noTimes, 0 // let an old timeline go
+	}
 }
 
 // GC drops samples older than the retention before now and series left
@@ -348,8 +516,8 @@ func (s *Store) GC(now time.Time) {
 	removed := false
 	for _, sr := range s.list {
 		sr.trim(cutoff)
-		if len(sr.pts) == 0 && sr.last <= forget {
-			delete(s.byKey, seriesKey(sr.metric, sr.labels))
+		if len(sr.vals) == 0 && sr.last <= forget {
+			s.forget(sr)
 			if sl := s.slabs[sr.metric]; sl != nil {
 				if sl.live--; sl.live <= 0 {
 					delete(s.slabs, sr.metric) // the last series: let the chunks go
@@ -357,7 +525,7 @@ func (s *Store) GC(now time.Time) {
 			}
 			// Drop what the series points to, so its chunk can be freed
 			// once its neighbours go too.
-			sr.pts, sr.labels = nil, nil
+			sr.vals, sr.tl, sr.labels = nil, noTimes, nil
 			removed = true
 			continue
 		}
@@ -387,7 +555,7 @@ func (s *Store) Stats() (seriesCount, samples int) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, sr := range s.list {
-		samples += len(sr.pts)
+		samples += len(sr.vals)
 	}
 	return len(s.list), samples
 }
@@ -414,7 +582,7 @@ func (s *Store) CountSamples(metric string) int {
 	n := 0
 	for _, sr := range s.list {
 		if sr.metric == metric {
-			n += len(sr.pts)
+			n += len(sr.vals)
 		}
 	}
 	return n

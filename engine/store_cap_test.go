@@ -1,13 +1,16 @@
 package engine
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/vigil-alerts/vigil/model"
 )
 
-// A series' points array is sized to its window, not to the next power of
+// A series' values array is sized to its window, not to the next power of
 // two: memory is what the rules need (BenchmarkMemory measures it).
 func TestStoreSizesSeriesToWindow(t *testing.T) {
 	s := NewStore(11 * time.Minute)
@@ -15,8 +18,53 @@ func TestStoreSizesSeriesToWindow(t *testing.T) {
 		s.Append(model.Sample{Metric: "m", Value: 1, Time: benchNow.Add(time.Duration(i) * 10 * time.Second)})
 	}
 	sr := s.list[0]
-	if n, c := len(sr.pts), cap(sr.pts); n != 66 || c > 66+66/8 {
-		t.Errorf("%d points held in room for %d; want 66 in at most %d", n, c, 66+66/8)
+	if n, c := len(sr.vals), cap(sr.vals); n != 66 || c > 66+66/8 {
+		t.Errorf("%d values held in room for %d; want 66 in at most %d", n, c, 66+66/8)
+	}
+}
+
+// The series of one collection share one copy of their times, however
+// the collection's samples are split across Append calls, when a series
+// joins later, and a window after a late sample took one away: a time
+// costs 8 bytes per collection, not per series.
+func TestStoreSeriesOfACollectionShareTimes(t *testing.T) {
+	s := NewStore(11 * time.Minute)
+	const hosts = 50
+	start := benchNow.Add(-30 * time.Minute)
+	k := 0
+	for at := start; !at.After(benchNow); at = at.Add(10 * time.Second) {
+		n := hosts
+		if at.Before(start.Add(10 * time.Minute)) {
+			n = hosts / 2 // the other half joins 10 minutes in
+		}
+		for h := range n {
+			s.Append(
+				model.Sample{Metric: "a", Labels: model.Labels{"host": fmt.Sprint(h)}, Value: float64(k + h), Time: at},
+				model.Sample{Metric: "b", Labels: model.Labels{"host": fmt.Sprint(h)}, Value: float64(k - h), Time: at},
+			)
+		}
+		if k == 90 {
+			// A late sample between two collections: host 3's a leaves
+			// the shared times, and returns once the sample is trimmed.
+			s.Append(model.Sample{Metric: "a", Labels: model.Labels{"host": "3"}, Value: -1, Time: at.Add(-5 * time.Second)})
+		}
+		k++
+	}
+	timelines := map[*timeline]int{}
+	for _, sr := range s.list {
+		timelines[sr.tl]++
+		if n := len(sr.times()); n != 66 {
+			t.Errorf("%s%v holds %d samples, want 66", sr.metric, sr.labels, n)
+		}
+	}
+	if len(timelines) != 1 {
+		t.Errorf("%d series on %d timelines, want all on one", len(s.list), len(timelines))
+	}
+	// What evaluation reads is each series' own samples.
+	sr, _ := s.lookup("b", model.Labels{"host": "7"})
+	i, j := window(sr.times(), benchNow.Add(-time.Minute).UnixNano(), benchNow.UnixNano())
+	if want := []float64{float64(k - 6 - 7), float64(k - 5 - 7), float64(k - 4 - 7), float64(k - 3 - 7), float64(k - 2 - 7), float64(k - 1 - 7)}; !slices.Equal(sr.vals[i:j], want) {
+		t.Errorf("b{host=7} over the last minute: %v, want %v", sr.vals[i:j], want)
 	}
 }
 
@@ -42,13 +90,120 @@ func TestStoreGrowsWhenSpacingShrinks(t *testing.T) {
 			kept = append(kept, t)
 		}
 	}
-	pts := s.list[0].pts
-	if len(pts) != len(kept) {
-		t.Fatalf("%d points held, want %d (every sample within the retention)", len(pts), len(kept))
+	if ts := s.list[0].times(); !slices.Equal(ts, kept) {
+		t.Fatalf("%d samples held, want %d (every sample within the retention)", len(ts), len(kept))
 	}
-	for i := range pts {
-		if pts[i].t != kept[i] {
-			t.Fatalf("point %d at %d, want %d", i, pts[i].t, kept[i])
+}
+
+// Series that share times and then part (a sample replaced, inserted out
+// of order, a collection that only some series are in, series at their
+// own times) each keep exactly their own samples: checked against a
+// plain model of the store's rules over random appends and GCs.
+func TestStoreSharedTimesKeepEachSeriesOwnSamples(t *testing.T) {
+	t.Run("hashed", func(t *testing.T) { testStoreKeepsOwnSamples(t, nil) })
+	// Series are found by a hash of their metric and labels: when two
+	// series' hashes collide, both are still told apart.
+	t.Run("colliding", func(t *testing.T) {
+		testStoreKeepsOwnSamples(t, func(string, model.Labels) uint64 { return 42 })
+	})
+}
+
+func testStoreKeepsOwnSamples(t *testing.T, hash func(string, model.Labels) uint64) {
+	const retention = 2 * time.Minute
+	type smp struct {
+		t int64
+		v float64
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	s := NewStore(retention)
+	if hash != nil {
+		s.hash = hash
+	}
+	s.SetSeriesRetention(3 * time.Minute)
+	want := map[string][]smp{}
+	last := map[string]int64{}
+	trim := func(key string, cutoff int64) {
+		w := want[key]
+		i := 0
+		for i < len(w) && w[i].t <= cutoff {
+			i++
 		}
+		want[key] = w[i:]
+	}
+	at := benchNow
+	maxShared := 0
+	for step := range 3000 {
+		at = at.Add(10 * time.Second)
+		var batch []model.Sample
+		for h := range 12 {
+			if rng.IntN(10) == 0 {
+				continue // this series misses this collection
+			}
+			if h == 9 && step%200 >= 100 {
+				continue // this host stops for long enough to be forgotten
+			}
+			st := at
+			switch {
+			case h >= 10:
+				st = at.Add(time.Duration(rng.IntN(10)) * time.Second) // series with their own times
+			case rng.IntN(40) == 0:
+				st = at.Add(-time.Duration(rng.IntN(60)) * time.Second) // late, maybe replacing
+			}
+			batch = append(batch, model.Sample{Metric: "m", Labels: model.Labels{"h": fmt.Sprint(h)}, Value: float64(rng.IntN(1000)), Time: st})
+		}
+		if step%7 == 0 && len(batch) > 1 {
+			// A collection split across two Append calls.
+			s.Append(batch[:len(batch)/2]...)
+			s.Append(batch[len(batch)/2:]...)
+		} else {
+			s.Append(batch...)
+		}
+		for _, b := range batch {
+			key, tt := b.Labels["h"], b.Time.UnixNano()
+			if w := want[key]; len(w) > 0 {
+				trim(key, max(w[len(w)-1].t, tt)-int64(retention))
+			}
+			w := want[key]
+			i, found := slices.BinarySearchFunc(w, tt, func(x smp, t int64) int { return int(x.t - t) })
+			if found {
+				w[i].v = b.Value
+			} else {
+				want[key] = slices.Insert(w, i, smp{tt, b.Value})
+			}
+			last[key] = max(last[key], tt)
+		}
+		if step%5 == 0 {
+			s.GC(at)
+			for key := range want {
+				trim(key, at.UnixNano()-int64(retention))
+				if len(want[key]) == 0 && last[key] <= at.Add(-3*time.Minute).UnixNano() {
+					delete(want, key)
+				}
+			}
+		}
+		shared := map[*timeline]int{}
+		for _, sr := range s.list {
+			shared[sr.tl]++
+		}
+		for _, n := range shared {
+			maxShared = max(maxShared, n)
+		}
+		if len(s.list) != len(want) {
+			t.Fatalf("step %d: %d series held, want %d", step, len(s.list), len(want))
+		}
+		for _, sr := range s.list {
+			w, ts := want[sr.labels["h"]], sr.times()
+			if len(ts) != len(w) || len(sr.vals) != len(w) {
+				t.Fatalf("step %d: series %s holds %d samples, want %d", step, sr.labels["h"], len(sr.vals), len(w))
+			}
+			for i := range w {
+				if ts[i] != w[i].t || sr.vals[i] != w[i].v {
+					t.Fatalf("step %d: series %s sample %d is (%d, %v), want (%d, %v)", step, sr.labels["h"], i, ts[i], sr.vals[i], w[i].t, w[i].v)
+				}
+			}
+		}
+	}
+	if maxShared < 8 {
+		t.Errorf("at most %d series shared a timeline, want the hosts collected together to", maxShared)
 	}
 }
