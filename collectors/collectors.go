@@ -39,6 +39,22 @@ const (
 	MetricSamples = "vigil.collector.samples"
 )
 
+// OwnSamples is how many of a collection's samples, from the first, are
+// its targets' self-metrics: Collect puts them first, so the daemon
+// stores them where store.max_series cannot refuse them.
+func OwnSamples(samples []model.Sample) int {
+	n := 0
+	for n < len(samples) {
+		switch samples[n].Metric {
+		case MetricUp, MetricErrors, MetricDuration, MetricSamples:
+			n++
+		default:
+			return n
+		}
+	}
+	return n
+}
+
 // Window store metrics, written by the daemon after each collection with
 // the collector's label, so a rule can page before store.max_series
 // refuses new series.

@@ -39,8 +39,9 @@ type Store struct {
 	collided map[string]*series
 	// labelSets shares one copy of each distinct label set: the metrics of
 	// a host carry the same labels, and a copy per series scattered the
-	// series across memory.
-	labelSets map[string]model.Labels
+	// series across memory. Each counts the series using it, so GC
+	// forgets one when its last series goes, without looking at the rest.
+	labelSets map[string]*sharedLabels
 	// list holds series in creation order; rule indexes scan only what was
 	// added since their last look. Removals bump epoch, which makes them
 	// rebuild.
@@ -172,7 +173,7 @@ type timeline struct {
 
 // NewStore returns a store keeping samples for retention.
 func NewStore(retention time.Duration) *Store {
-	s := &Store{retention: int64(retention), seriesRetention: int64(DefaultSeriesRetention), seed: maphash.MakeSeed(), bySum: map[uint64]*series{}, collided: map[string]*series{}, slabs: map[string]*slab{}, labelSets: map[string]model.Labels{}}
+	s := &Store{retention: int64(retention), seriesRetention: int64(DefaultSeriesRetention), seed: maphash.MakeSeed(), bySum: map[uint64]*series{}, collided: map[string]*series{}, slabs: map[string]*slab{}, labelSets: map[string]*sharedLabels{}}
 	s.hash = s.sum
 	return s
 }
@@ -314,19 +315,45 @@ func writeLabels(b *strings.Builder, ls model.Labels) {
 func (s *Store) internLabels(ls model.Labels) model.Labels {
 	var b strings.Builder
 	writeLabels(&b, ls)
-	if shared, ok := s.labelSets[b.String()]; ok {
-		return shared
+	sh := s.labelSets[b.String()]
+	if sh == nil {
+		sh = &sharedLabels{ls: ls.Copy()}
+		s.labelSets[b.String()] = sh
 	}
-	c := ls.Copy()
-	s.labelSets[b.String()] = c
-	return c
+	sh.refs++
+	return sh.ls
+}
+
+type sharedLabels struct {
+	ls   model.Labels
+	refs int // series using ls
+}
+
+// releaseLabels drops a series' use of its shared label set; the caller
+// holds s.mu.
+func (s *Store) releaseLabels(ls model.Labels) {
+	var b strings.Builder
+	writeLabels(&b, ls)
+	if sh := s.labelSets[b.String()]; sh != nil {
+		if sh.refs--; sh.refs <= 0 {
+			delete(s.labelSets, b.String())
+		}
+	}
 }
 
 // Append adds samples. A sample at a time the series already has replaces
 // that value; before adding, samples older than the retention behind the
 // newer of the series' newest and the new sample are trimmed. NaN samples
 // are dropped.
-func (s *Store) Append(samples ...model.Sample) {
+func (s *Store) Append(samples ...model.Sample) { s.append(true, samples) }
+
+// AppendOwn is Append for Vigil's own series (a collector's health, the
+// store's size): max_series never refuses them, so a target that filled
+// the store, even one first seen after it filled, still shows its health.
+// Their number is bounded by the config, not by what targets send.
+func (s *Store) AppendOwn(samples ...model.Sample) { s.append(false, samples) }
+
+func (s *Store) append(bounded bool, samples []model.Sample) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.version++
@@ -338,7 +365,7 @@ func (s *Store) Append(samples ...model.Sample) {
 		}
 		sr, sum := s.lookup(smp.Metric, smp.Labels)
 		if sr == nil {
-			if s.maxSeries > 0 && len(s.list) >= s.maxSeries {
+			if bounded && s.maxSeries > 0 && len(s.list) >= s.maxSeries {
 				s.refused++
 				continue
 			}
@@ -518,6 +545,7 @@ func (s *Store) GC(now time.Time) {
 		sr.trim(cutoff)
 		if len(sr.vals) == 0 && sr.last <= forget {
 			s.forget(sr)
+			s.releaseLabels(sr.labels)
 			if sl := s.slabs[sr.metric]; sl != nil {
 				if sl.live--; sl.live <= 0 {
 					delete(s.slabs, sr.metric) // the last series: let the chunks go
@@ -535,18 +563,6 @@ func (s *Store) GC(now time.Time) {
 	s.list = kept
 	if removed {
 		s.epoch++
-		// Forget label sets no series uses any more.
-		live := map[string]bool{}
-		for _, sr := range kept {
-			var b strings.Builder
-			writeLabels(&b, sr.labels)
-			live[b.String()] = true
-		}
-		for k := range s.labelSets {
-			if !live[k] {
-				delete(s.labelSets, k)
-			}
-		}
 	}
 }
 

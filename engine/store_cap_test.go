@@ -207,3 +207,35 @@ func testStoreKeepsOwnSamples(t *testing.T, hash func(string, model.Labels) uint
 		t.Errorf("at most %d series shared a timeline, want the hosts collected together to", maxShared)
 	}
 }
+
+// A label set is shared while any series uses it and forgotten with its
+// last series, so a churning target's label sets do not outlive it.
+func TestStoreForgetsLabelSetsWithTheirSeries(t *testing.T) {
+	s := NewStore(time.Minute)
+	s.SetSeriesRetention(time.Minute)
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	a, b := model.Labels{"host": "a"}, model.Labels{"host": "b"}
+	s.Append(model.Sample{Metric: "up", Labels: a, Value: 1, Time: t0},
+		model.Sample{Metric: "load", Labels: a, Value: 1, Time: t0},
+		model.Sample{Metric: "up", Labels: b, Value: 1, Time: t0})
+	if len(s.labelSets) != 2 {
+		t.Fatalf("%d label sets, want a's and b's", len(s.labelSets))
+	}
+	// Only a's up keeps reporting.
+	for at := t0.Add(10 * time.Second); !at.After(t0.Add(5 * time.Minute)); at = at.Add(10 * time.Second) {
+		s.Append(model.Sample{Metric: "up", Labels: a, Value: 1, Time: at})
+		s.GC(at)
+	}
+	if len(s.labelSets) != 1 {
+		t.Fatalf("%d label sets after b stopped, want a's only", len(s.labelSets))
+	}
+	for _, sh := range s.labelSets {
+		if sh.ls["host"] != "a" || sh.refs != 1 {
+			t.Fatalf("kept %v used by %d series, want a's used by its up", sh.ls, sh.refs)
+		}
+	}
+	s.GC(t0.Add(time.Hour))
+	if len(s.labelSets) != 0 {
+		t.Fatalf("%d label sets with no series left", len(s.labelSets))
+	}
+}

@@ -462,10 +462,12 @@ func (d *daemon) collect(ctx context.Context, c collectors.Collector, slot time.
 		d.log.Debug("collection incomplete", "collector", c.Name(), "err", err)
 	}
 	d.m.observeCollection(c.Name(), samples, slot)
-	// The store's size first: its two series exist from the first
-	// collection on, so max_series, once reached, never refuses them.
+	// The store's size and the targets' health first, where max_series
+	// never refuses them: a flooding target must not hide its own health.
 	d.appendStoreSize(c.Name(), slot)
-	d.store.Append(samples...)
+	own := collectors.OwnSamples(samples)
+	d.store.AppendOwn(samples[:own]...)
+	d.store.Append(samples[own:]...)
 	d.warnRefused(c.Name())
 	if d.recorder != nil {
 		// A full disk or a bad directory must not stop collection.

@@ -29,7 +29,7 @@ func (d *daemon) applyStoreBounds(rs *rules.RuleSet, cfg *config.Config) {
 func (d *daemon) appendStoreSize(collector string, slot time.Time) {
 	held, limit, _ := d.store.SeriesLimits()
 	ls := model.Labels{collectors.LabelCollector: collector}
-	d.store.Append(
+	d.store.AppendOwn(
 		model.Sample{Metric: collectors.MetricStoreSeries, Labels: ls, Value: float64(held), Time: slot},
 		model.Sample{Metric: collectors.MetricStoreMaxSeries, Labels: ls, Value: float64(limit), Time: slot})
 }

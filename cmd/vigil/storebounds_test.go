@@ -29,7 +29,7 @@ func TestSeriesRetentionFollowsRules(t *testing.T) {
 
 // Over store.max_series the daemon refuses new series, keeps updating the
 // ones it holds, counts the refusals on /metrics and warns at most once a
-// minute.
+// minute; its own series (health, the store's size) are never refused.
 func TestMaxSeriesRefusesAndWarns(t *testing.T) {
 	h := newHarness(t, upRule)
 	h.write("vigil.yaml", baseConfig(sharedEtcd(t), "store:\n  max_series: 2\n"))
@@ -37,16 +37,19 @@ func TestMaxSeriesRefusesAndWarns(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.tick(1)
+	// Vigil's own series are never refused: the store's size (2) and the
+	// target's health (4). They fill the bound, so nothing of the member.
 	series, samples := h.d.store.Stats()
-	if series != 2 {
-		t.Fatalf("%d series held under max_series 2 (a member yields more)", series)
+	if series != 6 || h.d.store.CountSamples("etcd.can_connect") != 0 {
+		t.Fatalf("%d series held under max_series 2, %d of etcd.can_connect: want Vigil's own 6, none of the member's",
+			series, h.d.store.CountSamples("etcd.can_connect"))
 	}
 	h.tick(2)
-	if s2, n2 := h.d.store.Stats(); s2 != 2 || n2 <= samples {
-		t.Errorf("after two more collections: %d series, %d samples (was %d): want 2 series, still updating", s2, n2, samples)
+	if s2, n2 := h.d.store.Stats(); s2 != 6 || n2 <= samples {
+		t.Errorf("after two more collections: %d series, %d samples (was %d): want 6 series, still updating", s2, n2, samples)
 	}
 	_, body := h.get("/metrics", "")
-	contains(t, "/metrics", body, "vigil_store_series 2\n", "vigil_store_max_series 2\n", "vigil_store_series_refused_total ")
+	contains(t, "/metrics", body, "vigil_store_series 6\n", "vigil_store_max_series 2\n", "vigil_store_series_refused_total ")
 	if strings.Contains(body, "vigil_store_series_refused_total 0\n") {
 		t.Error("no refusals counted")
 	}
@@ -81,5 +84,29 @@ func TestStoreNearlyFullPages(t *testing.T) {
 	}
 	if !slices.Contains(got, "VigilStoreNearlyFull firing") {
 		t.Fatalf("alerts %v; want VigilStoreNearlyFull firing with the store at max_series 3", got)
+	}
+}
+
+// A target added while the store is full still reports its health: a rule
+// on vigil.collector.up sees it although none of its samples fit.
+func TestHealthOfATargetAddedToAFullStore(t *testing.T) {
+	h := newHarness(t, upRule)
+	h.write("vigil.yaml", baseConfig(sharedEtcd(t), "store:\n  max_series: 2\n"))
+	if err := h.d.Reload("test"); err != nil {
+		t.Fatal(err)
+	}
+	h.tick(2)
+	cfg := strings.Replace(baseConfig(sharedEtcd(t), "store:\n  max_series: 2\n"), "    targets:\n",
+		"    targets:\n      - name: late\n        address: "+sharedEtcd(t)+"\n        tags: {host.mac: \"02:00:00:00:00:09\", agent.tag.role: etcd}\n", 1)
+	h.write("vigil.yaml", cfg)
+	if err := h.d.Reload("test"); err != nil {
+		t.Fatal(err)
+	}
+	h.tick(1)
+	if got := h.d.store.SeriesBy("target")["late"]; got != 4 {
+		t.Fatalf("the late target has %d series, want its 4 health series (up, errors, duration, samples)", got)
+	}
+	if h.d.store.CountSamples("vigil.collector.up") < 3 {
+		t.Errorf("%d samples of vigil.collector.up, want the late target's with the first one's", h.d.store.CountSamples("vigil.collector.up"))
 	}
 }
