@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-alerts/vigil/internal/testkit"
 	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/rules"
 )
@@ -32,7 +33,7 @@ func BenchmarkMemory(b *testing.B) {
 			}
 			var storeBytes, totalBytes, series, samples float64
 			for range b.N {
-				before := heap()
+				before := testkit.LiveHeap()
 				store := NewStore(set.MaxWindow + time.Minute)
 				eng := New(store)
 				eng.SetRules(set)
@@ -49,11 +50,11 @@ func BenchmarkMemory(b *testing.B) {
 					}
 					k++
 				}
-				afterStore := heap()
+				afterStore := testkit.LiveHeap()
 				if err := eng.Eval(context.Background(), benchNow); err != nil {
 					b.Fatal(err)
 				}
-				afterEval := heap()
+				afterEval := testkit.LiveHeap()
 				n, s := store.Stats()
 				series, samples = float64(n), float64(s)
 				storeBytes = float64(afterStore - before)
@@ -68,13 +69,4 @@ func BenchmarkMemory(b *testing.B) {
 			b.ReportMetric(totalBytes/1e6, "total-MB")
 		})
 	}
-}
-
-// heap is the live heap after a full collection.
-func heap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }

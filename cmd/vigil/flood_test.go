@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vigil-alerts/vigil/collectors"
+	"github.com/vigil-alerts/vigil/internal/testkit"
 )
 
 // Issue 14: a target exposing a million series, or new series at every
@@ -145,16 +146,6 @@ func newFloodHarness(t *testing.T, cfg, rules string, step time.Duration) *harne
 	return h
 }
 
-// liveHeap is the heap still reachable: two GCs, so that what sync.Pools
-// hold is let go too.
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
-
 // peakRSS is the process' peak resident memory (VmHWM), for the log.
 func peakRSS() string {
 	b, _ := os.ReadFile("/proc/self/status")
@@ -210,9 +201,9 @@ func TestMillionSeriesNoRuleReads(t *testing.T) {
 	page := floodPage()
 	url := servePage(t, floodPage)
 	h := newFloodHarness(t, floodConfig("", "  max_series: 0", "big", url), floodRules("app_up"), time.Minute)
-	before := liveHeap()
+	before := testkit.LiveHeap()
 	took, alloc := h.floodTicks(3)
-	after := liveHeap()
+	after := testkit.LiveHeap()
 	t.Logf("page %s; live heap %s before, %s after 3 collections (%+d bytes); at most %s allocated by one; collection+evaluation %v",
 		mb(uint64(len(page))), mb(before), mb(after), int64(after)-int64(before), mb(alloc), took)
 
@@ -271,9 +262,9 @@ func TestMillionSeriesOverSampleLimit(t *testing.T) {
 	big, small := servePage(t, floodPage), servePage(t, smallPage)
 	h := newFloodHarness(t, floodConfig("    sample_limit: 10000", "  max_series: 0", "big", big, "small", small),
 		floodRules("flood_series"), 10*time.Second)
-	before := liveHeap()
+	before := testkit.LiveHeap()
 	took, alloc := h.floodTicks(3)
-	after := liveHeap()
+	after := testkit.LiveHeap()
 	t.Logf("live heap %s before, %s after 3 collections (%+d bytes); at most %s allocated by one; collection+evaluation %v",
 		mb(before), mb(after), int64(after)-int64(before), mb(alloc), took)
 
@@ -347,9 +338,9 @@ func TestMillionSeriesOverMaxSeries(t *testing.T) {
 	if err := h.d.Reload("test"); err != nil {
 		t.Fatal(err)
 	}
-	before := liveHeap()
+	before := testkit.LiveHeap()
 	took, alloc := h.floodTicks(1)
-	after := liveHeap()
+	after := testkit.LiveHeap()
 	t.Logf("live heap %s before, %s after the collection (%+d bytes, %d B a series held); %s allocated; collection+evaluation %v; peak RSS %s",
 		mb(before), mb(after), int64(after)-int64(before), (int64(after)-int64(before))/maxSeries, mb(alloc), took, peakRSS())
 
@@ -443,7 +434,7 @@ func TestChurningSeries(t *testing.T) {
 	for i := 1; i <= scrapes; i++ {
 		took := h.timedTick()
 		if i%3 != 1 {
-			heap[i] = liveHeap()
+			heap[i] = testkit.LiveHeap()
 		}
 		series, _ := h.d.store.Stats()
 		gens := h.d.store.SeriesBy("gen")
@@ -516,7 +507,7 @@ func TestChurningSeriesRetentionOnly(t *testing.T) {
 	for i := 1; i <= scrapes; i++ {
 		took := h.timedTick()
 		if i == 3 || i == scrapes {
-			heap[i] = liveHeap()
+			heap[i] = testkit.LiveHeap()
 		}
 		held[i], _ = h.d.store.Stats()
 		t.Logf("scrape %d: %v, %d series held", i, took, held[i])

@@ -43,10 +43,7 @@ func (d *daemon) groupsView() groupsView {
 	v := groupsView{Groups: []apiNotificationGroup{}}
 	_, disp, ok := d.lead()
 	if !ok {
-		v.Following = d.ha.el.Leader()
-		if v.Following == "" {
-			v.Following = noLeader
-		}
+		v.Following = d.following()
 		return v
 	}
 	for _, g := range disp.Status() {

@@ -124,14 +124,19 @@ type alertsView struct {
 // noLeader is what a follower shows while it knows no leader.
 const noLeader = "no leader (none elected yet, or etcd unreachable)"
 
+// following names the leader a follower follows, or noLeader.
+func (d *daemon) following() string {
+	if l := d.ha.el.Leader(); l != "" {
+		return l
+	}
+	return noLeader
+}
+
 func (d *daemon) alertsView() alertsView {
 	v := alertsView{Alerts: []apiAlert{}}
 	eng, disp, ok := d.lead()
 	if !ok {
-		v.Following = d.ha.el.Leader()
-		if v.Following == "" {
-			v.Following = noLeader
-		}
+		v.Following = d.following()
 		return v
 	}
 	inhibited := map[string][]string{}

@@ -4,6 +4,7 @@ package testkit
 
 import (
 	"net"
+	"runtime"
 	"testing"
 
 	"github.com/vigil-alerts/vigil/model"
@@ -68,4 +69,15 @@ func Value(samples []model.Sample, metric string) (float64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// LiveHeap is the heap still reachable: after two collections, so that
+// what sync.Pools hold is let go too. Tests and benchmarks of memory
+// bounds compare it before and after.
+func LiveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
