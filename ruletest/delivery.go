@@ -209,6 +209,12 @@ func (d *delivery) checkTest(t *Test, every time.Duration) error {
 					return &lineError{n.Channel.Line, fmt.Errorf("channel %q: no such channel in the notifiers (have %s)",
 						n.Channel.Text, strings.Join(slices.Sorted(maps.Keys(d.channels)), ", "))}
 				}
+				// A golden file is read into the output (a diff) and written
+				// by --update: a test file run in CI from a pull request
+				// must not reach the runner's other files.
+				if g := n.Golden.Text; g != "" && !filepath.IsLocal(g) {
+					return &lineError{n.Golden.Line, fmt.Errorf("golden %q: want a path inside the test file's directory (relative, no ..)", g)}
+				}
 				if n.Alerts != nil {
 					for _, a := range *n.Alerts {
 						if a.Status != "" && a.Status != "firing" && a.Status != "resolved" {
@@ -401,10 +407,7 @@ func (r *deliveryRun) checkSent(want []ExpectedNotification, at time.Duration, s
 // golden compares a message's body with its golden file, or rewrites the
 // file with --update.
 func (r *deliveryRun) golden(rel string, at time.Duration, m notifiers.Message) string {
-	path := rel
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(r.d.base, path)
-	}
+	path := filepath.Join(r.d.base, rel) // checkTest made sure rel is local
 	where := fmt.Sprintf("at %s, channel %s, group %s", at, m.Channel, m.Group.Labels)
 	if w, ok := r.d.written[path]; ok && !bytes.Equal(w, m.Body) {
 		return fmt.Sprintf("%s: golden file %s holds another message's body in this run: give each message its own file", where, rel)

@@ -314,6 +314,16 @@ tests:
 			wantErr: `DIR/rules_test.yaml:31: test "t": channel "pagr": no such channel in the notifiers (have chat, console, mail, pager)`,
 		},
 		{
+			name:    "golden file outside the test's directory",
+			test:    oneDown + "    expect_notifications:\n      - at: 4m\n        notifications: [{channel: pager, golden: ../../etc/passwd}]\n",
+			wantErr: `DIR/rules_test.yaml:31: test "t": golden "../../etc/passwd": want a path inside the test file's directory (relative, no ..)`,
+		},
+		{
+			name:    "golden file by absolute path",
+			test:    oneDown + "    expect_notifications:\n      - at: 4m\n        notifications: [{channel: pager, golden: /etc/passwd}]\n",
+			wantErr: `DIR/rules_test.yaml:31: test "t": golden "/etc/passwd": want a path inside the test file's directory (relative, no ..)`,
+		},
+		{
 			name:    "at between evaluations",
 			test:    oneDown + "    expect_notifications:\n      - at: 90s\n        notifications: []\n",
 			wantErr: `DIR/rules_test.yaml:30: test "t": expect_notifications at 1m30s: not a multiple of evaluation_interval 1m0s`,
