@@ -40,19 +40,25 @@ const (
 )
 
 // OwnSamples is how many of a collection's samples, from the first, are
-// its targets' self-metrics: Collect puts them first, so the daemon
-// stores them where store.max_series cannot refuse them.
+// its targets' self-metrics: Collect puts them first, and drops target
+// samples named as them, so the daemon stores them where
+// store.max_series cannot refuse them.
 func OwnSamples(samples []model.Sample) int {
 	n := 0
-	for n < len(samples) {
-		switch samples[n].Metric {
-		case MetricUp, MetricErrors, MetricDuration, MetricSamples:
-			n++
-		default:
-			return n
-		}
+	for n < len(samples) && reserved(samples[n].Metric) {
+		n++
 	}
 	return n
+}
+
+// reserved says whether metric is one only Vigil writes: a collector's
+// health and the window store's size.
+func reserved(metric string) bool {
+	switch metric {
+	case MetricUp, MetricErrors, MetricDuration, MetricSamples, MetricStoreSeries, MetricStoreMaxSeries:
+		return true
+	}
+	return false
 }
 
 // Window store metrics, written by the daemon after each collection with

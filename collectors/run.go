@@ -227,7 +227,10 @@ func (c *TargetCollector) Collect(ctx context.Context, now time.Time) ([]model.S
 		r := results[i]
 		kept := r.samples[:0]
 		for _, s := range r.samples {
-			if sel.Keeps(s.Metric) {
+			// A target's own series named as Vigil's (a UTF-8 name on a
+			// page, an exec check's output) would overwrite its health
+			// and pass as Vigil's own past store.max_series: dropped.
+			if sel.Keeps(s.Metric) && !reserved(s.Metric) {
 				kept = append(kept, s)
 			}
 		}
