@@ -296,9 +296,7 @@ notifiers:
         headers_file: {X-Api-Key: ` + path["hook-header"] + `}
         secret_file: ` + path["hmac"] + `
 `
-	h := &harness{t: t, dir: dir, rulesDir: filepath.Join(dir, "rules"), cfgPath: filepath.Join(dir, "vigil.yaml"),
-		base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), step: 10 * time.Second}
-	os.Mkdir(h.rulesDir, 0o755)
+	h := harnessIn(t, dir, webOptions{})
 	h.write("rules/canary.yaml", canaryRules)
 	h.write("vigil.yaml", cfg)
 	h.console, h.logs = &syncBuf{}, &syncBuf{}

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -137,9 +136,8 @@ collectors:
 func newFloodHarness(t *testing.T, cfg, rules string, step time.Duration) *harness {
 	t.Helper()
 	dir := t.TempDir()
-	h := &harness{t: t, dir: dir, rulesDir: filepath.Join(dir, "rules"), cfgPath: filepath.Join(dir, "vigil.yaml"),
-		base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), step: step}
-	os.Mkdir(h.rulesDir, 0o755)
+	h := harnessIn(t, dir, webOptions{})
+	h.step = step
 	h.write("rules/flood.yaml", rules)
 	h.write("vigil.yaml", cfg)
 	h.start()

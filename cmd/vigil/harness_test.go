@@ -154,13 +154,23 @@ const upRule = `groups:
 func newHarness(t *testing.T, rules string) *harness {
 	t.Helper()
 	dir := t.TempDir()
-	h := &harness{t: t, dir: dir, rulesDir: filepath.Join(dir, "rules"), cfgPath: filepath.Join(dir, "vigil.yaml"),
-		base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), step: 10 * time.Second,
-		web: webOptions{EnableUnauthenticatedWrites: true}}
-	os.Mkdir(h.rulesDir, 0o755)
+	h := harnessIn(t, dir, webOptions{EnableUnauthenticatedWrites: true})
 	h.write("rules/etcd.yaml", rules)
 	h.write("vigil.yaml", baseConfig(sharedEtcd(t), ""))
 	h.start()
+	return h
+}
+
+// harnessIn is a harness on dir (its rules in dir/rules, its config
+// dir/vigil.yaml), its clock at 2026-03-01 12:00 UTC stepping 10s, not
+// started.
+func harnessIn(t *testing.T, dir string, web webOptions) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: dir, rulesDir: filepath.Join(dir, "rules"), cfgPath: filepath.Join(dir, "vigil.yaml"),
+		base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), step: 10 * time.Second, web: web}
+	if err := os.MkdirAll(h.rulesDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	return h
 }
 

@@ -39,10 +39,7 @@ func recordOutage(t *testing.T) (*harness, time.Time) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	h := &harness{t: t, dir: dir, rulesDir: filepath.Join(dir, "rules"), cfgPath: filepath.Join(dir, "vigil.yaml"),
-		base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), step: 10 * time.Second,
-		web: webOptions{EnableUnauthenticatedWrites: true}}
-	os.Mkdir(h.rulesDir, 0o755)
+	h := harnessIn(t, dir, webOptions{EnableUnauthenticatedWrites: true})
 	h.write("rules/member.yaml", memberDownRules)
 	var targets strings.Builder
 	for i, ep := range c.Endpoints() {

@@ -239,9 +239,7 @@ func outageHarness(t *testing.T, c *etcdtest.Cluster, hook string) *harness {
 	}
 	waitLeader(t, c, true)
 	dir := t.TempDir()
-	h := &harness{t: t, dir: dir, rulesDir: filepath.Join(dir, "rules"), cfgPath: filepath.Join(dir, "vigil.yaml"),
-		base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), step: 10 * time.Second}
-	os.Mkdir(h.rulesDir, 0o755)
+	h := harnessIn(t, dir, webOptions{})
 	h.write("rules/etcd.yaml", transparencyRules)
 	h.write("vigil.yaml", outageConfig(c.Endpoints(), hook))
 	h.start()

@@ -34,9 +34,7 @@ import (
 func newSecuredHarness(t *testing.T, web webOptions, httpExtra string) *harness {
 	t.Helper()
 	dir := t.TempDir()
-	h := &harness{t: t, dir: dir, rulesDir: filepath.Join(dir, "rules"), cfgPath: filepath.Join(dir, "vigil.yaml"),
-		base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), step: 10 * time.Second, web: web}
-	os.Mkdir(h.rulesDir, 0o755)
+	h := harnessIn(t, dir, web)
 	h.write("rules/etcd.yaml", upRule)
 	h.write("vigil.yaml", strings.Replace(baseConfig(sharedEtcd(t), ""), "  address: 127.0.0.1:0\n",
 		"  address: 127.0.0.1:0\n"+httpExtra, 1))

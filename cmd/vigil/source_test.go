@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -67,9 +66,7 @@ func TestAlertSourceFromGit(t *testing.T) {
 	rules := strings.Replace(upRule, "for: 1m", "for: 0s", 1)
 	rules = strings.Replace(rules, "notify: [console]", "notify: [console, hook, am]", 1)
 	dir := t.TempDir()
-	h := &harness{t: t, dir: dir, rulesDir: filepath.Join(dir, "rules"), cfgPath: filepath.Join(dir, "vigil.yaml"),
-		base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), step: 10 * time.Second,
-		web: webOptions{EnableUnauthenticatedWrites: true}}
+	h := harnessIn(t, dir, webOptions{EnableUnauthenticatedWrites: true})
 	repo, err := git.PlainInit(h.rulesDir, false)
 	if err != nil {
 		t.Fatal(err)
