@@ -62,7 +62,18 @@ type ruleState struct {
 	// metrics are the positions in index.metrics of the metrics the rule reads.
 	metrics []int
 	// cols[i] holds aggregate i for every segment, this evaluation.
-	cols []*column
+	// Columns are the index's, shared with the rules of the same scope and
+	// segment_by: colsEnd and colsVersion say which computation was this
+	// rule's, so Explain can tell whether another rule has recomputed them.
+	cols        []*column
+	colsEnd     int64
+	colsVersion uint64
+	// everySegs and everyVals keep, for an `across: every` rule, each
+	// evaluated segment and its aggregates (len(cols) per segment) as this
+	// evaluation saw them, for Explain: the columns may be recomputed by
+	// another rule before anyone asks.
+	everySegs []model.Labels
+	everyVals []float64
 	// segs[k] is this rule's state for index.segments[k], valid for
 	// index generation gen.
 	segs []segState
@@ -454,6 +465,10 @@ func (e *Engine) evalRule(st *ruleState, now time.Time) (err error) {
 	warm := hasData && first <= start
 	for i := range r.Condition.Aggregates {
 		st.cols[i] = st.index.column(&r.Condition.Aggregates[i], &st.aggs[i], start, end, e.store.version)
+	}
+	st.colsEnd, st.colsVersion = end, e.store.version
+	if r.Across == rules.AcrossEvery {
+		st.keepEvery()
 	}
 	everyFiring := st.every != nil && st.every.state == model.StateFiring
 	if st.clear != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vigil-alerts/vigil/model"
+	"github.com/vigil-alerts/vigil/rules"
 )
 
 // Explanation says why an alert is in its state: the value of each
@@ -101,20 +102,23 @@ func (st *ruleState) explain(a *alertState, pos map[string]int) Explanation {
 	if r.Condition != nil {
 		x.Condition = r.Condition.Source
 	}
-	if st.every != nil {
+	if r.Across == rules.AcrossEvery {
 		x.Across = "every"
 	}
 	if st.every == a {
-		for k := range st.index.segments {
-			x.Segments = append(x.Segments, st.explainSegment(k))
+		n := len(st.rule.Condition.Aggregates)
+		for j, ls := range st.everySegs {
+			x.Segments = append(x.Segments, st.segmentOf(ls.Copy(), st.everyVals[j*n:(j+1)*n]))
 		}
 		return x
 	}
+	vals := a.values // as the alert last changed, when the column is gone
 	if k, ok := pos[a.segment.String()]; ok {
-		x.Segments = append(x.Segments, st.explainSegment(k))
-	} else {
-		x.Segments = append(x.Segments, st.unseen(a.segment))
+		if v, ok := st.ownColumns(k); ok {
+			vals = v
+		}
 	}
+	x.Segments = append(x.Segments, st.segmentOf(a.segment.Copy(), vals))
 	return x
 }
 
@@ -153,26 +157,50 @@ func (st *ruleState) segmentPositions() map[string]int {
 	return pos
 }
 
-// explainSegment reads segment k's aggregates from the columns of the
-// last evaluation.
-func (st *ruleState) explainSegment(k int) SegmentExplanation {
-	seg := st.index.segments[k]
-	out := SegmentExplanation{Labels: seg.labels.Copy()}
-	for i, ag := range st.rule.Condition.Aggregates {
-		v := AggregateValue{Aggregate: ag.Text, Value: math.NaN(), NoData: true}
-		if i < len(st.cols) && st.cols[i] != nil && k < len(st.cols[i].vals) && !math.IsNaN(st.cols[i].vals[k]) {
-			v.Value, v.NoData = st.cols[i].vals[k], false
-		}
-		out.Values = append(out.Values, v)
+// ownColumns returns segment k's aggregates from the columns while they
+// still hold this rule's last evaluation: a rule sharing the index
+// recomputes them for its own time, and a rebuild renumbers segments.
+func (st *ruleState) ownColumns(k int) ([]float64, bool) {
+	if st.colsEnd == 0 || st.gen != st.index.gen {
+		return nil, false
 	}
-	return out
+	out := make([]float64, len(st.cols))
+	for i, c := range st.cols {
+		if c == nil || c.end != st.colsEnd || c.version != st.colsVersion || k >= len(c.vals) {
+			return nil, false
+		}
+		out[i] = c.vals[k]
+	}
+	return out, true
 }
 
-// unseen is a segment the rule has no series of.
-func (st *ruleState) unseen(ls model.Labels) SegmentExplanation {
-	out := SegmentExplanation{Labels: ls.Copy()}
-	for _, ag := range st.rule.Condition.Aggregates {
-		out.Values = append(out.Values, AggregateValue{Aggregate: ag.Text, Value: math.NaN(), NoData: true})
+// keepEvery copies the columns of the segments the rule evaluated, for
+// Explain; only `across: every` rules pay it.
+func (st *ruleState) keepEvery() {
+	st.everySegs, st.everyVals = st.everySegs[:0], st.everyVals[:0]
+	for k, seg := range st.index.segments {
+		// As evaluation: a segment none of the rule's metrics reported
+		// in exists for another rule sharing the index.
+		if !st.index.reports(k, st.metrics) {
+			continue
+		}
+		st.everySegs = append(st.everySegs, seg.labels)
+		for _, c := range st.cols {
+			st.everyVals = append(st.everyVals, c.vals[k])
+		}
+	}
+}
+
+// segmentOf is a segment's explanation from its aggregates' values
+// (vals[i] for aggregate i; missing or NaN: no data).
+func (st *ruleState) segmentOf(ls model.Labels, vals []float64) SegmentExplanation {
+	out := SegmentExplanation{Labels: ls}
+	for i, ag := range st.rule.Condition.Aggregates {
+		v := AggregateValue{Aggregate: ag.Text, Value: math.NaN(), NoData: true}
+		if i < len(vals) && !math.IsNaN(vals[i]) {
+			v.Value, v.NoData = vals[i], false
+		}
+		out.Values = append(out.Values, v)
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -74,5 +75,57 @@ func TestExplain(t *testing.T) {
 
 	if _, err := e.Explain("no-such-fingerprint"); !errors.Is(err, ErrNoAlert) {
 		t.Errorf("unknown fingerprint: %v, want ErrNoAlert", err)
+	}
+}
+
+// Rules of one scope and segment_by share their columns. An explanation
+// gives the numbers its own rule's last evaluation saw, not those another
+// rule computed since, and an `across: every` one lists only the segments
+// its rule evaluates.
+func TestExplainIsTheRulesOwnEvaluation(t *testing.T) {
+	e := New(NewStore(time.Hour))
+	e.SetRules(loadRules(t, `groups:
+  - name: slow
+    rules:
+      - name: Down
+        severity: high
+        segment_by: [host]
+        condition: max("up") == 0
+      - name: AllDown
+        severity: critical
+        segment_by: [host]
+        across: every
+        condition: max("up") == 0
+  - name: fast
+    rules:
+      - name: Up
+        severity: info
+        segment_by: [host]
+        condition: max("up") == 1
+      - name: DiskFull
+        severity: info
+        segment_by: [host]
+        condition: max("disk") > 0.9
+`))
+	feedEval(t, e, 0, up("a", 0), model.Sample{Metric: "disk", Labels: model.Labels{"host": "b"}, Value: 0.5})
+	// a is back; only the fast group evaluates, recomputing max("up").
+	e.Store().Append(model.Sample{Metric: "up", Labels: model.Labels{"host": "a"}, Value: 1, Time: at(5)})
+	if err := e.EvalGroup(context.Background(), "fast", at(5)); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range e.Alerts() {
+		if a.Rule != "Down" && a.Rule != "AllDown" {
+			continue
+		}
+		x, err := e.Explain(a.Fingerprint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(x.Segments) != 1 || x.Segments[0].Labels["host"] != "a" {
+			t.Fatalf("%s explained over %+v, want host a only (b reports disk, not up)", a.Rule, x.Segments)
+		}
+		if v := x.Segments[0].Values[0]; v.NoData || v.Value != 0 {
+			t.Errorf("%s: max(\"up\") = %+v, want 0 as its last evaluation saw", a.Rule, v)
+		}
 	}
 }
