@@ -43,7 +43,13 @@ type explainValue struct {
 }
 
 func (d *daemon) apiExplain(w http.ResponseWriter, r *http.Request) {
-	x, err := d.eng.Explain(r.PathValue("fingerprint"))
+	// With ha:, the alerts are the leader's engine's, not d.eng.
+	eng, _, ok := d.lead()
+	if !ok {
+		http.Error(w, "this replica follows "+d.following()+": ask the leader", http.StatusNotFound)
+		return
+	}
+	x, err := eng.Explain(r.PathValue("fingerprint"))
 	if errors.Is(err, engine.ErrNoAlert) {
 		http.Error(w, "no such alert", http.StatusNotFound)
 		return
@@ -111,6 +117,10 @@ func explainCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil explain: %v\n", err)
+		return 2
+	}
+	if all.Following != "" {
+		fmt.Fprintf(stderr, "vigil explain: this replica follows %s: ask the leader\n", all.Following)
 		return 2
 	}
 	var fps []string

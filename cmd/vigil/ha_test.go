@@ -240,6 +240,19 @@ func TestHAFailoverDeliversOnce(t *testing.T) {
 		t.Fatalf("UpLong not pending on the leader: %s", upLong)
 	}
 	contains(t, "follower's /api/v1/alerts", c.get(follower, "/api/v1/alerts"), `"following": "`+lead.name+`"`, `"alerts": []`)
+	// Explain answers from the leader's engine; a follower points to it.
+	var alerts alertsView
+	if err := json.Unmarshal([]byte(c.get(lead, "/api/v1/alerts")), &alerts); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range alerts.Alerts {
+		if a.Rule == "Up" {
+			contains(t, "leader's explain", c.get(lead, "/api/v1/alerts/"+a.Fingerprint+"/explain"),
+				`"rule": "Up"`, `"aggregate": "max(\"etcd.can_connect\")"`, `"value": 1`)
+			contains(t, "follower's explain", c.get(follower, "/api/v1/alerts/"+a.Fingerprint+"/explain"), "follows "+lead.name)
+			contains(t, "leader's rule page", c.get(lead, "/rules/Up"), `<code>max(&#34;etcd.can_connect&#34;)</code> = 1`)
+		}
+	}
 	contains(t, "follower's page", c.get(follower, "/"), "following <strong>"+lead.name+"</strong>")
 	contains(t, "leader's page", c.get(lead, "/"), "<strong>leading</strong>", "UpLong")
 	contains(t, "leader's /metrics", c.get(lead, "/metrics"), "vigil_ha_leading 1")

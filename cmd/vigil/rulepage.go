@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-alerts/vigil/engine"
 	"github.com/vigil-alerts/vigil/model"
 )
 
@@ -84,7 +85,10 @@ func (d *daemon) rulePage(w http.ResponseWriter, r *http.Request) {
 	}
 	data.YAML, data.YAMLMissing = d.ruleYAML(data.Rule)
 	data.YAML = d.redact.String(data.YAML)
-	why := d.eng.ExplainRule(name)
+	var why map[string]engine.Explanation
+	if eng, _, ok := d.lead(); ok { // with ha:, the leader's engine
+		why = eng.ExplainRule(name)
+	}
 	for _, a := range d.alertsView().Alerts {
 		if a.Rule == name {
 			pa := pageAlert{apiAlert: a}
