@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -412,7 +413,7 @@ func (r *deliveryRun) golden(rel string, at time.Duration, m notifiers.Message) 
 	if w, ok := r.d.written[path]; ok && !bytes.Equal(w, m.Body) {
 		return fmt.Sprintf("%s: golden file %s holds another message's body in this run: give each message its own file", where, rel)
 	}
-	old, err := os.ReadFile(path)
+	old, err := r.readGolden(rel, len(m.Body))
 	if err == nil && bytes.Equal(old, m.Body) {
 		if r.d.update {
 			r.d.written[path] = m.Body
@@ -420,10 +421,7 @@ func (r *deliveryRun) golden(rel string, at time.Duration, m notifiers.Message) 
 		return ""
 	}
 	if r.d.update {
-		err := os.MkdirAll(filepath.Dir(path), 0o755)
-		if err == nil {
-			err = os.WriteFile(path, m.Body, 0o644)
-		}
+		err := r.writeGolden(rel, m.Body)
 		if err != nil {
 			return fmt.Sprintf("%s: cannot update golden file %s: %v", where, rel, err)
 		}
@@ -439,6 +437,37 @@ func (r *deliveryRun) golden(rel string, at time.Duration, m notifiers.Message) 
 	}
 	return fmt.Sprintf("%s: body differs from golden file %s (vigil test --update rewrites it):\n%s",
 		where, rel, lineDiff(string(old), string(m.Body), 20))
+}
+
+// readGolden reads the golden file rel inside the test's directory (a
+// symlink out of it is refused, as .. is), at most what can equal a body
+// of n bytes and a little more for the diff: a huge file is not read
+// whole.
+func (r *deliveryRun) readGolden(rel string, n int) ([]byte, error) {
+	root, err := os.OpenRoot(r.d.base)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	f, err := root.Open(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, int64(n)+64<<10))
+}
+
+// writeGolden writes the golden file rel inside the test's directory.
+func (r *deliveryRun) writeGolden(rel string, body []byte) error {
+	root, err := os.OpenRoot(r.d.base)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := root.MkdirAll(filepath.Dir(rel), 0o755); err != nil {
+		return err
+	}
+	return root.WriteFile(rel, body, 0o644)
 }
 
 func notificationMatches(w ExpectedNotification, m notifiers.Message) bool {
@@ -566,40 +595,25 @@ func describeMessage(m notifiers.Message) string {
 // lines of it.
 func lineDiff(a, b string, limit int) string {
 	x, y := strings.Split(a, "\n"), strings.Split(b, "\n")
-	// Longest common subsequence, by dynamic programming: golden files
-	// are small.
-	lcs := make([][]int, len(x)+1)
-	for i := range lcs {
-		lcs[i] = make([]int, len(y)+1)
+	// Lines alike at both ends are context; the rest is diffed.
+	pre := 0
+	for pre < len(x) && pre < len(y) && x[pre] == y[pre] {
+		pre++
 	}
-	for i := len(x) - 1; i >= 0; i-- {
-		for j := len(y) - 1; j >= 0; j-- {
-			if x[i] == y[j] {
-				lcs[i][j] = lcs[i+1][j+1] + 1
-			} else {
-				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
-			}
+	suf := 0
+	for suf < len(x)-pre && suf < len(y)-pre && x[len(x)-1-suf] == y[len(y)-1-suf] {
+		suf++
+	}
+	ctx := func(l []string) []diffLine {
+		var out []diffLine
+		for _, t := range l {
+			out = append(out, diffLine{' ', t})
 		}
+		return out
 	}
-	type line struct {
-		mark byte
-		text string
-	}
-	var ops []line
-	i, j := 0, 0
-	for i < len(x) || j < len(y) {
-		switch {
-		case i < len(x) && j < len(y) && x[i] == y[j]:
-			ops = append(ops, line{' ', x[i]})
-			i, j = i+1, j+1
-		case i < len(x) && (j == len(y) || lcs[i+1][j] >= lcs[i][j+1]):
-			ops = append(ops, line{'-', x[i]})
-			i++
-		default:
-			ops = append(ops, line{'+', y[j]})
-			j++
-		}
-	}
+	ops := ctx(x[:pre])
+	ops = append(ops, diffMiddle(x[pre:len(x)-suf], y[pre:len(y)-suf])...)
+	ops = append(ops, ctx(x[len(x)-suf:])...)
 	var out []string
 	shown := 0
 	for k, op := range ops {
@@ -616,4 +630,53 @@ func lineDiff(a, b string, limit int) string {
 		shown++
 	}
 	return "  --- golden\n  +++ sent\n" + strings.Join(out, "\n")
+}
+
+type diffLine struct {
+	mark byte
+	text string
+}
+
+// diffMiddle diffs the lines between the common ends by longest common
+// subsequence, or, when that table would be large (a rewritten body of
+// thousands of lines), shows them all removed then added.
+func diffMiddle(x, y []string) []diffLine {
+	var ops []diffLine
+	if (len(x)+1)*(len(y)+1) > 1<<20 {
+		for _, t := range x {
+			ops = append(ops, diffLine{'-', t})
+		}
+		for _, t := range y {
+			ops = append(ops, diffLine{'+', t})
+		}
+		return ops
+	}
+	lcs := make([][]int, len(x)+1)
+	for i := range lcs {
+		lcs[i] = make([]int, len(y)+1)
+	}
+	for i := len(x) - 1; i >= 0; i-- {
+		for j := len(y) - 1; j >= 0; j-- {
+			if x[i] == y[j] {
+				lcs[i][j] = lcs[i+1][j+1] + 1
+			} else {
+				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+			}
+		}
+	}
+	i, j := 0, 0
+	for i < len(x) || j < len(y) {
+		switch {
+		case i < len(x) && j < len(y) && x[i] == y[j]:
+			ops = append(ops, diffLine{' ', x[i]})
+			i, j = i+1, j+1
+		case i < len(x) && (j == len(y) || lcs[i+1][j] >= lcs[i][j+1]):
+			ops = append(ops, diffLine{'-', x[i]})
+			i++
+		default:
+			ops = append(ops, diffLine{'+', y[j]})
+			j++
+		}
+	}
+	return ops
 }

@@ -2,6 +2,7 @@ package ruletest
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -452,5 +453,61 @@ tests:
 				}
 			}
 		})
+	}
+}
+
+// A golden file reached through a symlink out of the test's directory is
+// neither printed in a diff nor overwritten by --update: a test file in a
+// pull request must not reach the CI runner's files.
+func TestGoldenSymlinkOutOfTheDirectory(t *testing.T) {
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "key")
+	if err := os.WriteFile(secret, []byte("TOP-SECRET-LINE\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(dir, "g")); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte(deliveryRules), 0o644)
+	path := filepath.Join(dir, "rules_test.yaml")
+	os.WriteFile(path, []byte("rule_files: [rules.yaml]\n"+deliveryNotifiers+"tests:\n  - name: t\n"+oneDown+`    expect_notifications:
+      - at: 4m
+        notifications: [{channel: pager, golden: g/key}]
+`), 0o644)
+	for _, update := range []bool{false, true} {
+		var out bytes.Buffer
+		res, err := RunWith(&out, Options{Update: update}, path)
+		if err != nil || res.Failed != 1 {
+			t.Errorf("update=%v: %+v %v, want the test failed\n%s", update, res, err, out.String())
+		}
+		if strings.Contains(out.String(), "TOP-SECRET") {
+			t.Errorf("update=%v: the file outside is shown:\n%s", update, out.String())
+		}
+	}
+	if b, _ := os.ReadFile(secret); string(b) != "TOP-SECRET-LINE\n" {
+		t.Errorf("--update wrote through the symlink: %q", b)
+	}
+}
+
+// A golden file of many lines that differs from a long body shows a short
+// diff without a table of lines × lines.
+func TestLineDiffOfLargeBodies(t *testing.T) {
+	var a, b strings.Builder
+	for i := range 50000 {
+		fmt.Fprintf(&a, "line %d\n", i)
+		fmt.Fprintf(&b, "line %d\n", i)
+		if i == 25000 {
+			b.WriteString("inserted\n")
+		}
+	}
+	d := lineDiff(a.String(), b.String(), 20)
+	if !strings.Contains(d, "+ inserted") || strings.Count(d, "\n") > 10 {
+		t.Errorf("diff:\n%s", d)
+	}
+	// Rewritten whole: removed then added, cut at the limit.
+	d = lineDiff(strings.ReplaceAll(a.String(), "line", "old"), b.String(), 20)
+	if !strings.Contains(d, "- old 0") || !strings.HasSuffix(d, "  ...") {
+		t.Errorf("diff:\n%s", d)
 	}
 }
