@@ -43,7 +43,8 @@ type Dispatcher struct {
 	// and its metric series go only when the last of them returns.
 	retired map[string][]*channel
 	stopped bool
-	// settled is closed, and replaced, when a delivery completes (Settle).
+	// settled, made by a waiting Settle, is closed when a delivery
+	// completes; nil while nobody waits, so delivery pays nothing for it.
 	settled chan struct{}
 
 	// delivery lifecycle: ctx is cancelled when Stop runs out of time.
@@ -167,8 +168,8 @@ func newDispatcher(p *parts, o options) *Dispatcher {
 		parts:  *p,
 		groups: map[groupKey]*group{}, firing: map[string]model.Alert{},
 		inhibited: map[string]InhibitedAlert{}, silenced: map[string]SilencedAlert{}, unknown: map[string]bool{},
-		retired: map[string][]*channel{}, settled: make(chan struct{}),
-		ctx: ctx, cancel: cancel, stopping: make(chan struct{}), done: make(chan struct{}),
+		retired: map[string][]*channel{},
+		ctx:     ctx, cancel: cancel, stopping: make(chan struct{}), done: make(chan struct{}),
 	}
 }
 
@@ -564,10 +565,10 @@ func (d *Dispatcher) dropSilentResolved(g *group) {
 func (d *Dispatcher) complete(j *job, err error, thread string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	defer func() { // wake Settle
+	if d.settled != nil { // wake Settle; nil unless someone waits
 		close(d.settled)
-		d.settled = make(chan struct{})
-	}()
+		d.settled = nil
+	}
 	targets := j.group.settle(nil)
 	for i, g := range targets {
 		if slices.Contains(targets[:i], g) {
