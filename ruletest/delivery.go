@@ -304,15 +304,6 @@ func (r *deliveryRun) stop() { r.disp.Stop(context.Background()) }
 // does after an evaluation, and returns the messages it sent, sorted by
 // channel and group.
 func (r *deliveryRun) step(now time.Time, alerts []model.Alert) []notifiers.Message {
-	// The git commit in a rule's source changes with every commit: golden
-	// files show file and line.
-	for i := range alerts {
-		if s := alerts[i].Source; s != nil && s.Commit != "" {
-			c := *s
-			c.Commit = ""
-			alerts[i].Source = &c
-		}
-	}
 	r.disp.Process(now, alerts)
 	_ = r.disp.Settle(context.Background()) // capturing never fails nor blocks
 	r.mu.Lock()

@@ -204,6 +204,13 @@ func runFile(w io.Writer, path string, opts Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	// The git commit in a rule's source changes with every commit: golden
+	// files show file and line.
+	for _, r := range set.Rules() {
+		if r.Source != nil {
+			r.Source.Commit = ""
+		}
+	}
 	if f.MaxSeriesLength < 0 {
 		return res, fmt.Errorf("max_series_length: want a positive number of steps, or 0 for %d", DefaultMaxSeriesLength)
 	}
@@ -357,7 +364,7 @@ func runTest(set *rules.RuleSet, t *Test, every time.Duration, maxLen int, dl *d
 		}
 		if run != nil {
 			// As the daemon hands them over after each evaluation.
-			sent := run.step(now, eng.Alerts())
+			sent := run.step(now, alerts)
 			// A template that fails sends the fallback text in production;
 			// a test must not pass over it, expected at that time or not.
 			for _, m := range sent {

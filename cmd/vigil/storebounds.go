@@ -14,9 +14,9 @@ import (
 )
 
 // applyStoreBounds sets the window store's bounds from the rules and the
-// config's store: section, at start and at every reload.
+// config's store: section, at start and at every reload (the samples'
+// retention is the engine's SetRules').
 func (d *daemon) applyStoreBounds(rs *rules.RuleSet, cfg *config.Config) {
-	d.store.SetRetention(rs.MaxWindow + time.Minute)
 	d.store.SetSeriesRetention(engine.SeriesRetentionFor(rs, time.Duration(cfg.Store.RetentionSlack)))
 	d.store.SetMaxSeries(cfg.Store.MaxSeries)
 }
