@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 
+	"github.com/vigil-alerts/vigil/internal/yamlstrict"
 	"github.com/vigil-alerts/vigil/model"
 	"github.com/vigil-alerts/vigil/notifiers"
 	"github.com/vigil-alerts/vigil/silences"
@@ -45,7 +47,25 @@ func (n *inlineNotifiers) UnmarshalYAML(node ast.Node) error {
 	if tk := node.GetToken(); tk != nil && tk.Position != nil {
 		n.Line = tk.Position.Line
 	}
-	return yaml.NodeToValue(node, &n.Config, yaml.Strict())
+	return decodeNotifiers(node, &n.Config)
+}
+
+// decodeNotifiers decodes a notifiers section, every mistake at once with
+// its line and column, as the config loader reports them (a strict
+// decode names one unknown field, picked at random).
+func decodeNotifiers(node ast.Node, cfg *notifiers.Config) error {
+	var msgs []string
+	for _, p := range yamlstrict.Check(node, reflect.TypeFor[notifiers.Config](), "notifiers") {
+		if tk := p.Token; tk != nil && tk.Position != nil {
+			msgs = append(msgs, fmt.Sprintf("%d:%d: %s", tk.Position.Line, tk.Position.Column, p.Msg))
+		} else {
+			msgs = append(msgs, p.Msg)
+		}
+	}
+	if len(msgs) > 0 {
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	return yaml.NodeToValue(node, cfg, yaml.Strict())
 }
 
 // TestSilence is a silence given in a test, as `amtool silence add`
@@ -170,8 +190,8 @@ func readNotifiers(path string) (notifiers.Config, error) {
 	if err != nil || node == nil {
 		return cfg, fmt.Errorf("%s: no notifiers section", path)
 	}
-	if err := yaml.NodeToValue(node, &cfg, yaml.Strict()); err != nil {
-		return cfg, fmt.Errorf("%s: %s", path, yaml.FormatError(err, false, true))
+	if err := decodeNotifiers(node, &cfg); err != nil {
+		return cfg, fmt.Errorf("%s:%s", path, err)
 	}
 	return cfg, nil
 }

@@ -315,6 +315,12 @@ tests:
 			wantErr: `DIR/rules_test.yaml:31: test "t": channel "pagr": no such channel in the notifiers (have chat, console, mail, pager)`,
 		},
 		{
+			name: "every unknown field of the notifiers, each at its line",
+			test: "rule_files: [rules.yaml]\n" + strings.Replace(deliveryNotifiers, "group_wait: 1m", "group_wiat: 1m\n  grop_by: [x]", 1) +
+				"tests:\n  - name: t\n" + oneDown,
+			wantErr: `DIR/rules_test.yaml: 3:3: unknown field "group_wiat" in notifiers; 4:3: unknown field "grop_by" in notifiers`,
+		},
+		{
 			name:    "golden file outside the test's directory",
 			test:    oneDown + "    expect_notifications:\n      - at: 4m\n        notifications: [{channel: pager, golden: ../../etc/passwd}]\n",
 			wantErr: `DIR/rules_test.yaml:31: test "t": golden "../../etc/passwd": want a path inside the test file's directory (relative, no ..)`,
