@@ -321,6 +321,12 @@ tests:
 			wantErr: `DIR/rules_test.yaml: 3:3: unknown field "group_wiat" in notifiers; 4:3: unknown field "grop_by" in notifiers`,
 		},
 		{
+			name: "a secret set two ways is refused as vigil check refuses it, though none is read",
+			test: "rule_files: [rules.yaml]\n" + strings.Replace(deliveryNotifiers, "secret_env: PAGER_KEY", "secret_env: PAGER_KEY\n        secret_file: /nonexistent/key", 1) +
+				"tests:\n  - name: t\n" + oneDown,
+			wantErr: `DIR/rules_test.yaml:3: notifiers: channel "pager": webhook: secret_env and secret_file are mutually exclusive`,
+		},
+		{
 			name:    "golden file outside the test's directory",
 			test:    oneDown + "    expect_notifications:\n      - at: 4m\n        notifications: [{channel: pager, golden: ../../etc/passwd}]\n",
 			wantErr: `DIR/rules_test.yaml:31: test "t": golden "../../etc/passwd": want a path inside the test file's directory (relative, no ..)`,

@@ -33,6 +33,26 @@ func Client(c promconfig.HTTPClientConfig, prefix string, lookupEnv func(string)
 	if reflect.ValueOf(c).IsZero() {
 		c = promconfig.DefaultHTTPClientConfig
 	}
+	errs := []error{Check(c, prefix)}
+	env := envSecrets(lookupEnv)
+	secrets, err := credentials(c, prefix, env)
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
+	client, err := promconfig.NewClientFromConfig(c, "vigil", promconfig.WithUserAgent("vigil"), promconfig.WithSecretManager(env))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", prefix, err)
+	}
+	return client, secrets, nil
+}
+
+// Check checks c as Client does, reading no secret: a channel built to
+// render only (a rule test) refuses what the daemon would.
+func Check(c promconfig.HTTPClientConfig, prefix string) error {
+	if reflect.ValueOf(c).IsZero() {
+		return nil
+	}
 	var errs []error
 	if err := c.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", prefix, err))
@@ -51,17 +71,7 @@ func Client(c promconfig.HTTPClientConfig, prefix string, lookupEnv func(string)
 			errs = append(errs, fmt.Errorf("%s.oauth2.token_url: %w; use client_id and client_secret_file", prefix, redact.ErrUserInfo))
 		}
 	}
-	env := envSecrets(lookupEnv)
-	secrets, err := credentials(c, prefix, env)
-	errs = append(errs, err)
-	if err := errors.Join(errs...); err != nil {
-		return nil, nil, err
-	}
-	client, err := promconfig.NewClientFromConfig(c, "vigil", promconfig.WithUserAgent("vigil"), promconfig.WithSecretManager(env))
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", prefix, err)
-	}
-	return client, secrets, nil
+	return errors.Join(errs...)
 }
 
 // Credentials reads again the credential values c's client sends (files

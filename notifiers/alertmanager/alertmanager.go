@@ -148,7 +148,9 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 	}
 	var client *http.Client
 	var creds []string
-	if !opts.RenderOnly {
+	if opts.RenderOnly {
+		errs = append(errs, httpconf.Check(cfg.HTTPConfig, "http_config"))
+	} else {
 		var err error
 		client, creds, err = httpconf.Client(cfg.HTTPConfig, "http_config", opts.LookupEnv)
 		errs = append(errs, err)

@@ -120,10 +120,8 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 		o = append(o, mail.WithHELO(cfg.Hello))
 	}
 	if cfg.Username != "" {
-		if !opts.RenderOnly {
-			n.password, err = secret.Load("password", cfg.PasswordEnv, cfg.PasswordFile, opts.LookupEnv)
-			errs = append(errs, err)
-		}
+		n.password, err = secret.LoadUnless(opts.RenderOnly, "password", cfg.PasswordEnv, cfg.PasswordFile, opts.LookupEnv)
+		errs = append(errs, err)
 		var auth mail.SMTPAuthType
 		switch strings.ToLower(cfg.Auth) {
 		case "", "plain":

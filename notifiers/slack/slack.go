@@ -80,10 +80,9 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 	switch {
 	case hasWebhook && hasToken:
 		errs = append(errs, errors.New("set either webhook_url_env/webhook_url_file or token_env/token_file, not both"))
-	case hasWebhook && opts.RenderOnly:
 	case hasWebhook:
 		var err error
-		n.webhook, err = secret.Load("webhook_url", cfg.WebhookURLEnv, cfg.WebhookURLFile, opts.LookupEnv)
+		n.webhook, err = secret.LoadUnless(opts.RenderOnly, "webhook_url", cfg.WebhookURLEnv, cfg.WebhookURLFile, opts.LookupEnv)
 		errs = append(errs, err)
 		if !n.webhook.IsZero() {
 			if u, err := url.Parse(n.webhook.Reveal()); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
@@ -91,11 +90,9 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 			}
 		}
 	case hasToken:
-		if !opts.RenderOnly {
-			var err error
-			n.token, err = secret.Load("token", cfg.TokenEnv, cfg.TokenFile, opts.LookupEnv)
-			errs = append(errs, err)
-		}
+		var err error
+		n.token, err = secret.LoadUnless(opts.RenderOnly, "token", cfg.TokenEnv, cfg.TokenFile, opts.LookupEnv)
+		errs = append(errs, err)
 		if cfg.Channel == "" {
 			errs = append(errs, errors.New("channel: required with a bot token"))
 		}

@@ -128,18 +128,16 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 			errs = append(errs, errors.New("url: not an absolute http(s) URL"))
 		}
 	}
-	if opts.RenderOnly {
-		// No secret is read: they sign and authorise the request, they
-		// are not in its body.
-		cfg.SecretEnv, cfg.SecretFile, cfg.HeadersEnv, cfg.HeadersFile = "", "", nil, nil
-	}
+	// Rendering only, no secret is read: they sign and authorise the
+	// request, they are not in its body.
+	dry := opts.RenderOnly
 	if cfg.SecretEnv != "" || cfg.SecretFile != "" {
-		k, err := secret.Load("secret", cfg.SecretEnv, cfg.SecretFile, opts.LookupEnv)
+		k, err := secret.LoadUnless(dry, "secret", cfg.SecretEnv, cfg.SecretFile, opts.LookupEnv)
 		errs = append(errs, err)
 		n.key = k
 	}
 	for h, env := range cfg.HeadersEnv {
-		v, err := secret.Load("headers", env, "", opts.LookupEnv)
+		v, err := secret.LoadUnless(dry, "headers", env, "", opts.LookupEnv)
 		if err != nil {
 			err = fmt.Errorf("header %q: %w", h, err)
 		}
@@ -150,7 +148,7 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 		if _, dup := n.secretHeaders[h]; dup {
 			errs = append(errs, fmt.Errorf("header %q set by both headers_env and headers_file", h))
 		}
-		v, err := secret.Load("headers_file["+h+"]", "", file, opts.LookupEnv)
+		v, err := secret.LoadUnless(dry, "headers_file["+h+"]", "", file, opts.LookupEnv)
 		errs = append(errs, err)
 		n.secretHeaders[h] = v
 	}

@@ -60,16 +60,17 @@ func Load(field, env, file string, lookup LookupEnv) (Secret, error) {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
+	if err := Check(field, env, file); err != nil {
+		return Secret{}, err
+	}
 	switch {
-	case env != "" && file != "":
-		return Secret{}, fmt.Errorf("%s_env and %s_file are mutually exclusive", field, field)
 	case env != "":
 		v, ok := lookup(env)
 		if !ok || strings.TrimSpace(v) == "" {
 			return Secret{}, fmt.Errorf("%s_env: environment variable %s is not set or empty", field, env)
 		}
 		return New(strings.TrimSpace(v)), nil
-	case file != "":
+	default: // file, as Check made sure
 		b, err := os.ReadFile(file)
 		if err != nil {
 			// The *PathError names only the path, which is config, not secret.
@@ -81,7 +82,28 @@ func Load(field, env, file string, lookup LookupEnv) (Secret, error) {
 		}
 		return New(v), nil
 	}
-	return Secret{}, fmt.Errorf("%s: %w (set %s_env or %s_file)", field, ErrMissing, field, field)
+}
+
+// Check reports what Load would about how field is set, without reading
+// it: both ways set, or neither.
+func Check(field, env, file string) error {
+	switch {
+	case env != "" && file != "":
+		return fmt.Errorf("%s_env and %s_file are mutually exclusive", field, field)
+	case env == "" && file == "":
+		return fmt.Errorf("%s: %w (set %s_env or %s_file)", field, ErrMissing, field, field)
+	}
+	return nil
+}
+
+// LoadUnless is Load, or, when dry (a channel built to render only, in a
+// rule test), Check alone: the settings are checked as the daemon checks
+// them and nothing is read.
+func LoadUnless(dry bool, field, env, file string, lookup LookupEnv) (Secret, error) {
+	if dry {
+		return Secret{}, Check(field, env, file)
+	}
+	return Load(field, env, file, lookup)
 }
 
 // Redact returns err with every secret value replaced, in every form it
